@@ -1,0 +1,1 @@
+"""Payment Service: single-order payments, CQRS on raw SQL, outbox-fed order webhooks."""

@@ -1,0 +1,1 @@
+"""HTTP only: decode, call one handler, encode."""

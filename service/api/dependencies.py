@@ -1,0 +1,52 @@
+"""What controllers receive by injection: built once in the lifespan, kept in app.state."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import asyncpg
+from litestar import Request
+from litestar.datastructures import State
+from litestar.di import Provide
+
+from service.db.unit_of_work import UnitOfWork
+from service.gateway import PaymentGateway
+from service.settings import Settings
+
+
+def provide_uow(state: State) -> UnitOfWork:
+    uow: UnitOfWork = state.uow
+    return uow
+
+
+def provide_pool(state: State) -> asyncpg.Pool:
+    pool: asyncpg.Pool = state.pool
+    return pool
+
+
+def provide_gateway(state: State) -> PaymentGateway:
+    gateway: PaymentGateway = state.gateway
+    return gateway
+
+
+def provide_settings(state: State) -> Settings:
+    settings: Settings = state.settings
+    return settings
+
+
+def provide_request_id(request: Request[Any, Any, Any]) -> str:
+    """The caller's X-Request-ID (bounded), or a new one; it travels into the outbox row."""
+    given = request.headers.get("x-request-id", "")
+    if given and len(given) <= 128 and given.isprintable():
+        return given
+    return uuid.uuid4().hex
+
+
+DEPENDENCIES = {
+    "uow": Provide(provide_uow, sync_to_thread=False),
+    "pool": Provide(provide_pool, sync_to_thread=False),
+    "gateway": Provide(provide_gateway, sync_to_thread=False),
+    "settings": Provide(provide_settings, sync_to_thread=False),
+    "request_id": Provide(provide_request_id, sync_to_thread=False),
+}

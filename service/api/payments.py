@@ -1,0 +1,93 @@
+"""The payments endpoints: create, read by id or order, refund."""
+
+from __future__ import annotations
+
+import asyncpg
+from litestar import Controller, get, post
+from litestar.exceptions import ValidationException
+from litestar.di import NamedDependency
+from litestar.params import FromPath
+
+from service.api.schemas import CreatePaymentRequest, PaymentResponse, RefundRequest, RefundResponse
+from service.api.strict_body import CreatePaymentBody, RefundBody
+from service.commands import CreatePayment, RefundPayment
+from service.commands.create_payment import create_payment
+from service.commands.refund_payment import refund_payment
+from service.db.unit_of_work import UnitOfWork
+from service.domain.errors import PaymentNotFound
+from service.gateway import PaymentGateway
+from service.queries.payment_views import PaymentView, payment_by_id, payment_by_order
+
+
+class PaymentController(Controller):
+    path = "/api/v1/payments"
+    tags = ["payments"]
+
+    @post(
+        "/", operation_id="createPayment", status_code=201, dto=CreatePaymentBody, return_dto=None
+    )
+    async def create(
+        self,
+        data: CreatePaymentRequest,
+        uow: NamedDependency[UnitOfWork],
+        gateway: NamedDependency[PaymentGateway],
+        request_id: NamedDependency[str],
+    ) -> PaymentResponse:
+        """Pay one order: validate, record PROCESSING, charge, settle (design section 4).
+
+        400 for a broken rule or a duplicate order_id, 402 when declined (stored FAILED).
+        """
+        command = CreatePayment(
+            order_id=data.order_id,
+            amount=data.amount,
+            currency=data.currency,
+            request_id=request_id,
+        )
+        return PaymentResponse.of(await create_payment(command, uow, gateway))
+
+    @get("/{payment_id:str}", operation_id="getPayment")
+    async def by_id(
+        self,
+        pool: NamedDependency[asyncpg.Pool],
+        payment_id: FromPath[str],
+    ) -> PaymentView:
+        """One payment with its refunds."""
+        view = await payment_by_id(pool, parse_id(payment_id))
+        if view is None:
+            raise PaymentNotFound(f"payment {payment_id} does not exist")
+        return view
+
+    @get("/order/{order_id:int}", operation_id="getPaymentByOrder")
+    async def by_order(
+        self, pool: NamedDependency[asyncpg.Pool], order_id: FromPath[int]
+    ) -> PaymentView:
+        """The payment of one order (1:1), with its refunds."""
+        view = await payment_by_order(pool, order_id)
+        if view is None:
+            raise PaymentNotFound(f"order {order_id} has no payment")
+        return view
+
+    @post(
+        "/refund", operation_id="refundPayment", status_code=201, dto=RefundBody, return_dto=None
+    )
+    async def refund(
+        self,
+        data: RefundRequest,
+        uow: NamedDependency[UnitOfWork],
+        request_id: NamedDependency[str],
+    ) -> RefundResponse:
+        """Full refund of a COMPLETED payment (once)."""
+        command = RefundPayment(
+            payment_id=data.payment_id,
+            reason=data.reason,
+            amount=data.amount,
+            request_id=request_id,
+        )
+        return RefundResponse.of(await refund_payment(command, uow))
+
+
+def parse_id(raw: str) -> int:
+    """A path id: 400 (not 404) when it is not an integer, as the contract says."""
+    if not raw.isascii() or not raw.lstrip("-").isdigit() or len(raw) > 25:
+        raise ValidationException(f"payment_id must be an integer, not {raw!r}")
+    return int(raw)

@@ -1,0 +1,106 @@
+"""The one place where errors become RFC 9457 problem+json responses."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import asyncpg
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+
+from service.domain import errors
+from service.signing import SignatureError
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_PREFIX = "https://payments.example/problems/"
+
+# Domain error class -> (HTTP status, problem type slug, title).
+DOMAIN_PROBLEMS: dict[type[errors.DomainError], tuple[int, str, str]] = {
+    errors.InvalidPayment: (400, "invalid-payment", "Payment breaks a business rule"),
+    errors.DuplicateOrder: (400, "duplicate-order", "Order already has a payment"),
+    errors.PaymentDeclined: (402, "payment-declined", "Payment declined by the gateway"),
+    errors.PaymentNotFound: (404, "payment-not-found", "Payment not found"),
+    errors.NotRefundable: (400, "not-refundable", "Payment cannot be refunded"),
+    errors.RefundAmountMismatch: (400, "refund-amount-mismatch", "Full refunds only"),
+    errors.InvalidRefund: (400, "invalid-refund", "Refund request breaks a business rule"),
+    errors.TransitionNotAllowed: (409, "transition-not-allowed", "Status change not allowed"),
+    errors.GatewayUnavailable: (503, "gateway-unavailable", "Payment gateway unavailable"),
+}
+
+# Framework-raised statuses -> (slug, title).
+HTTP_PROBLEMS: dict[int, tuple[str, str]] = {
+    400: ("invalid-request", "Invalid request"),
+    401: ("unauthorized", "Unauthorized"),
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    413: ("body-too-large", "Request body too large"),
+    415: ("unsupported-media-type", "Unsupported media type"),
+}
+
+# Errors that mean "the database is unreachable right now": answer 503 at once.
+DATABASE_DOWN = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+)
+
+
+def problem(
+    status: int, slug: str, title: str, detail: str, **extra: Any
+) -> Response[dict[str, Any]]:
+    body = {"type": TYPE_PREFIX + slug, "title": title, "status": status, "detail": detail}
+    body.update(extra)
+    headers = {"Retry-After": "1"} if status == 503 else None
+    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def domain_error(_: Request[Any, Any, Any], exc: errors.DomainError) -> Response[Any]:
+    status, slug, title = DOMAIN_PROBLEMS[type(exc)]
+    return problem(status, slug, title, exc.detail, **exc.extra)
+
+
+def signature_error(_: Request[Any, Any, Any], exc: SignatureError) -> Response[Any]:
+    return problem(401, "invalid-signature", "Invalid gateway signature", str(exc))
+
+
+def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    slug, title = HTTP_PROBLEMS.get(exc.status_code, ("http-error", "HTTP error"))
+    extra: dict[str, Any] = {}
+    detail = exc.detail
+    if isinstance(exc, ValidationException) and isinstance(exc.extra, list) and exc.extra:
+        # msgspec says exactly what is wrong and where ("Expected `int`, got `str` - at `$.x`").
+        messages = [str(item.get("message", "")) for item in exc.extra if isinstance(item, dict)]
+        detail = "; ".join(m for m in messages if m) or detail
+        extra["errors"] = exc.extra
+    headers = getattr(exc, "headers", None) or None
+    response = problem(exc.status_code, slug, title, detail, **extra)
+    if headers:
+        response.headers.update(headers)
+    return response
+
+
+def unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    if isinstance(exc, DATABASE_DOWN):
+        log.warning("database unavailable during %s %s: %r", request.method, request.url.path, exc)
+        return problem(
+            503, "database-unavailable", "Database unavailable", "the database is unreachable; retry"
+        )
+    log.exception("unexpected error during %s %s", request.method, request.url.path)
+    return problem(500, "internal-error", "Internal server error", "an unexpected error occurred")
+
+
+EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
+    errors.DomainError: domain_error,
+    SignatureError: signature_error,
+    HTTPException: http_error,
+    Exception: unexpected_error,
+}
+
+

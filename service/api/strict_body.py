@@ -1,0 +1,43 @@
+"""Strict JSON request bodies.
+
+Litestar converts bodies with msgspec's lax rules (strict=False), which would
+turn "100" into 100 and accept a string where the contract demands a JSON
+number. These DTOs decode the raw bytes with msgspec in strict mode instead,
+keeping the Structs as the documented OpenAPI request schemas.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any, TypeVar
+
+import msgspec
+from litestar.dto import MsgspecDTO
+from litestar.exceptions import ValidationException
+
+from service.api.schemas import CreatePaymentRequest, RefundRequest
+
+T = TypeVar("T", bound=msgspec.Struct)
+
+
+@cache
+def _decoder(model: type[Any]) -> msgspec.json.Decoder[Any]:
+    return msgspec.json.Decoder(model, strict=True)
+
+
+class StrictJSON(MsgspecDTO[T]):
+    def decode_bytes(self, value: bytes) -> Any:
+        try:
+            return _decoder(self.model_type).decode(value)
+        except msgspec.ValidationError as exc:
+            raise ValidationException(str(exc)) from exc
+        except msgspec.DecodeError as exc:
+            raise ValidationException(f"malformed JSON body: {exc}") from exc
+
+
+class CreatePaymentBody(StrictJSON[CreatePaymentRequest]):
+    pass
+
+
+class RefundBody(StrictJSON[RefundRequest]):
+    pass

@@ -1,0 +1,35 @@
+"""The Litestar application factory: `service.app:create_app`."""
+
+from __future__ import annotations
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+
+from service.api.dependencies import DEPENDENCIES
+from service.api.gateway_callbacks import GatewayCallbackController
+from service.api.payments import PaymentController
+from service.api.problems import EXCEPTION_HANDLERS
+from service.lifespan import lifespan
+from service.settings import Settings, load_settings
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    """Build the app from `settings` (default: litestar.toml plus PAYMENTS_* overrides)."""
+    settings = settings or load_settings()
+    return Litestar(
+        route_handlers=[PaymentController, GatewayCallbackController],
+        dependencies=DEPENDENCIES,
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=[lifespan],
+        state=State({"settings": settings}),
+        request_max_body_size=settings.server.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="Payment Service",
+            version="1.0.0",
+            description="Single-order payments with order webhooks (see README).",
+            path="/schema",
+            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+        ),
+    )

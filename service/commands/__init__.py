@@ -1,0 +1,10 @@
+"""Write side: one command, one handler, one transaction."""
+
+from service.commands.messages import (
+    ApplyGatewayEvent,
+    CreatePayment,
+    ReconcileStuckPayments,
+    RefundPayment,
+)
+
+__all__ = ["ApplyGatewayEvent", "CreatePayment", "ReconcileStuckPayments", "RefundPayment"]

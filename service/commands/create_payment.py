@@ -1,0 +1,60 @@
+"""CreatePayment: the design's sequence (section 4)."""
+
+from __future__ import annotations
+
+import logging
+
+from service.commands.messages import CreatePayment
+from service.commands.results import PaymentRecord
+from service.commands.settlement import SETTLED_STATUS, settle
+from service.db.unit_of_work import UnitOfWork
+from service.domain.errors import DuplicateOrder, GatewayUnavailable, PaymentDeclined
+from service.domain.rules import PaymentStatus, payment_amount
+from service.gateway import GatewayDecision, PaymentGateway
+
+log = logging.getLogger(__name__)
+
+
+async def create_payment(
+    command: CreatePayment, uow: UnitOfWork, gateway: PaymentGateway
+) -> PaymentRecord:
+    """Insert PROCESSING and commit; ask the gateway; settle with the outbox row.
+
+    The PROCESSING row is committed before the gateway is asked, so a crash in
+    between leaves a trace the reconciler settles, never a charge without a record.
+    """
+    amount = payment_amount(command.amount, command.currency)
+    async with uow.connection() as connection:
+        row = await uow.sql.insert_processing(
+            connection, order_id=command.order_id, amount=amount, currency=command.currency
+        )
+    if row is None:
+        raise DuplicateOrder(
+            f"order {command.order_id} already has a payment", order_id=command.order_id
+        )
+    payment = PaymentRecord.from_row(row)
+
+    try:
+        decision = await gateway.charge(payment.transaction_id, payment.order_id, payment.amount)
+    except Exception as exc:
+        log.warning("gateway failed for payment %s: %r", payment.id, exc)
+        raise GatewayUnavailable(
+            "the payment gateway did not answer; the payment stays PROCESSING and will be "
+            "settled by reconciliation",
+            payment_id=payment.id,
+        ) from exc
+    if decision is GatewayDecision.PENDING:
+        return payment
+
+    settled = await settle(uow, payment.id, SETTLED_STATUS[decision], command.request_id)
+    if settled is None:
+        # A gateway callback or the reconciler settled it first; report that outcome.
+        async with uow.connection() as connection:
+            settled = PaymentRecord.from_row(
+                await uow.sql.find_payment(connection, payment_id=payment.id)
+            )
+    if settled.status == PaymentStatus.FAILED:
+        raise PaymentDeclined(
+            "the payment gateway declined the payment", payment_id=settled.id
+        )
+    return settled

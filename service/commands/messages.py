@@ -1,0 +1,33 @@
+"""The commands: what a caller asks the write side to do."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import msgspec
+
+
+class CreatePayment(msgspec.Struct, frozen=True):
+    order_id: int
+    amount: int | float
+    currency: str = "JPY"
+    request_id: str | None = None
+
+
+class RefundPayment(msgspec.Struct, frozen=True):
+    payment_id: int
+    reason: str
+    amount: int | float | None = None
+    request_id: str | None = None
+
+
+class ApplyGatewayEvent(msgspec.Struct, frozen=True):
+    webhook_id: str
+    transaction_id: UUID
+    status: str  # "completed" | "failed"
+    request_id: str | None = None
+
+
+class ReconcileStuckPayments(msgspec.Struct, frozen=True):
+    older_than_seconds: float
+    max_payments: int = 100

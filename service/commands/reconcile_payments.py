@@ -1,0 +1,48 @@
+"""ReconcileStuckPayments: settle payments left PROCESSING by asking the gateway."""
+
+from __future__ import annotations
+
+import logging
+
+from service.commands.messages import ReconcileStuckPayments
+from service.commands.results import PaymentRecord
+from service.commands.settlement import SETTLED_STATUS, settle
+from service.db.unit_of_work import UnitOfWork
+from service.gateway import GatewayDecision, PaymentGateway
+
+log = logging.getLogger(__name__)
+
+
+async def reconcile_stuck_payments(
+    command: ReconcileStuckPayments, uow: UnitOfWork, gateway: PaymentGateway
+) -> list[PaymentRecord]:
+    """Settle what the gateway has decided; return the payments settled now.
+
+    No lock is held while the gateway is asked: settling only applies to a
+    payment still PROCESSING, so a concurrent settlement simply wins.
+    """
+    async with uow.connection() as connection:
+        stuck = [
+            PaymentRecord.from_row(row)
+            async for row in uow.sql.list_stuck_processing(
+                connection,
+                older_than_seconds=command.older_than_seconds,
+                max_rows=command.max_payments,
+            )
+        ]
+    settled: list[PaymentRecord] = []
+    for payment in stuck:
+        try:
+            decision = await gateway.status(
+                payment.transaction_id, payment.order_id, payment.amount
+            )
+        except Exception as exc:
+            log.warning("gateway status failed for payment %s: %r", payment.id, exc)
+            continue
+        if decision is GatewayDecision.PENDING:
+            continue
+        result = await settle(uow, payment.id, SETTLED_STATUS[decision], "reconciler")
+        if result is not None:
+            log.info("reconciled payment %s as %s", payment.id, result.status)
+            settled.append(result)
+    return settled

@@ -1,0 +1,1 @@
+"""PostgreSQL access: the pool, the SQL files, migrations and the embedded server."""

@@ -1,0 +1,52 @@
+"""The embedded PostgreSQL (pip package pgserver), used when no database URL is set."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import warnings
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+DATABASE = "payments"
+
+
+def bin_dir() -> Path:
+    """Where pgserver keeps its PostgreSQL binaries (psql, pgbench, createdb, ...)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from pgserver._commands import POSTGRES_BIN_PATH
+    return Path(POSTGRES_BIN_PATH)
+
+
+def start_embedded(data_dir: str | Path) -> Any:
+    """Start (or attach to) the embedded server whose data lives in `data_dir`.
+
+    pgserver shares one server per data directory among the processes attached
+    to it and stops it when the last one exits.
+    """
+    with warnings.catch_warnings():
+        # pgserver warns when XDG_RUNTIME_DIR is unset; it falls back to /tmp.
+        warnings.simplefilter("ignore")
+        import pgserver
+
+        path = Path(data_dir).expanduser().resolve()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        server = pgserver.get_server(path, cleanup_mode="stop")
+    socket_dir = server.get_postmaster_info().socket_dir
+    created = subprocess.run(
+        [bin_dir() / "createdb", "-h", str(socket_dir), "-U", "postgres", DATABASE],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if created.returncode != 0 and "already exists" not in created.stderr:
+        raise RuntimeError(f"cannot create the {DATABASE} database: {created.stderr.strip()}")
+    log.info("embedded PostgreSQL running in %s", path)
+    return server
+
+
+def embedded_url(data_dir: str | Path) -> str:
+    """The URL of the embedded server's `payments` database, starting it if needed."""
+    return str(start_embedded(data_dir).get_uri(DATABASE))

@@ -1,0 +1,49 @@
+"""Schema migrations: `migrations/NNNN_name.sql`, applied in order, each once.
+
+All pending files apply in one transaction under an advisory lock, so
+simultaneous starts of several processes are safe and a failed migration
+leaves nothing half-applied.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import asyncpg
+
+from service.db.sql import MIGRATIONS_DIR, load_queries
+
+log = logging.getLogger(__name__)
+
+
+def migration_files(directory: Path = MIGRATIONS_DIR) -> list[Path]:
+    return sorted(directory.glob("[0-9][0-9][0-9][0-9]_*.sql"))
+
+
+async def apply_migrations(connection: asyncpg.Connection) -> list[str]:
+    """Apply the pending migrations; return the versions applied now."""
+    queries = load_queries()
+    applied_now: list[str] = []
+    async with connection.transaction():
+        await queries.lock_migrations(connection)
+        await queries.create_migrations_table(connection)
+        done = {row["version"] async for row in queries.applied_migrations(connection)}
+        for path in migration_files():
+            version = path.stem
+            if version in done:
+                continue
+            await connection.execute(path.read_text(encoding="utf-8"))
+            await queries.record_migration(connection, version=version)
+            applied_now.append(version)
+    for version in applied_now:
+        log.info("applied migration %s", version)
+    return applied_now
+
+
+async def migrate(url: str) -> list[str]:
+    connection = await asyncpg.connect(url)
+    try:
+        return await apply_migrations(connection)
+    finally:
+        await connection.close()

@@ -1,0 +1,31 @@
+"""The asyncpg connection pool."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from service.settings import DatabaseSettings
+
+
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """Pool reset hook that skips asyncpg's default reset query.
+
+    The service never changes session state on pooled connections (no SET, no
+    LISTEN, no advisory session locks; LISTEN has its own connection), so the
+    default `RESET ALL; UNLISTEN *; ...` would be a wasted round trip on every
+    release. asyncpg still rolls back a transaction left open.
+    """
+
+
+async def create_pool(url: str, settings: DatabaseSettings) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        url,
+        min_size=settings.pool_min_size,
+        max_size=settings.pool_max_size,
+        command_timeout=settings.command_timeout,
+        reset=_keep_session,
+        # json_agg renders timestamps in the session time zone; keep it UTC.
+        server_settings={"timezone": "UTC", "application_name": "payments"},
+    )
+    assert pool is not None
+    return pool

@@ -1,0 +1,34 @@
+"""The unit of work a command handler writes through."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+
+from service.db.sql import load_queries
+
+
+class UnitOfWork:
+    """A pooled connection plus the loaded SQL, for one command.
+
+    `transaction()` rolls back unless its block completes; `connection()` is for
+    commands whose writes are a single statement, which PostgreSQL already makes
+    atomic, saving the BEGIN/COMMIT round trips on the hot path.
+    """
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+        self.sql: Any = load_queries()
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        async with self.pool.acquire() as connection:
+            yield connection
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        async with self.pool.acquire() as connection, connection.transaction():
+            yield connection

@@ -1,0 +1,1 @@
+"""Business rules of the design, as plain Python: no I/O, tested without a database."""

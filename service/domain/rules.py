@@ -1,0 +1,124 @@
+"""Amounts, statuses and the transitions between them."""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+from enum import StrEnum
+
+from service.domain.errors import (
+    InvalidRefund,
+    InvalidPayment,
+    NotRefundable,
+    RefundAmountMismatch,
+    TransitionNotAllowed,
+)
+
+MIN_AMOUNT = Decimal(100)
+MAX_AMOUNT = Decimal(1_000_000)
+CURRENCY = "JPY"
+MAX_ORDER_ID = 2**63 - 1  # PostgreSQL bigint
+
+
+class PaymentStatus(StrEnum):
+    PENDING = "PENDING"
+    PROCESSING = "PROCESSING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    REFUNDED = "REFUNDED"
+
+
+# The legal moves of the state machine. Refunds come only from COMPLETED;
+# a gateway may only settle what is still PROCESSING.
+TRANSITIONS: dict[PaymentStatus, frozenset[PaymentStatus]] = {
+    PaymentStatus.PENDING: frozenset({PaymentStatus.PROCESSING}),
+    PaymentStatus.PROCESSING: frozenset({PaymentStatus.COMPLETED, PaymentStatus.FAILED}),
+    PaymentStatus.COMPLETED: frozenset({PaymentStatus.REFUNDED}),
+    PaymentStatus.FAILED: frozenset(),
+    PaymentStatus.REFUNDED: frozenset(),
+}
+
+
+def can_transition(current: PaymentStatus, new: PaymentStatus) -> bool:
+    return new in TRANSITIONS[current]
+
+
+def payment_amount(amount: int | float, currency: str = CURRENCY) -> Decimal:
+    """The exact amount of a new payment, or InvalidPayment saying which rule it breaks.
+
+    JPY has no minor unit: 100 and 100.0 are the same whole amount, 100.5 is refused.
+    """
+    if currency != CURRENCY:
+        raise InvalidPayment(f"currency must be {CURRENCY}, not {currency!r}")
+    if isinstance(amount, bool) or not isinstance(amount, int | float):
+        raise InvalidPayment("amount must be a JSON number")
+    if isinstance(amount, float) and not math.isfinite(amount):
+        raise InvalidPayment("amount must be a finite number")
+    exact = Decimal(amount)
+    if exact != exact.to_integral_value():
+        raise InvalidPayment(f"amount must be a whole number of yen, not {amount}")
+    if not MIN_AMOUNT <= exact <= MAX_AMOUNT:
+        raise InvalidPayment(
+            f"amount must be between {MIN_AMOUNT} and {MAX_AMOUNT:,} JPY per transaction, "
+            f"not {amount}"
+        )
+    return exact.quantize(Decimal(1))
+
+
+def gateway_outcome_applies(current: PaymentStatus, reported: PaymentStatus) -> bool:
+    """Whether a gateway-reported status changes the payment.
+
+    The status it already has is a no-op (False); a legal settlement applies
+    (True); anything else is TransitionNotAllowed.
+    """
+    if reported == current:
+        return False
+    if current is PaymentStatus.PROCESSING and can_transition(current, reported):
+        return True
+    raise TransitionNotAllowed(
+        f"payment is {current}; the gateway cannot move it to {reported}",
+        current_status=str(current),
+        requested_status=str(reported),
+    )
+
+
+def refund_refusal(
+    status: PaymentStatus, payment_amount: Decimal, requested: Decimal | None
+) -> Exception:
+    """Why a refund of this payment is refused (called once the refund did not apply)."""
+    if status is not PaymentStatus.COMPLETED:
+        already = " (already refunded)" if status is PaymentStatus.REFUNDED else ""
+        return NotRefundable(
+            f"only COMPLETED payments can be refunded; this one is {status}{already}",
+            payment_status=str(status),
+        )
+    if requested is not None and requested != payment_amount:
+        return RefundAmountMismatch(
+            f"full refunds only: amount must be {payment_amount}, not {requested}",
+        )
+    # The payment was COMPLETED when re-read: a concurrent change raced us.
+    return NotRefundable("the payment changed while it was being refunded; retry")
+
+
+MAX_REASON_LENGTH = 500
+
+
+def refund_reason(reason: str) -> str:
+    """A refund's reason: required, at most 500 characters, storable as text."""
+    stripped = reason.strip()
+    if not stripped:
+        raise InvalidRefund("reason must not be empty")
+    if len(reason) > MAX_REASON_LENGTH:
+        raise InvalidRefund(f"reason must be at most {MAX_REASON_LENGTH} characters")
+    if "\x00" in reason:
+        raise InvalidRefund("reason must not contain NUL characters")
+    return reason
+
+
+def refund_amount(amount: int | float | None) -> Decimal | None:
+    """The amount a refund request names, exactly (None: the full payment amount)."""
+    if amount is None:
+        return None
+    if isinstance(amount, float) and not math.isfinite(amount):
+        raise RefundAmountMismatch("amount must be a finite number")
+    return Decimal(amount)

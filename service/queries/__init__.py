@@ -1,0 +1,1 @@
+"""Read side: views served straight from SQL, never through the write side."""

@@ -1,0 +1,96 @@
+"""Configuration: `litestar.toml` holds every default; PAYMENTS_* variables override it."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+
+class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    host: str = "127.0.0.1"
+    port: int = 8001
+    max_body_bytes: int = 16384
+
+
+class DatabaseSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    url: str = ""
+    embedded_dir: str = ".data/pg"
+    migrate_on_start: bool = True
+    pool_min_size: int = 4
+    pool_max_size: int = 16
+    command_timeout: float = 5.0
+
+
+class OrderServiceSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    url: str = "http://localhost:8000"
+    webhook_secret: str = ""
+
+
+class GatewaySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    mode: Literal["sync", "async"] = "sync"
+    decline_amounts: tuple[int, ...] = ()
+    callback_secret: str = ""
+    callback_tolerance_seconds: int = 300
+    reconcile_after_seconds: float = 60.0
+    reconcile_interval_seconds: float = 15.0
+
+
+class OutboxSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    relay_in_process: bool = True
+    concurrency: int = 32
+    batch_size: int = 100
+    poll_interval_seconds: float = 1.0
+    lease_seconds: float = 30.0
+    request_timeout_seconds: float = 5.0
+    retry_schedule_seconds: tuple[float, ...] = (5, 30, 120, 600, 1800, 7200, 18000, 36000)
+    retention_days: float = 7.0
+
+
+class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    server: ServerSettings = ServerSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    order_service: OrderServiceSettings = OrderServiceSettings()
+    gateway: GatewaySettings = GatewaySettings()
+    outbox: OutboxSettings = OutboxSettings()
+
+
+# Environment variable -> (section, key) of the contract's overrides.
+ENV_OVERRIDES = {
+    "PAYMENTS_DATABASE_URL": ("database", "url"),
+    "PAYMENTS_ORDER_SERVICE_URL": ("order_service", "url"),
+    "PAYMENTS_WEBHOOK_SECRET": ("order_service", "webhook_secret"),
+    "PAYMENTS_GATEWAY_SECRET": ("gateway", "callback_secret"),
+}
+
+
+class ConfigError(Exception):
+    """The configuration file is missing, malformed or has a wrong value."""
+
+
+def config_path() -> Path:
+    return Path(os.environ.get("PAYMENTS_CONFIG", "litestar.toml"))
+
+
+def load_settings(path: Path | None = None, env: dict[str, str] | None = None) -> Settings:
+    """Read the TOML file (if present), then apply the environment overrides."""
+    path = path or config_path()
+    env = dict(os.environ) if env is None else env
+    raw: dict[str, dict[str, object]] = {}
+    if path.exists():
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: {exc}") from exc
+    elif "PAYMENTS_CONFIG" in env:
+        raise ConfigError(f"PAYMENTS_CONFIG names {path}, which does not exist")
+    for variable, (section, key) in ENV_OVERRIDES.items():
+        if variable in env:
+            raw.setdefault(section, {})[key] = env[variable]
+    try:
+        return msgspec.convert(raw, Settings)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc

@@ -1,0 +1,66 @@
+-- Write side of payments: the statements the command handlers issue.
+-- Each status change and its outbox row are one statement, so they commit
+-- together even without an explicit transaction.
+
+-- name: insert_processing(order_id, amount, currency)^
+-- Step 1 of the design's sequence: record the payment as PROCESSING.
+-- Returns no row when the order already has a payment (any status).
+INSERT INTO payments (order_id, amount, currency, status)
+VALUES (:order_id, :amount, :currency, 'PROCESSING')
+ON CONFLICT (order_id) DO NOTHING
+RETURNING id, order_id, amount, currency, status, payment_method, transaction_id,
+          created_at, updated_at;
+
+-- name: settle_payment(payment_id, status, request_id)^
+-- Moves a PROCESSING payment to COMPLETED or FAILED, queues its order webhook
+-- and wakes the relays. Returns no row when the payment was not PROCESSING
+-- (already settled by a callback or the reconciler): settling is idempotent.
+WITH settled AS (
+    UPDATE payments
+       SET status = :status, updated_at = now()
+     WHERE id = :payment_id AND status = 'PROCESSING'
+ RETURNING id, order_id, amount, currency, status, payment_method, transaction_id,
+           created_at, updated_at
+), queued AS (
+    INSERT INTO outbox (order_id, payment_id, body, request_id)
+    SELECT order_id, id,
+           jsonb_build_object('payment_status', lower(status), 'transaction_id', transaction_id),
+           :request_id
+      FROM settled
+    RETURNING id
+)
+SELECT settled.*, pg_notify('outbox', '') IS NULL AS notified
+  FROM settled CROSS JOIN queued;
+
+-- name: find_payment(payment_id)^
+-- The payment as the write side sees it (no refunds), to explain a refused change.
+SELECT id, order_id, amount, currency, status, payment_method, transaction_id,
+       created_at, updated_at
+  FROM payments
+ WHERE id = :payment_id;
+
+-- name: find_payment_by_order(order_id)^
+-- The order's payment, to report a duplicate create with what already exists.
+SELECT id, order_id, amount, currency, status, payment_method, transaction_id,
+       created_at, updated_at
+  FROM payments
+ WHERE order_id = :order_id;
+
+-- name: lock_payment_by_transaction(transaction_id)^
+-- A gateway callback's payment, locked until its transaction ends.
+SELECT id, order_id, amount, currency, status, payment_method, transaction_id,
+       created_at, updated_at
+  FROM payments
+ WHERE transaction_id = :transaction_id
+   FOR UPDATE;
+
+-- name: list_stuck_processing(older_than_seconds, max_rows)
+-- Payments left PROCESSING longer than expected (a crash between the two steps
+-- of create, or a gateway callback that never came): the reconciler's work list.
+SELECT id, order_id, amount, currency, status, payment_method, transaction_id,
+       created_at, updated_at
+  FROM payments
+ WHERE status = 'PROCESSING'
+   AND updated_at < now() - make_interval(secs => :older_than_seconds)
+ ORDER BY updated_at
+ LIMIT :max_rows;

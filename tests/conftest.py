@@ -1,0 +1,60 @@
+"""Fixtures: a real PostgreSQL, a fresh migrated database per test, a real Order Service stub."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from service.db.migrate import migrate
+from tests.support.order_stub import OrderServiceStub
+from tests.support.postgres import TestPostgres
+from tests.support.service import RunningService, serve
+from tests.support.settings import make_settings
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[TestPostgres]:
+    server = TestPostgres()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def template_database(postgres: TestPostgres) -> str:
+    """One migrated database per session; each test gets a copy of it."""
+    name, url = postgres.create_database()
+    asyncio.run(migrate(url))
+    return name
+
+
+@pytest.fixture
+def database_url(postgres: TestPostgres, template_database: str) -> Iterator[str]:
+    name, url = postgres.create_database(template=template_database)
+    yield url
+    postgres.drop_database(name)
+
+
+@pytest.fixture
+def order_stub() -> Iterator[OrderServiceStub]:
+    stub = OrderServiceStub().start()
+    yield stub
+    stub.stop()
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[object]:
+    """A plain asyncpg connection to this test's database, for assertions."""
+    import asyncpg
+
+    connection = await asyncpg.connect(database_url)
+    yield connection
+    await connection.close()
+
+
+@pytest.fixture
+async def service(database_url: str, order_stub: OrderServiceStub) -> AsyncIterator[RunningService]:
+    """The service with default settings on this test's database and stub."""
+    async with serve(make_settings(database_url, order_stub.url)) as running:
+        yield running
