@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncpg
 from litestar import Controller, get, post
-from litestar.exceptions import ValidationException
 from litestar.di import NamedDependency
+from litestar.exceptions import ValidationException
 from litestar.params import FromPath
 
 from service.api.schemas import CreatePaymentRequest, PaymentResponse, RefundRequest, RefundResponse
@@ -67,9 +67,7 @@ class PaymentController(Controller):
             raise PaymentNotFound(f"order {order_id} has no payment")
         return view
 
-    @post(
-        "/refund", operation_id="refundPayment", status_code=201, dto=RefundBody, return_dto=None
-    )
+    @post("/refund", operation_id="refundPayment", status_code=201, dto=RefundBody, return_dto=None)
     async def refund(
         self,
         data: RefundRequest,

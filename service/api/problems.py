@@ -76,7 +76,7 @@ def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     detail = exc.detail
     if isinstance(exc, ValidationException) and isinstance(exc.extra, list) and exc.extra:
         # msgspec says exactly what is wrong and where ("Expected `int`, got `str` - at `$.x`").
-        messages = [str(item.get("message", "")) for item in exc.extra if isinstance(item, dict)]
+        messages = [_message(item) for item in exc.extra if isinstance(item, dict)]
         detail = "; ".join(m for m in messages if m) or detail
         extra["errors"] = exc.extra
     headers = getattr(exc, "headers", None) or None
@@ -86,21 +86,29 @@ def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     return response
 
 
+def _message(item: dict[str, Any]) -> str:
+    # Litestar reports a missing body as a KeyError on its `data` parameter.
+    if item.get("key") == "data" and item.get("message") == "'data'":
+        return "a JSON request body is required"
+    return str(item.get("message", ""))
+
+
 def unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     if isinstance(exc, DATABASE_DOWN):
         log.warning("database unavailable during %s %s: %r", request.method, request.url.path, exc)
         return problem(
-            503, "database-unavailable", "Database unavailable", "the database is unreachable; retry"
+            503,
+            "database-unavailable",
+            "Database unavailable",
+            "the database is unreachable; retry",
         )
     log.exception("unexpected error during %s %s", request.method, request.url.path)
     return problem(500, "internal-error", "Internal server error", "an unexpected error occurred")
 
 
-EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
+EXCEPTION_HANDLERS: dict[int | type[Exception], Any] = {
     errors.DomainError: domain_error,
     SignatureError: signature_error,
     HTTPException: http_error,
     Exception: unexpected_error,
 }
-
-

@@ -54,7 +54,5 @@ async def create_payment(
                 await uow.sql.find_payment(connection, payment_id=payment.id)
             )
     if settled.status == PaymentStatus.FAILED:
-        raise PaymentDeclined(
-            "the payment gateway declined the payment", payment_id=settled.id
-        )
+        raise PaymentDeclined("the payment gateway declined the payment", payment_id=settled.id)
     return settled

@@ -10,6 +10,8 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 DATABASE = "payments"
+# pgserver logs every step (initdb output included) at INFO.
+logging.getLogger("pgserver").setLevel(logging.WARNING)
 
 
 def bin_dir() -> Path:
@@ -33,7 +35,7 @@ def start_embedded(data_dir: str | Path) -> Any:
 
         path = Path(data_dir).expanduser().resolve()
         path.parent.mkdir(parents=True, exist_ok=True)
-        server = pgserver.get_server(path, cleanup_mode="stop")
+        server = pgserver.get_server(path, cleanup_mode="stop")  # type: ignore[attr-defined]
     socket_dir = server.get_postmaster_info().socket_dir
     created = subprocess.run(
         [bin_dir() / "createdb", "-h", str(socket_dir), "-U", "postgres", DATABASE],

@@ -7,8 +7,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from service.db.sql import load_queries
+
+# What a pooled connection is; it has the whole asyncpg.Connection API.
+Connection = PoolConnectionProxy[asyncpg.Record]
 
 
 class UnitOfWork:
@@ -24,11 +28,11 @@ class UnitOfWork:
         self.sql: Any = load_queries()
 
     @asynccontextmanager
-    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+    async def connection(self) -> AsyncIterator[Connection]:
         async with self.pool.acquire() as connection:
             yield connection
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
+    async def transaction(self) -> AsyncIterator[Connection]:
         async with self.pool.acquire() as connection, connection.transaction():
             yield connection

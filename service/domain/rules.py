@@ -7,8 +7,8 @@ from decimal import Decimal
 from enum import StrEnum
 
 from service.domain.errors import (
-    InvalidRefund,
     InvalidPayment,
+    InvalidRefund,
     NotRefundable,
     RefundAmountMismatch,
     TransitionNotAllowed,

@@ -103,9 +103,9 @@ class OrderServiceStub:
         with self._lock:
             return [c for c in self.accepted if c.order_id == order_id]
 
-    async def wait_for_accepted(self, count: int, timeout: float = 10.0) -> list[ReceivedWebhook]:
+    async def wait_for_accepted(self, count: int, within: float = 10.0) -> list[ReceivedWebhook]:
         """Wait until at least `count` webhooks were accepted; fail the test otherwise."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within
         while time.monotonic() < deadline:
             with self._lock:
                 if len(self.accepted) >= count:
@@ -113,4 +113,4 @@ class OrderServiceStub:
             await asyncio.sleep(0.02)
         with self._lock:
             got = len(self.accepted)
-        raise AssertionError(f"expected {count} accepted webhooks within {timeout}s, got {got}")
+        raise AssertionError(f"expected {count} accepted webhooks within {within}s, got {got}")

@@ -9,7 +9,9 @@ import msgspec
 from service.settings import Settings
 
 
-def make_settings(database_url: str, order_service_url: str, **sections: dict[str, Any]) -> Settings:
+def make_settings(
+    database_url: str, order_service_url: str, **sections: dict[str, Any]
+) -> Settings:
     """Defaults of `litestar.toml`, this test's database and stub, then `sections`.
 
     Example: make_settings(url, stub.url, gateway={"mode": "async"}).

@@ -1,0 +1,57 @@
+"""`payments`: the Litestar CLI with the app preset, plus the project's own commands.
+
+payments run                 serve (uvicorn, via Litestar; default 127.0.0.1:8001)
+payments db migrate          apply pending migrations
+payments db psql             open psql on the configured database (embedded too)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+
+import click
+
+from service.db.embedded import bin_dir
+from service.db.migrate import migrate
+from service.lifespan import database_url
+from service.settings import load_settings
+
+
+@click.group(name="db")
+def db_group() -> None:
+    """The service's database."""
+
+
+@db_group.command(name="migrate")
+def db_migrate() -> None:
+    """Apply pending migrations (safe while other processes start or migrate)."""
+    url = database_url(load_settings())
+    applied = asyncio.run(migrate(url))
+    click.echo("applied: " + ", ".join(applied) if applied else "schema is up to date")
+
+
+@db_group.command(name="psql", context_settings={"ignore_unknown_options": True})
+@click.argument("psql_args", nargs=-1, type=click.UNPROCESSED)
+def db_psql(psql_args: tuple[str, ...]) -> None:
+    """Open psql on the configured database; extra arguments go to psql (e.g. -c '...')."""
+    url = database_url(load_settings())
+    # A child process, not exec: the embedded server must see this process exit
+    # normally to release it.
+    completed = subprocess.run([str(bin_dir() / "psql"), url, *psql_args], check=False)
+    sys.exit(completed.returncode)
+
+
+def main() -> None:
+    """Entry point of the `payments` console script."""
+    os.environ.setdefault("LITESTAR_APP", "service.app:create_app")
+    settings = load_settings()
+    os.environ.setdefault("LITESTAR_HOST", settings.server.host)
+    os.environ.setdefault("LITESTAR_PORT", str(settings.server.port))
+
+    from litestar.cli.main import litestar_group
+
+    litestar_group.add_command(db_group)  # type: ignore[arg-type]
+    litestar_group(prog_name="payments")
