@@ -44,6 +44,27 @@ def db_psql(psql_args: tuple[str, ...]) -> None:
     sys.exit(completed.returncode)
 
 
+@click.command(name="serve")
+@click.option("--host", default=None, help="Address to bind (default: [server] host).")
+@click.option("--port", type=int, default=None, help="Port (default: [server] port).")
+@click.option("--workers", type=int, default=None, help="Processes (default: [server] workers).")
+def serve(host: str | None, port: int | None, workers: int | None) -> None:
+    """Serve with granian, the faster ASGI server (Rust HTTP stack)."""
+    from granian import Granian
+    from granian.constants import Interfaces
+
+    settings = load_settings().server
+    Granian(
+        "service.app:create_app",
+        factory=True,
+        interface=Interfaces.ASGI,
+        address=host or settings.host,
+        port=port or settings.port,
+        workers=workers or settings.workers,
+        backlog=2048,
+    ).serve()
+
+
 def main() -> None:
     """Entry point of the `payments` console script."""
     os.environ.setdefault("LITESTAR_APP", "service.app:create_app")
@@ -54,4 +75,5 @@ def main() -> None:
     from litestar.cli.main import litestar_group
 
     litestar_group.add_command(db_group)  # type: ignore[arg-type]
+    litestar_group.add_command(serve)  # type: ignore[arg-type]
     litestar_group(prog_name="payments")

@@ -13,6 +13,7 @@ import msgspec
 class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     host: str = "127.0.0.1"
     port: int = 8001
+    workers: int = 1
     max_body_bytes: int = 16384
 
 
@@ -50,12 +51,23 @@ class OutboxSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     retention_days: float = 7.0
 
 
+class IdempotencySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    ttl_hours: float = 24.0
+    lock_seconds: float = 60.0
+
+
+class AuthSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    tokens: tuple[str, ...] = ()
+
+
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     server: ServerSettings = ServerSettings()
     database: DatabaseSettings = DatabaseSettings()
     order_service: OrderServiceSettings = OrderServiceSettings()
     gateway: GatewaySettings = GatewaySettings()
     outbox: OutboxSettings = OutboxSettings()
+    idempotency: IdempotencySettings = IdempotencySettings()
+    auth: AuthSettings = AuthSettings()
 
 
 # Environment variable -> (section, key) of the contract's overrides.
@@ -64,6 +76,10 @@ ENV_OVERRIDES = {
     "PAYMENTS_ORDER_SERVICE_URL": ("order_service", "url"),
     "PAYMENTS_WEBHOOK_SECRET": ("order_service", "webhook_secret"),
     "PAYMENTS_GATEWAY_SECRET": ("gateway", "callback_secret"),
+}
+# Comma-separated list variables -> (section, key).
+ENV_LIST_OVERRIDES = {
+    "PAYMENTS_API_TOKENS": ("auth", "tokens"),
 }
 
 
@@ -90,6 +106,10 @@ def load_settings(path: Path | None = None, env: dict[str, str] | None = None) -
     for variable, (section, key) in ENV_OVERRIDES.items():
         if variable in env:
             raw.setdefault(section, {})[key] = env[variable]
+    for variable, (section, key) in ENV_LIST_OVERRIDES.items():
+        if variable in env:
+            items = [item.strip() for item in env[variable].split(",") if item.strip()]
+            raw.setdefault(section, {})[key] = items
     try:
         return msgspec.convert(raw, Settings)
     except msgspec.ValidationError as exc:

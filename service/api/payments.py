@@ -9,6 +9,8 @@ from litestar.exceptions import ValidationException
 from litestar.params import FromPath
 
 from service.api.schemas import CreatePaymentRequest, PaymentResponse, RefundRequest, RefundResponse
+from service.api.auth import BearerAuthMiddleware
+from service.api.idempotency import IdempotencyMiddleware
 from service.api.strict_body import CreatePaymentBody, RefundBody
 from service.commands import CreatePayment, RefundPayment
 from service.commands.create_payment import create_payment
@@ -22,9 +24,16 @@ from service.queries.payment_views import PaymentView, payment_by_id, payment_by
 class PaymentController(Controller):
     path = "/api/v1/payments"
     tags = ["payments"]
+    # Authentication first, so an unauthenticated call can never claim an idempotency key.
+    middleware = [BearerAuthMiddleware()]
 
     @post(
-        "/", operation_id="createPayment", status_code=201, dto=CreatePaymentBody, return_dto=None
+        "/",
+        operation_id="createPayment",
+        status_code=201,
+        dto=CreatePaymentBody,
+        return_dto=None,
+        middleware=[IdempotencyMiddleware()],
     )
     async def create(
         self,
@@ -67,7 +76,14 @@ class PaymentController(Controller):
             raise PaymentNotFound(f"order {order_id} has no payment")
         return view
 
-    @post("/refund", operation_id="refundPayment", status_code=201, dto=RefundBody, return_dto=None)
+    @post(
+        "/refund",
+        operation_id="refundPayment",
+        status_code=201,
+        dto=RefundBody,
+        return_dto=None,
+        middleware=[IdempotencyMiddleware()],
+    )
     async def refund(
         self,
         data: RefundRequest,

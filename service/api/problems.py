@@ -37,8 +37,10 @@ HTTP_PROBLEMS: dict[int, tuple[str, str]] = {
     401: ("unauthorized", "Unauthorized"),
     404: ("not-found", "Not found"),
     405: ("method-not-allowed", "Method not allowed"),
+    409: ("idempotency-key-in-use", "Idempotency key in use"),
     413: ("body-too-large", "Request body too large"),
     415: ("unsupported-media-type", "Unsupported media type"),
+    422: ("idempotency-key-reused", "Idempotency key reused with another body"),
 }
 
 # Errors that mean "the database is unreachable right now": answer 503 at once.

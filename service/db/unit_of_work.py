@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import asyncpg
-from asyncpg.pool import PoolConnectionProxy
 
 from service.db.sql import load_queries
 
-# What a pooled connection is; it has the whole asyncpg.Connection API.
-Connection = PoolConnectionProxy[asyncpg.Record]
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
+
+    # What a pooled connection is; it has the whole asyncpg.Connection API.
+    Connection: TypeAlias = PoolConnectionProxy[asyncpg.Record]
 
 
 class UnitOfWork:

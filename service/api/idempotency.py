@@ -1,0 +1,156 @@
+"""Idempotency-Key support for the two POST commands (Stripe / IETF draft semantics).
+
+The first response to a key (status and body) is stored and replayed for the
+same key and body, marked `Idempotent-Replayed: true`; the same key with
+another body is 422; while the first request runs it is 409. 5xx answers are
+not stored, so a retry after an outage runs again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from litestar.enums import ScopeType
+from litestar.exceptions import ClientException, HTTPException
+from litestar.middleware import ASGIMiddleware
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.db.sql import load_queries
+from service.settings import Settings
+
+HEADER = b"idempotency-key"
+MAX_KEY_LENGTH = 255
+
+
+class IdempotencyKeyInUse(HTTPException):
+    status_code = 409
+
+
+class IdempotencyKeyReused(HTTPException):
+    status_code = 422
+
+
+def _key(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == HEADER:
+            # The IETF draft sends a structured-field string ("..."); Stripe a bare token.
+            key = value.decode("latin-1").strip().strip('"')
+            if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+                raise ClientException(f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters")
+            return key
+    return None
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole request body, or None past `limit` (the app then answers 413)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks)
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replaying(body: bytes) -> Receive:
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive  # type: ignore[return-value]
+
+
+class IdempotencyMiddleware(ASGIMiddleware):
+    scopes = (ScopeType.HTTP,)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        key = _key(scope)
+        if key is None:
+            await next_app(scope, receive, send)
+            return
+        app_state = scope["litestar_app"].state
+        settings: Settings = app_state.settings
+        body = await _read_body(receive, settings.server.max_body_bytes)
+        if body is None:
+            raise HTTPException(status_code=413, detail="Request Entity Too Large")
+        endpoint = f"{scope['method']} {scope['path'].rstrip('/')}"
+        digest = hashlib.sha256(body).digest()
+        sql: Any = load_queries()
+        pool = app_state.pool
+        claimed = await sql.claim_idempotency_key(
+            pool,
+            endpoint=endpoint,
+            key=key,
+            request_hash=digest,
+            ttl_seconds=settings.idempotency.ttl_hours * 3600.0,
+            lock_seconds=settings.idempotency.lock_seconds,
+        )
+        if not claimed:
+            await _answer_from_store(sql, pool, endpoint, key, digest, send)
+            return
+
+        response: dict[str, Any] = {"body": bytearray()}
+
+        async def capture(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                response["status"] = message["status"]
+                response["content_type"] = dict(message.get("headers", [])).get(b"content-type")
+            elif message["type"] == "http.response.body":
+                response["body"] += message.get("body", b"")
+            await send(message)
+
+        try:
+            await next_app(scope, _replaying(body), capture)
+        finally:
+            status = response.get("status", 500)
+            if status < 500:
+                content_type = response.get("content_type") or b"application/json"
+                await sql.complete_idempotency_key(
+                    pool,
+                    endpoint=endpoint,
+                    key=key,
+                    response_status=status,
+                    response_content_type=content_type.decode("latin-1"),
+                    response_body=bytes(response["body"]),
+                )
+            else:
+                await sql.release_idempotency_key(pool, endpoint=endpoint, key=key)
+
+
+async def _answer_from_store(
+    sql: Any, pool: Any, endpoint: str, key: str, digest: bytes, send: Send
+) -> None:
+    stored = await sql.find_idempotency_key(pool, endpoint=endpoint, key=key)
+    if stored is None:  # expired and purged between the two statements: rare, retryable
+        raise IdempotencyKeyInUse(detail="the idempotency key changed state; retry")
+    if bytes(stored["request_hash"]) != digest:
+        raise IdempotencyKeyReused(
+            detail="this Idempotency-Key was used with a different request body"
+        )
+    if stored["response_status"] is None:
+        raise IdempotencyKeyInUse(detail="a request with this Idempotency-Key is still running")
+    body = bytes(stored["response_body"])
+    await send(
+        {
+            "type": "http.response.start",
+            "status": stored["response_status"],
+            "headers": [
+                (b"content-type", stored["response_content_type"].encode("latin-1")),
+                (b"content-length", str(len(body)).encode()),
+                (b"idempotent-replayed", b"true"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
