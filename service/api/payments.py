@@ -8,9 +8,9 @@ from litestar.di import NamedDependency
 from litestar.exceptions import ValidationException
 from litestar.params import FromPath
 
-from service.api.schemas import CreatePaymentRequest, PaymentResponse, RefundRequest, RefundResponse
 from service.api.auth import BearerAuthMiddleware
 from service.api.idempotency import IdempotencyMiddleware
+from service.api.schemas import CreatePaymentRequest, PaymentResponse, RefundRequest, RefundResponse
 from service.api.strict_body import CreatePaymentBody, RefundBody
 from service.commands import CreatePayment, RefundPayment
 from service.commands.create_payment import create_payment
