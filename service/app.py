@@ -9,17 +9,23 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 
 from service.api.dependencies import DEPENDENCIES
 from service.api.gateway_callbacks import GatewayCallbackController
+from service.api.health import HealthController
 from service.api.payments import PaymentController
 from service.api.problems import EXCEPTION_HANDLERS
+from service.api.request_id import RequestIdMiddleware
 from service.lifespan import lifespan
+from service.log_config import configure_logging
 from service.settings import Settings, load_settings
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
     """Build the app from `settings` (default: litestar.toml plus PAYMENTS_* overrides)."""
     settings = settings or load_settings()
+    configure_logging()
     return Litestar(
-        route_handlers=[PaymentController, GatewayCallbackController],
+        route_handlers=[PaymentController, GatewayCallbackController, HealthController],
+        middleware=[RequestIdMiddleware()],
+        logging_config=None,
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],

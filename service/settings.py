@@ -49,6 +49,7 @@ class OutboxSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     request_timeout_seconds: float = 5.0
     retry_schedule_seconds: tuple[float, ...] = (5, 30, 120, 600, 1800, 7200, 18000, 36000)
     retention_days: float = 7.0
+    max_lag_seconds: float = 60.0
 
 
 class IdempotencySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 import asyncpg
-from litestar import Request
 from litestar.datastructures import State
 from litestar.di import Provide
 
 from service.db.unit_of_work import UnitOfWork
 from service.gateway import PaymentGateway
+from service.request_context import request_id_var
 from service.settings import Settings
 
 
@@ -35,12 +34,9 @@ def provide_settings(state: State) -> Settings:
     return settings
 
 
-def provide_request_id(request: Request[Any, Any, Any]) -> str:
-    """The caller's X-Request-ID (bounded), or a new one; it travels into the outbox row."""
-    given = request.headers.get("x-request-id", "")
-    if given and len(given) <= 128 and given.isprintable():
-        return given
-    return uuid.uuid4().hex
+def provide_request_id() -> str:
+    """The request's id (see RequestIdMiddleware); it travels into the outbox row."""
+    return request_id_var.get() or uuid.uuid4().hex
 
 
 DEPENDENCIES = {

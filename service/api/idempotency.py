@@ -9,12 +9,21 @@ not stored, so a retry after an outage runs again.
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, cast
 
 from litestar.enums import ScopeType
 from litestar.exceptions import ClientException, HTTPException
 from litestar.middleware import ASGIMiddleware
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import (
+    ASGIApp,
+    HTTPResponseBodyEvent,
+    HTTPResponseStartEvent,
+    HTTPScope,
+    Message,
+    Receive,
+    Scope,
+    Send,
+)
 
 from service.db.sql import load_queries
 from service.settings import Settings
@@ -62,14 +71,14 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
 def _replaying(body: bytes) -> Receive:
     sent = False
 
-    async def receive() -> Message:
+    async def receive() -> Any:
         nonlocal sent
         if sent:
             return {"type": "http.disconnect"}
         sent = True
         return {"type": "http.request", "body": body, "more_body": False}
 
-    return receive  # type: ignore[return-value]
+    return cast(Receive, receive)
 
 
 class IdempotencyMiddleware(ASGIMiddleware):
@@ -85,7 +94,8 @@ class IdempotencyMiddleware(ASGIMiddleware):
         body = await _read_body(receive, settings.server.max_body_bytes)
         if body is None:
             raise HTTPException(status_code=413, detail="Request Entity Too Large")
-        endpoint = f"{scope['method']} {scope['path'].rstrip('/')}"
+        http_scope = cast(HTTPScope, scope)
+        endpoint = f"{http_scope['method']} {http_scope['path'].rstrip('/')}"
         digest = hashlib.sha256(body).digest()
         sql: Any = load_queries()
         pool = app_state.pool
@@ -142,15 +152,15 @@ async def _answer_from_store(
     if stored["response_status"] is None:
         raise IdempotencyKeyInUse(detail="a request with this Idempotency-Key is still running")
     body = bytes(stored["response_body"])
-    await send(
-        {
-            "type": "http.response.start",
-            "status": stored["response_status"],
-            "headers": [
-                (b"content-type", stored["response_content_type"].encode("latin-1")),
-                (b"content-length", str(len(body)).encode()),
-                (b"idempotent-replayed", b"true"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    start: HTTPResponseStartEvent = {
+        "type": "http.response.start",
+        "status": stored["response_status"],
+        "headers": [
+            (b"content-type", stored["response_content_type"].encode("latin-1")),
+            (b"content-length", str(len(body)).encode()),
+            (b"idempotent-replayed", b"true"),
+        ],
+    }
+    end: HTTPResponseBodyEvent = {"type": "http.response.body", "body": body, "more_body": False}
+    await send(start)
+    await send(end)

@@ -6,7 +6,7 @@ import asyncpg
 from litestar import Controller, get, post
 from litestar.di import NamedDependency
 from litestar.exceptions import ValidationException
-from litestar.params import FromPath
+from litestar.params import FromPath, JSONBody
 
 from service.api.auth import BearerAuthMiddleware
 from service.api.idempotency import IdempotencyMiddleware
@@ -37,7 +37,7 @@ class PaymentController(Controller):
     )
     async def create(
         self,
-        data: CreatePaymentRequest,
+        data: JSONBody[CreatePaymentRequest],
         uow: NamedDependency[UnitOfWork],
         gateway: NamedDependency[PaymentGateway],
         request_id: NamedDependency[str],
@@ -86,7 +86,7 @@ class PaymentController(Controller):
     )
     async def refund(
         self,
-        data: RefundRequest,
+        data: JSONBody[RefundRequest],
         uow: NamedDependency[UnitOfWork],
         request_id: NamedDependency[str],
     ) -> RefundResponse:

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import msgspec
 from litestar.dto import MsgspecDTO
-from litestar.exceptions import ValidationException
+from litestar.exceptions import HTTPException, ValidationException
 
 from service.api.schemas import CreatePaymentRequest, RefundRequest
 
@@ -25,8 +25,23 @@ def _decoder(model: type[Any]) -> msgspec.json.Decoder[Any]:
     return msgspec.json.Decoder(model, strict=True)
 
 
+def is_json(content_type: str | None) -> bool:
+    """No Content-Type is taken as JSON; otherwise it must be application/json or *+json."""
+    if not content_type:
+        return True
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
+
+
 class StrictJSON(MsgspecDTO[T]):
     def decode_bytes(self, value: bytes) -> Any:
+        content_type = self.asgi_connection.headers.get("content-type")
+        if not is_json(content_type):
+            raise HTTPException(
+                status_code=415, detail=f"expected application/json, got {content_type}"
+            )
         try:
             return _decoder(self.model_type).decode(value)
         except msgspec.ValidationError as exc:

@@ -1,0 +1,62 @@
+"""Liveness and readiness, for orchestrators and load balancers (no authentication)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+import msgspec
+from litestar import Controller, Response, get
+from litestar.di import NamedDependency
+
+from service.api.problems import DATABASE_DOWN
+from service.db.sql import load_queries
+from service.settings import Settings
+
+
+class Readiness(msgspec.Struct, frozen=True):
+    status: str  # "ready" | "unavailable"
+    database: str  # "ok" | "unreachable"
+    outbox_pending: int | None = None
+    outbox_oldest_age_seconds: float | None = None
+    relay: str | None = None  # "ok" | "lagging"
+
+
+class HealthController(Controller):
+    path = "/health"
+    tags = ["health"]
+
+    @get("/live", operation_id="live")
+    async def live(self) -> dict[str, str]:
+        """The process is up and serving HTTP."""
+        return {"status": "alive"}
+
+    @get("/ready", operation_id="ready")
+    async def ready(
+        self, pool: NamedDependency[asyncpg.Pool], settings: NamedDependency[Settings]
+    ) -> Response[Readiness]:
+        """503 while the database is unreachable; reports the relay's lag.
+
+        A lagging relay (Order Service down) does not make the service unready:
+        payments keep being accepted and their webhooks wait in the outbox,
+        which is the point of having one.
+        """
+        sql: Any = load_queries()
+        try:
+            async with asyncio.timeout(settings.database.command_timeout):
+                lag = await sql.outbox_lag(pool)
+        except DATABASE_DOWN:
+            return Response(
+                Readiness(status="unavailable", database="unreachable"), status_code=503
+            )
+        lagging = lag["oldest_age_seconds"] > settings.outbox.max_lag_seconds
+        return Response(
+            Readiness(
+                status="ready",
+                database="ok",
+                outbox_pending=lag["pending"],
+                outbox_oldest_age_seconds=round(lag["oldest_age_seconds"], 3),
+                relay="lagging" if lagging else "ok",
+            )
+        )

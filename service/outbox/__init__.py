@@ -1,0 +1,6 @@
+"""The outbox relay: order webhooks delivered at least once, in order, signed."""
+
+from service.outbox.relay import OutboxRelay
+from service.outbox.runner import RelayHandle, start_relay
+
+__all__ = ["OutboxRelay", "RelayHandle", "start_relay"]

@@ -1,0 +1,156 @@
+"""`payments outbox status|replay|purge` and `payments relay`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import TypeVar
+from uuid import UUID
+
+import asyncpg
+import click
+import msgspec
+
+from service.db.embedded import embedded_url
+from service.outbox.maintenance import OutboxStatus, outbox_status, purge_delivered, replay_dead
+from service.settings import Settings, load_settings
+
+T = TypeVar("T")
+
+
+def database_url(settings: Settings) -> str:
+    return settings.database.url or embedded_url(settings.database.embedded_dir)
+
+
+def _with_connection(work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    url = database_url(load_settings())
+
+    async def run() -> T:
+        connection = await asyncpg.connect(url)
+        try:
+            return await work(connection)
+        finally:
+            await connection.close()
+
+    return asyncio.run(run())
+
+
+def _echo_json(value: object) -> None:
+    click.echo(msgspec.json.encode(value).decode())
+
+
+def _iso_timestamp(_: click.Context, __: click.Parameter, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"not an ISO timestamp: {value}") from exc
+
+
+@click.group("outbox")
+def outbox_group() -> None:
+    """Inspect and repair the order-webhook outbox."""
+
+
+@outbox_group.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def status_command(as_json: bool) -> None:
+    """Pending, in-flight, dead and delivered events; age of the oldest pending one."""
+    status: OutboxStatus = _with_connection(outbox_status)
+    if as_json:
+        _echo_json(status)
+        return
+    oldest = status.oldest_pending_seconds
+    rows = [
+        ("pending", str(status.pending)),
+        ("in flight", str(status.in_flight)),
+        ("dead", str(status.dead)),
+        ("delivered", str(status.delivered)),
+        ("oldest pending", "-" if oldest is None else f"{oldest:.1f}s"),
+    ]
+    for label, value in rows:
+        click.echo(f"{label:<15}{value}")
+
+
+@outbox_group.command("replay")
+@click.option("--id", "event_id", type=click.UUID, help="One dead event, by its webhook-id.")
+@click.option("--order", "order_id", type=int, help="The dead events of one order.")
+@click.option(
+    "--since", "dead_since", callback=_iso_timestamp, help="Events dead since this ISO time."
+)
+@click.option("--all-dead", is_flag=True, help="Every dead event.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def replay_command(
+    event_id: UUID | None,
+    order_id: int | None,
+    dead_since: datetime | None,
+    all_dead: bool,
+    as_json: bool,
+) -> None:
+    """Give dead events a fresh set of attempts, due now. Filters combine."""
+    if event_id is None and order_id is None and dead_since is None and not all_dead:
+        raise click.UsageError("name what to replay: --id, --order, --since or --all-dead")
+    replayed = _with_connection(
+        lambda connection: replay_dead(
+            connection,
+            event_id=event_id,
+            order_id=order_id,
+            dead_since=dead_since,
+            all_dead=all_dead,
+        )
+    )
+    if as_json:
+        _echo_json({"replayed": len(replayed), "events": replayed})
+        return
+    for event in replayed:
+        click.echo(f"{event.id}  order {event.order_id}")
+    click.echo(f"replayed {len(replayed)} dead events")
+
+
+@outbox_group.command("purge")
+@click.option("--days", type=float, help="Retention in days (default: outbox.retention_days).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def purge_command(days: float | None, as_json: bool) -> None:
+    """Delete delivered events older than the retention; never undelivered ones."""
+    retention = load_settings().outbox.retention_days if days is None else days
+    purged = _with_connection(lambda connection: purge_delivered(connection, retention))
+    if as_json:
+        _echo_json({"purged": purged or 0, "busy": purged is None})
+    elif purged is None:
+        click.echo("another relay is running retention right now; nothing done")
+    else:
+        click.echo(f"purged {purged} delivered events older than {retention:g} days")
+
+
+@click.command("relay")
+def relay_command() -> None:
+    """Run an outbox relay until SIGINT or SIGTERM."""
+    from service.db.migrate import migrate
+    from service.outbox.runner import start_relay
+
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+        )
+    settings = load_settings()
+    url = database_url(settings)
+
+    async def run() -> None:
+        if settings.database.migrate_on_start:
+            await migrate(url)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        handle = await start_relay(url, settings)
+        stopping = asyncio.create_task(stop.wait())
+        # A relay that dies on its own ends the command too.
+        await asyncio.wait({stopping, handle.task}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        await handle.stop()
+
+    asyncio.run(run())

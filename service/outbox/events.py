@@ -1,0 +1,57 @@
+"""What the relay holds: a claimed event, and the outcome of one attempt to send it."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import Any
+from uuid import UUID
+
+import msgspec
+
+
+class WebhookBody(msgspec.Struct, frozen=True):
+    """The contract's body; decoding drops anything else, encoding is compact."""
+
+    payment_status: str
+    transaction_id: str
+
+
+class ClaimedEvent(msgspec.Struct, frozen=True):
+    id: UUID
+    seq: int
+    order_id: int
+    body: bytes
+    attempts: int
+    request_id: str | None
+    # time.monotonic() after which this relay's lease can no longer be trusted.
+    lease_deadline: float
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any], lease_deadline: float) -> ClaimedEvent:
+        # jsonb renders with spaces; the contract's body is compact, so re-encode.
+        body = msgspec.json.encode(msgspec.json.decode(row["body"], type=WebhookBody))
+        return cls(
+            id=row["id"],
+            seq=row["seq"],
+            order_id=row["order_id"],
+            body=body,
+            attempts=row["attempts"],
+            request_id=row["request_id"],
+            lease_deadline=lease_deadline,
+        )
+
+
+class Result(enum.Enum):
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    # Not sent: handed back unattempted (shutdown, or a lease about to expire).
+    RELEASED = "released"
+
+
+class Outcome(msgspec.Struct, frozen=True):
+    event_id: UUID
+    result: Result
+    error: str = ""
+    delay_seconds: float = 0.0
+    dead: bool = False

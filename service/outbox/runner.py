@@ -1,0 +1,79 @@
+"""Starting and stopping a relay with its own pool: from the app's lifespan or `payments relay`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import asyncpg
+import msgspec
+
+from service.db.pool import create_pool
+from service.outbox.relay import STOP_GRACE_SECONDS, OutboxRelay
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+# Claims, outcome writes and retention each need at most one connection.
+RELAY_POOL_SIZE = 3
+# Beyond the send grace: writing the last outcomes and releasing the claims.
+STOP_BOOKKEEPING_SECONDS = 10.0
+
+
+class RelayHandle:
+    """A running relay. `await stop()` ends it within a bound."""
+
+    def __init__(
+        self, relay: OutboxRelay, task: asyncio.Task[None], stop: asyncio.Event, pool: asyncpg.Pool
+    ) -> None:
+        self.relay = relay
+        self.task = task
+        self._stop = stop
+        self._pool = pool
+
+    @property
+    def relay_id(self) -> str:
+        return self.relay.relay_id
+
+    async def stop(self) -> None:
+        """Finish in-flight sends (a few seconds at most), hand back the rest, close."""
+        self._stop.set()
+        try:
+            await asyncio.wait_for(
+                asyncio.shield(self.task), STOP_GRACE_SECONDS + STOP_BOOKKEEPING_SECONDS
+            )
+        except TimeoutError:
+            log.warning("outbox relay %s did not stop in time; cancelled", self.relay_id)
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+        except Exception:
+            log.exception("outbox relay %s failed", self.relay_id)
+        finally:
+            try:
+                await asyncio.wait_for(self._pool.close(), STOP_BOOKKEEPING_SECONDS)
+            except TimeoutError:
+                self._pool.terminate()
+
+
+async def start_relay(
+    url: str, settings: Settings, *, listen: bool = True, relay_id: str | None = None
+) -> RelayHandle:
+    """Start a relay on its own small pool and LISTEN connection to `url`.
+
+    `listen=False` leaves it polling only (tests of the fallback).
+    """
+    if not settings.order_service.webhook_secret:
+        log.warning("no webhook secret set: order webhooks are sent unsigned")
+    database = msgspec.structs.replace(
+        settings.database, pool_min_size=1, pool_max_size=RELAY_POOL_SIZE
+    )
+    pool = await create_pool(url, database)
+    try:
+        relay = OutboxRelay(pool, settings, listen_url=url if listen else None, relay_id=relay_id)
+    except Exception:
+        await pool.close()
+        raise
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop), name=f"outbox relay {relay.relay_id}")
+    return RelayHandle(relay, task, stop, pool)
