@@ -9,15 +9,19 @@ from contextlib import asynccontextmanager
 
 from litestar import Litestar
 
+from service.background import every
+from service.commands import ReconcileStuckPayments
+from service.commands.reconcile_payments import reconcile_stuck_payments
 from service.db.embedded import embedded_url
 from service.db.migrate import migrate
 from service.db.pool import create_pool
+from service.db.sql import load_queries
 from service.db.unit_of_work import UnitOfWork
 from service.gateway import SimulatedGateway
-from service.reconciler import run_reconciler
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
+IDEMPOTENCY_PURGE_SECONDS = 300.0
 
 
 def database_url(settings: Settings) -> str:
@@ -36,12 +40,25 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     if settings.database.migrate_on_start:
         await migrate(url)
     pool = await create_pool(url, settings.database)
-    uow = UnitOfWork(pool)
+    uow = UnitOfWork(pool, acquire_timeout=settings.database.command_timeout)
     gateway = SimulatedGateway(settings.gateway)
     app.state.update(pool=pool, uow=uow, gateway=gateway, database_url=url)
 
     stop = asyncio.Event()
-    tasks = [asyncio.create_task(run_reconciler(uow, gateway, settings.gateway, stop))]
+    reconcile = ReconcileStuckPayments(older_than_seconds=settings.gateway.reconcile_after_seconds)
+
+    async def reconcile_stuck() -> None:
+        await reconcile_stuck_payments(reconcile, uow, gateway)
+
+    async def expire_idempotency_keys() -> None:
+        await load_queries().purge_expired_idempotency_keys(pool)
+
+    tasks = [
+        asyncio.create_task(
+            every(settings.gateway.reconcile_interval_seconds, reconcile_stuck, stop)
+        ),
+        asyncio.create_task(every(IDEMPOTENCY_PURGE_SECONDS, expire_idempotency_keys, stop)),
+    ]
     try:
         yield
     finally:

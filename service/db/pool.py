@@ -23,6 +23,8 @@ async def create_pool(url: str, settings: DatabaseSettings) -> asyncpg.Pool:
         min_size=settings.pool_min_size,
         max_size=settings.pool_max_size,
         command_timeout=settings.command_timeout,
+        # Fail fast (503) instead of hanging when the server does not answer.
+        timeout=settings.command_timeout,
         reset=_keep_session,
         # json_agg renders timestamps in the session time zone; keep it UTC.
         server_settings={"timezone": "UTC", "application_name": "payments"},

@@ -25,16 +25,20 @@ class UnitOfWork:
     atomic, saving the BEGIN/COMMIT round trips on the hot path.
     """
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, acquire_timeout: float = 5.0) -> None:
         self.pool = pool
+        self.acquire_timeout = acquire_timeout
         self.sql: Any = load_queries()
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Connection]:
-        async with self.pool.acquire() as connection:
+        async with self.pool.acquire(timeout=self.acquire_timeout) as connection:
             yield connection
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Connection]:
-        async with self.pool.acquire() as connection, connection.transaction():
+        async with (
+            self.pool.acquire(timeout=self.acquire_timeout) as connection,
+            connection.transaction(),
+        ):
             yield connection
