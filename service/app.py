@@ -6,6 +6,7 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 from service.api.dependencies import DEPENDENCIES
 from service.api.gateway_callbacks import GatewayCallbackController
@@ -17,14 +18,22 @@ from service.lifespan import lifespan
 from service.log_config import configure_logging
 from service.settings import Settings, load_settings
 
+# HTTP request counts and latencies; paths grouped by route template.
+PROMETHEUS = PrometheusConfig(app_name="payments", prefix="payments_http", group_path=True)
+
 
 def create_app(settings: Settings | None = None) -> Litestar:
     """Build the app from `settings` (default: litestar.toml plus PAYMENTS_* overrides)."""
     settings = settings or load_settings()
     configure_logging()
     return Litestar(
-        route_handlers=[PaymentController, GatewayCallbackController, HealthController],
-        middleware=[RequestIdMiddleware()],
+        route_handlers=[
+            PaymentController,
+            GatewayCallbackController,
+            HealthController,
+            PrometheusController,
+        ],
+        middleware=[RequestIdMiddleware(), PROMETHEUS.middleware],
         logging_config=None,
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,

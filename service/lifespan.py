@@ -18,10 +18,12 @@ from service.db.pool import create_pool
 from service.db.sql import load_queries
 from service.db.unit_of_work import UnitOfWork
 from service.gateway import SimulatedGateway
+from service.queries.outbox_health import outbox_backlog
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
 IDEMPOTENCY_PURGE_SECONDS = 300.0
+GAUGES_REFRESH_SECONDS = 5.0
 
 
 def database_url(settings: Settings) -> str:
@@ -50,6 +52,9 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     async def reconcile_stuck() -> None:
         await reconcile_stuck_payments(reconcile, uow, gateway)
 
+    async def refresh_gauges() -> None:
+        await outbox_backlog(pool)
+
     async def expire_idempotency_keys() -> None:
         await load_queries().purge_expired_idempotency_keys(pool)
 
@@ -58,6 +63,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
             every(settings.gateway.reconcile_interval_seconds, reconcile_stuck, stop)
         ),
         asyncio.create_task(every(IDEMPOTENCY_PURGE_SECONDS, expire_idempotency_keys, stop)),
+        asyncio.create_task(every(GAUGES_REFRESH_SECONDS, refresh_gauges, stop)),
     ]
     try:
         yield

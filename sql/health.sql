@@ -5,8 +5,10 @@
 SELECT 1;
 
 -- name: outbox_lag()^
--- Undelivered live events and the age in seconds of the oldest (0 when none).
-SELECT count(*) AS pending,
-       COALESCE(EXTRACT(epoch FROM now() - min(created_at)), 0)::float8 AS oldest_age_seconds
+-- Undelivered live events, the age in seconds of the oldest (0 when none), dead events.
+SELECT count(*) FILTER (WHERE dead_at IS NULL) AS pending,
+       COALESCE(EXTRACT(epoch FROM now() - min(created_at) FILTER (WHERE dead_at IS NULL)), 0)
+           ::float8 AS oldest_age_seconds,
+       count(*) FILTER (WHERE dead_at IS NOT NULL) AS dead
   FROM outbox
- WHERE delivered_at IS NULL AND dead_at IS NULL;
+ WHERE delivered_at IS NULL;

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import asyncpg
 import msgspec
@@ -11,7 +10,7 @@ from litestar import Controller, Response, get
 from litestar.di import NamedDependency
 
 from service.api.problems import DATABASE_DOWN
-from service.db.sql import load_queries
+from service.queries.outbox_health import outbox_backlog
 from service.settings import Settings
 
 
@@ -20,6 +19,7 @@ class Readiness(msgspec.Struct, frozen=True):
     database: str  # "ok" | "unreachable"
     outbox_pending: int | None = None
     outbox_oldest_age_seconds: float | None = None
+    outbox_dead: int | None = None
     relay: str | None = None  # "ok" | "lagging"
 
 
@@ -42,21 +42,20 @@ class HealthController(Controller):
         payments keep being accepted and their webhooks wait in the outbox,
         which is the point of having one.
         """
-        sql: Any = load_queries()
         try:
             async with asyncio.timeout(settings.database.command_timeout):
-                lag = await sql.outbox_lag(pool)
+                backlog = await outbox_backlog(pool)
         except DATABASE_DOWN:
-            return Response(
-                Readiness(status="unavailable", database="unreachable"), status_code=503
-            )
-        lagging = lag["oldest_age_seconds"] > settings.outbox.max_lag_seconds
+            down = Readiness(status="unavailable", database="unreachable")
+            return Response(down, status_code=503)
+        lagging = backlog.oldest_age_seconds > settings.outbox.max_lag_seconds
         return Response(
             Readiness(
                 status="ready",
                 database="ok",
-                outbox_pending=lag["pending"],
-                outbox_oldest_age_seconds=round(lag["oldest_age_seconds"], 3),
+                outbox_pending=backlog.pending,
+                outbox_oldest_age_seconds=round(backlog.oldest_age_seconds, 3),
+                outbox_dead=backlog.dead,
                 relay="lagging" if lagging else "ok",
             )
         )

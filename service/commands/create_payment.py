@@ -11,6 +11,7 @@ from service.db.unit_of_work import UnitOfWork
 from service.domain.errors import DuplicateOrder, GatewayUnavailable, PaymentDeclined
 from service.domain.rules import PaymentStatus, payment_amount
 from service.gateway import GatewayDecision, PaymentGateway
+from service.metrics import PAYMENTS
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ async def create_payment(
             payment_id=payment.id,
         ) from exc
     if decision is GatewayDecision.PENDING:
+        PAYMENTS.labels("processing").inc()
         return payment
 
     settled = await settle(uow, payment.id, SETTLED_STATUS[decision], command.request_id)
@@ -53,6 +55,7 @@ async def create_payment(
             settled = PaymentRecord.from_row(
                 await uow.sql.find_payment(connection, payment_id=payment.id)
             )
+    PAYMENTS.labels(settled.status.lower()).inc()
     if settled.status == PaymentStatus.FAILED:
         raise PaymentDeclined("the payment gateway declined the payment", payment_id=settled.id)
     return settled

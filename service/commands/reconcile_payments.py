@@ -9,6 +9,7 @@ from service.commands.results import PaymentRecord
 from service.commands.settlement import SETTLED_STATUS, settle
 from service.db.unit_of_work import UnitOfWork
 from service.gateway import GatewayDecision, PaymentGateway
+from service.metrics import PAYMENTS_RECONCILED
 
 log = logging.getLogger(__name__)
 
@@ -44,5 +45,6 @@ async def reconcile_stuck_payments(
         result = await settle(uow, payment.id, SETTLED_STATUS[decision], "reconciler")
         if result is not None:
             log.info("reconciled payment %s as %s", payment.id, result.status)
+            PAYMENTS_RECONCILED.labels(result.status.lower()).inc()
             settled.append(result)
     return settled

@@ -7,6 +7,7 @@ from service.commands.results import RefundRecord
 from service.db.unit_of_work import UnitOfWork
 from service.domain.errors import PaymentNotFound
 from service.domain.rules import PaymentStatus, refund_amount, refund_reason, refund_refusal
+from service.metrics import REFUNDS
 
 
 async def refund_payment(command: RefundPayment, uow: UnitOfWork) -> RefundRecord:
@@ -22,6 +23,7 @@ async def refund_payment(command: RefundPayment, uow: UnitOfWork) -> RefundRecor
             request_id=command.request_id,
         )
         if row is not None:
+            REFUNDS.inc()
             return RefundRecord.from_row(row)
         payment = await uow.sql.find_payment(connection, payment_id=command.payment_id)
     if payment is None:

@@ -68,6 +68,9 @@ class OutboxRelay:
         self._nudge = asyncio.Event()
         self._retry_due: float | None = None
         self._stopping = False
+        # Attempts made by this relay, for its stop log line (and tests).
+        self.delivered = 0
+        self.failed = 0
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until `stop` is set, then finish or hand back what is held."""
@@ -158,6 +161,10 @@ class OutboxRelay:
                 outcome = Outcome(event.id, Result.RELEASED)
             else:
                 outcome = await sender.send(event)
+                if outcome.result is Result.DELIVERED:
+                    self.delivered += 1
+                else:
+                    self.failed += 1
         recorder.add(outcome)
 
     def _recorded(self, ids: list[uuid.UUID], retry_due: float | None) -> None:
@@ -191,4 +198,10 @@ class OutboxRelay:
         except _DB_ERRORS as exc:
             log.warning("could not release claims, they expire with their lease: %s", exc)
             released = 0
-        log.info("outbox relay %s stopped (%d claims released)", self.relay_id, released)
+        log.info(
+            "outbox relay %s stopped: %d delivered, %d failed attempts, %d claims released",
+            self.relay_id,
+            self.delivered,
+            self.failed,
+            released,
+        )

@@ -1,0 +1,31 @@
+"""Prometheus metrics of the service's own (HTTP metrics come from Litestar's plugin).
+
+Per process: with several workers, scrape each, or run one worker per container.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+PAYMENTS = Counter(
+    "payments_created_total",
+    "Payments by result: completed, failed (declined), processing (async gateway)",
+    ["result"],
+)
+PAYMENTS_RECONCILED = Counter(
+    "payments_reconciled_total", "Payments settled by the reconciler", ["result"]
+)
+REFUNDS = Counter("payments_refunds_total", "Refunds made")
+GATEWAY_CALLBACKS = Counter(
+    "payments_gateway_callbacks_total", "Gateway callbacks by outcome", ["outcome"]
+)
+WEBHOOK_ATTEMPTS = Counter(
+    "payments_webhook_attempts_total",
+    "Order webhook attempts by outcome: delivered, retry (failed, will retry), dead",
+    ["outcome"],
+)
+OUTBOX_PENDING = Gauge("payments_outbox_pending", "Undelivered, live outbox events")
+OUTBOX_OLDEST_AGE = Gauge(
+    "payments_outbox_oldest_age_seconds", "Age of the oldest undelivered live event (relay lag)"
+)
+OUTBOX_DEAD = Gauge("payments_outbox_dead", "Dead outbox events awaiting replay")
