@@ -17,6 +17,7 @@ import click
 from service.db.embedded import bin_dir
 from service.db.migrate import migrate
 from service.lifespan import database_url
+from service.ops import ops_group
 from service.settings import load_settings
 
 
@@ -76,4 +77,5 @@ def main() -> None:
 
     litestar_group.add_command(db_group)  # type: ignore[arg-type]
     litestar_group.add_command(serve)  # type: ignore[arg-type]
+    litestar_group.add_command(ops_group)  # type: ignore[arg-type]
     litestar_group(prog_name="payments")

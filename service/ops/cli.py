@@ -50,10 +50,10 @@ def _echo_list() -> None:
 
 
 @click.group("ops", invoke_without_command=True)
-@click.pass_context
-def ops_group(ctx: click.Context) -> None:
+def ops_group() -> None:
     """Operators' questions (sql/ops.sql, views of the `ops` schema); lists them by default."""
-    if ctx.invoked_subcommand is None:
+    # Not @click.pass_context: Litestar's CLI group would pass `ctx` a second time.
+    if click.get_current_context().invoked_subcommand is None:
         _echo_list()
 
 

@@ -67,10 +67,11 @@ async def run_query(url: str, query: OpsQuery, params: dict[str, Any]) -> OpsRes
             )
         # Read-only by construction: an ops query never changes anything.
         async with connection.transaction(readonly=True):
-            answer = await getattr(load_queries(), query.name)(connection, **params)
-            if query.shape == "rows":
-                records = [record async for record in answer]
+            method = getattr(load_queries(), query.name)
+            if query.shape == "rows":  # aiosql yields these rows one by one
+                records = [record async for record in method(connection, **params)]
             else:
+                answer = await method(connection, **params)
                 records = [] if answer is None else [answer]
     finally:
         await connection.close()

@@ -50,7 +50,9 @@ def format_table(result: OpsResult) -> str:
         for i in range(len(result.columns))
     ]
     lines = [
-        " | ".join(name.center(width) for name, width in zip(result.columns, widths, strict=True)),
+        " | ".join(
+            name.center(width) for name, width in zip(result.columns, widths, strict=True)
+        ).rstrip(),
         "-+-".join("-" * width for width in widths),
     ]
     for row in texts:
