@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
+
+from service.signing import secret_key
 
 
 class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -88,30 +91,58 @@ class ConfigError(Exception):
     """The configuration file is missing, malformed or has a wrong value."""
 
 
-def config_path() -> Path:
-    return Path(os.environ.get("PAYMENTS_CONFIG", "litestar.toml"))
+def config_path(env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    return Path(env.get("PAYMENTS_CONFIG", "litestar.toml"))
 
 
-def load_settings(path: Path | None = None, env: dict[str, str] | None = None) -> Settings:
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+
+
+def _override(raw: dict[str, Any], section: str, key: str, value: object) -> None:
+    table = raw.setdefault(section, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"[{section}] must be a table, not {type(table).__name__}")
+    table[key] = value
+
+
+def _check_secrets(settings: Settings) -> None:
+    """Refuse to start with a secret that cannot sign or verify anything."""
+    named = {
+        "order_service.webhook_secret": settings.order_service.webhook_secret,
+        "gateway.callback_secret": settings.gateway.callback_secret,
+    }
+    for name, secret in named.items():
+        if secret:
+            try:
+                secret_key(secret)
+            except ValueError as exc:
+                raise ConfigError(f"{name}: {exc}") from exc
+
+
+def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
     """Read the TOML file (if present), then apply the environment overrides."""
-    path = path or config_path()
-    env = dict(os.environ) if env is None else env
-    raw: dict[str, dict[str, object]] = {}
+    env = os.environ if env is None else env
+    path = path or config_path(env)
+    raw: dict[str, Any] = {}
     if path.exists():
-        try:
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: {exc}") from exc
+        raw = _read_toml(path)
     elif "PAYMENTS_CONFIG" in env:
         raise ConfigError(f"PAYMENTS_CONFIG names {path}, which does not exist")
     for variable, (section, key) in ENV_OVERRIDES.items():
         if variable in env:
-            raw.setdefault(section, {})[key] = env[variable]
+            _override(raw, section, key, env[variable])
     for variable, (section, key) in ENV_LIST_OVERRIDES.items():
         if variable in env:
             items = [item.strip() for item in env[variable].split(",") if item.strip()]
-            raw.setdefault(section, {})[key] = items
+            _override(raw, section, key, items)
     try:
-        return msgspec.convert(raw, Settings)
+        settings = msgspec.convert(raw, Settings)
     except msgspec.ValidationError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
+    _check_secrets(settings)
+    return settings

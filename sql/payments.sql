@@ -56,11 +56,17 @@ SELECT id, order_id, amount, currency, status, payment_method, transaction_id,
 
 -- name: list_stuck_processing(older_than_seconds, max_rows)
 -- Payments left PROCESSING longer than expected (a crash between the two steps
--- of create, or a gateway callback that never came): the reconciler's work list.
+-- of create, or a gateway callback that never came): the reconciler's work list,
+-- never-asked first, then the least recently asked.
 SELECT id, order_id, amount, currency, status, payment_method, transaction_id,
        created_at, updated_at
   FROM payments
  WHERE status = 'PROCESSING'
    AND updated_at < now() - make_interval(secs => :older_than_seconds)
- ORDER BY updated_at
+ ORDER BY reconcile_checked_at NULLS FIRST, updated_at
  LIMIT :max_rows;
+
+-- name: mark_reconcile_checked(payment_id)!
+-- Records that the gateway was asked about a payment it could not settle yet.
+UPDATE payments SET reconcile_checked_at = now()
+ WHERE id = :payment_id AND status = 'PROCESSING';

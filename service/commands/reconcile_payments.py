@@ -39,8 +39,11 @@ async def reconcile_stuck_payments(
             )
         except Exception as exc:
             log.warning("gateway status failed for payment %s: %r", payment.id, exc)
-            continue
+            decision = GatewayDecision.PENDING
         if decision is GatewayDecision.PENDING:
+            # Asked and still open: move it behind the others for the next round.
+            async with uow.connection() as connection:
+                await uow.sql.mark_reconcile_checked(connection, payment_id=payment.id)
             continue
         result = await settle(uow, payment.id, SETTLED_STATUS[decision], "reconciler")
         if result is not None:

@@ -17,6 +17,10 @@ from service.db.sql import MIGRATIONS_DIR, load_queries
 log = logging.getLogger(__name__)
 
 
+class MigrationError(Exception):
+    """The migrations on disk do not fit the ones applied."""
+
+
 def migration_files(directory: Path = MIGRATIONS_DIR) -> list[Path]:
     return sorted(directory.glob("[0-9][0-9][0-9][0-9]_*.sql"))
 
@@ -29,10 +33,14 @@ async def apply_migrations(connection: asyncpg.Connection) -> list[str]:
         await queries.lock_migrations(connection)
         await queries.create_migrations_table(connection)
         done = {row["version"] async for row in queries.applied_migrations(connection)}
+        latest = max(done, default="")
         for path in migration_files():
             version = path.stem
             if version in done:
                 continue
+            if version < latest:
+                # Applying it now would run it after changes that were meant to follow it.
+                raise MigrationError(f"{version} is older than the applied {latest}")
             await connection.execute(path.read_text(encoding="utf-8"))
             await queries.record_migration(connection, version=version)
             applied_now.append(version)

@@ -1,0 +1,119 @@
+"""The `payments` console script and the Litestar CLI, run as a user would (subprocesses)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from service.db.migrate import migration_files
+from service.db.sql import PROJECT_ROOT
+from tests.support.postgres import TestPostgres
+
+BIN = Path(sys.executable).parent
+PAYMENTS = BIN / "payments"
+LITESTAR = BIN / "litestar"
+EXPECTED_VERSIONS = [path.stem for path in migration_files()]
+
+
+@pytest.fixture
+def empty_database_url(postgres: TestPostgres) -> Iterator[str]:
+    name, url = postgres.create_database()
+    yield url
+    postgres.drop_database(name)
+
+
+def run(*args: str | Path, database_url: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PAYMENTS_", "LITESTAR_"))}
+    if database_url is not None:
+        env["PAYMENTS_DATABASE_URL"] = database_url
+    return subprocess.run(
+        [str(arg) for arg in args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def commands_listed(help_text: str) -> set[str]:
+    """Command names of a click (or rich-click boxed) help screen: `name  description`."""
+    return set(re.findall(r"^[^\w-]*?([a-z][\w-]*) {2,}\S", help_text, re.MULTILINE))
+
+
+def test_the_console_script_is_installed() -> None:
+    assert PAYMENTS.exists()
+
+
+def test_payments_help_lists_run_and_db() -> None:
+    output = ok(run(PAYMENTS, "--help"))
+    assert {"run", "db"} <= commands_listed(output)
+
+
+def test_payments_db_help_lists_migrate_and_psql() -> None:
+    output = ok(run(PAYMENTS, "db", "--help"))
+    assert {"migrate", "psql"} <= commands_listed(output)
+
+
+def test_payments_db_migrate_applies_then_says_up_to_date(empty_database_url: str) -> None:
+    first = ok(run(PAYMENTS, "db", "migrate", database_url=empty_database_url))
+    assert first.strip() == "applied: " + ", ".join(EXPECTED_VERSIONS)
+
+    second = ok(run(PAYMENTS, "db", "migrate", database_url=empty_database_url))
+    assert second.strip() == "schema is up to date"
+
+
+def test_payments_db_psql_runs_on_the_configured_database(empty_database_url: str) -> None:
+    ok(run(PAYMENTS, "db", "migrate", database_url=empty_database_url))
+
+    output = ok(
+        run(
+            PAYMENTS,
+            "db",
+            "psql",
+            "-At",
+            "-c",
+            "select count(*) from schema_migrations",
+            database_url=empty_database_url,
+        )
+    )
+
+    assert output.strip() == str(len(EXPECTED_VERSIONS))
+
+
+def test_payments_db_psql_passes_on_psql_failures(empty_database_url: str) -> None:
+    result = run(
+        PAYMENTS, "db", "psql", "-c", "select * from no_such_table", database_url=empty_database_url
+    )
+    assert result.returncode != 0
+    assert "no_such_table" in result.stderr
+
+
+def test_the_main_function_is_the_console_script(empty_database_url: str) -> None:
+    code = "from service.cli import main; main()"
+    output = ok(run(sys.executable, "-c", code, "db", "migrate", database_url=empty_database_url))
+    assert output.strip().startswith("applied: ")
+
+
+def test_litestar_lists_the_payment_routes() -> None:
+    output = ok(run(LITESTAR, "--app", "service.app:create_app", "routes"))
+    for path in (
+        "/api/v1/payments",
+        "/api/v1/payments/{payment_id:str}",
+        "/api/v1/payments/order/{order_id:int}",
+        "/api/v1/payments/refund",
+        "/api/v1/payments/webhook",
+    ):
+        assert path in output, path

@@ -1,0 +1,309 @@
+"""Payments left PROCESSING are settled by asking the gateway, never left stuck.
+
+The background loop is exercised through the running service; the command
+(reconcile_stuck_payments) directly, over a pool and the simulator, where
+a test needs to control exactly when it runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import httpx
+import pytest
+
+from service.commands import ReconcileStuckPayments
+from service.commands.reconcile_payments import reconcile_stuck_payments
+from service.db.sql import load_queries
+from service.db.unit_of_work import UnitOfWork
+from service.gateway import GatewayDecision, SimulatedGateway
+from service.settings import GatewaySettings
+from tests.support.order_stub import OrderServiceStub
+from tests.support.service import serve
+from tests.support.settings import make_settings
+
+sql: Any = load_queries()
+
+FAST_RECONCILER = {"reconcile_after_seconds": 0.2, "reconcile_interval_seconds": 0.1}
+DECLINED = 4040
+
+
+@pytest.fixture
+async def uow(database_url: str) -> AsyncIterator[UnitOfWork]:
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
+    assert pool is not None
+    yield UnitOfWork(pool)
+    await pool.close()
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+async def insert_processing(
+    db: asyncpg.Connection, order_id: int, amount: int = 5000, *, aged_seconds: float = 0
+) -> dict[str, Any]:
+    """A payment as left by a crash between the two steps of create."""
+    row = await sql.insert_processing(db, order_id=order_id, amount=Decimal(amount), currency="JPY")
+    assert row is not None
+    if aged_seconds:
+        await sql.age_payment(db, payment_id=row["id"], seconds=aged_seconds)
+    return dict(row)
+
+
+async def outbox_bodies(db: asyncpg.Connection, payment_id: int) -> list[dict[str, Any]]:
+    return [
+        json.loads(row["body"])
+        async for row in sql.outbox_events_of_payment(db, payment_id=payment_id)
+    ]
+
+
+def settlement_body(status: str, transaction_id: UUID | str) -> dict[str, str]:
+    return {"payment_status": status, "transaction_id": str(transaction_id)}
+
+
+async def stored_status(db: asyncpg.Connection, payment_id: int) -> str:
+    status: str = await sql.checks_b_payment_status(db, payment_id=payment_id)
+    return status
+
+
+async def wait_for_status(
+    client: httpx.AsyncClient, payment_id: int, wanted: str, within: float = 10.0
+) -> None:
+    """Poll GET until the payment has `wanted`; fail the test after `within` seconds."""
+    deadline = time.monotonic() + within
+    status = None
+    while time.monotonic() < deadline:
+        response = await client.get(f"/api/v1/payments/{payment_id}")
+        assert response.status_code == 200, response.text
+        status = response.json()["status"]
+        if status == wanted:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"payment {payment_id} is still {status} after {within}s, not {wanted}")
+
+
+def command(older_than_seconds: float = 60.0, max_payments: int = 100) -> ReconcileStuckPayments:
+    return ReconcileStuckPayments(older_than_seconds=older_than_seconds, max_payments=max_payments)
+
+
+def simulator(**settings: Any) -> SimulatedGateway:
+    return SimulatedGateway(GatewaySettings(**settings))
+
+
+class ScriptedGateway:
+    """Answers status() from a table by order id (raising for an exception)."""
+
+    def __init__(self, answers: dict[int, GatewayDecision | Exception]) -> None:
+        self.answers = answers
+        self.asked: list[int] = []
+
+    async def charge(self, transaction_id: UUID, order_id: int, amount: Decimal) -> GatewayDecision:
+        raise AssertionError("the reconciler never charges")
+
+    async def status(self, transaction_id: UUID, order_id: int, amount: Decimal) -> GatewayDecision:
+        self.asked.append(order_id)
+        answer = self.answers.get(order_id, GatewayDecision.APPROVED)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+class RendezvousGateway:
+    """Approves, but only once `parties` reconcilers are asking at the same time."""
+
+    def __init__(self, parties: int) -> None:
+        self.barrier = asyncio.Barrier(parties)
+
+    async def charge(self, transaction_id: UUID, order_id: int, amount: Decimal) -> GatewayDecision:
+        raise AssertionError("the reconciler never charges")
+
+    async def status(self, transaction_id: UUID, order_id: int, amount: Decimal) -> GatewayDecision:
+        await asyncio.wait_for(self.barrier.wait(), 10)
+        return GatewayDecision.APPROVED
+
+
+# --- the background reconciler of the running service ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("amount", "status", "body_status"),
+    [(5000, "COMPLETED", "completed"), (DECLINED, "FAILED", "failed")],
+)
+async def test_the_service_settles_a_payment_no_callback_settled(
+    database_url: str,
+    order_stub: OrderServiceStub,
+    db: asyncpg.Connection,
+    amount: int,
+    status: str,
+    body_status: str,
+) -> None:
+    gateway = {"mode": "async", "decline_amounts": [DECLINED], **FAST_RECONCILER}
+    async with serve(make_settings(database_url, order_stub.url, gateway=gateway)) as svc:
+        created = await svc.client.post("/api/v1/payments/", json={"order_id": 1, "amount": amount})
+        assert created.status_code == 201, created.text
+        payment = created.json()
+        assert payment["status"] == "PROCESSING"
+
+        await wait_for_status(svc.client, payment["id"], status)
+
+    assert await outbox_bodies(db, payment["id"]) == [
+        settlement_body(body_status, payment["transaction_id"])
+    ]
+
+
+async def test_the_service_settles_a_payment_left_processing_by_a_crash(
+    database_url: str, order_stub: OrderServiceStub, db: asyncpg.Connection
+) -> None:
+    stuck = await insert_processing(db, order_id=11, aged_seconds=120)
+    recent = await insert_processing(db, order_id=12)
+    gateway = {"reconcile_after_seconds": 60.0, "reconcile_interval_seconds": 0.1}
+
+    async with serve(make_settings(database_url, order_stub.url, gateway=gateway)) as svc:
+        await wait_for_status(svc.client, stuck["id"], "COMPLETED")
+
+    assert await outbox_bodies(db, stuck["id"]) == [
+        settlement_body("completed", stuck["transaction_id"])
+    ]
+    # Younger than reconcile_after_seconds: create may still be asking the gateway.
+    assert await stored_status(db, recent["id"]) == "PROCESSING"
+    assert await outbox_bodies(db, recent["id"]) == []
+
+
+async def test_two_services_reconciling_one_database_settle_once(
+    database_url: str, order_stub: OrderServiceStub, db: asyncpg.Connection
+) -> None:
+    settings = make_settings(
+        database_url, order_stub.url, gateway={"mode": "async", **FAST_RECONCILER}
+    )
+    async with serve(settings) as first, serve(settings) as second:
+        created = await first.client.post("/api/v1/payments/", json={"order_id": 5, "amount": 700})
+        assert created.status_code == 201, created.text
+        payment = created.json()
+        await wait_for_status(second.client, payment["id"], "COMPLETED")
+
+    assert await outbox_bodies(db, payment["id"]) == [
+        settlement_body("completed", payment["transaction_id"])
+    ]
+
+
+# --- the command, run when the test says ------------------------------------------------------
+
+
+async def test_a_payment_younger_than_the_age_is_left_alone(
+    uow: UnitOfWork, db: asyncpg.Connection
+) -> None:
+    payment = await insert_processing(db, order_id=1, aged_seconds=30)
+
+    settled = await reconcile_stuck_payments(command(older_than_seconds=60), uow, simulator())
+
+    assert settled == []
+    assert await stored_status(db, payment["id"]) == "PROCESSING"
+    assert await outbox_bodies(db, payment["id"]) == []
+
+
+@pytest.mark.parametrize(
+    ("decline_amounts", "status", "body_status"),
+    [((), "COMPLETED", "completed"), ((5000,), "FAILED", "failed")],
+    ids=["approved", "declined"],
+)
+async def test_a_payment_older_than_the_age_is_settled_as_the_gateway_says(
+    uow: UnitOfWork,
+    db: asyncpg.Connection,
+    decline_amounts: tuple[int, ...],
+    status: str,
+    body_status: str,
+) -> None:
+    payment = await insert_processing(db, order_id=1, amount=5000, aged_seconds=90)
+
+    settled = await reconcile_stuck_payments(
+        command(older_than_seconds=60), uow, simulator(decline_amounts=decline_amounts)
+    )
+
+    assert [(p.id, p.status) for p in settled] == [(payment["id"], status)]
+    assert await stored_status(db, payment["id"]) == status
+    assert await outbox_bodies(db, payment["id"]) == [
+        settlement_body(body_status, payment["transaction_id"])
+    ]
+
+
+async def test_settled_payments_are_not_touched(uow: UnitOfWork, db: asyncpg.Connection) -> None:
+    for order_id, status in enumerate(["PENDING", "COMPLETED", "FAILED", "REFUNDED"], start=1):
+        payment = await insert_processing(db, order_id=order_id)
+        await sql.force_payment_status(db, payment_id=payment["id"], status=status)
+        await sql.age_payment(db, payment_id=payment["id"], seconds=3600)
+
+    settled = await reconcile_stuck_payments(command(older_than_seconds=60), uow, simulator())
+
+    assert settled == []
+
+
+async def test_running_the_reconciler_twice_settles_once(
+    uow: UnitOfWork, db: asyncpg.Connection
+) -> None:
+    payment = await insert_processing(db, order_id=1, aged_seconds=90)
+
+    first = await reconcile_stuck_payments(command(), uow, simulator())
+    second = await reconcile_stuck_payments(command(), uow, simulator())
+
+    assert [p.id for p in first] == [payment["id"]]
+    assert second == []
+    assert len(await outbox_bodies(db, payment["id"])) == 1
+
+
+async def test_concurrent_reconcilers_settle_once(uow: UnitOfWork, db: asyncpg.Connection) -> None:
+    payment = await insert_processing(db, order_id=1, aged_seconds=90)
+    # Both have listed the payment and asked the gateway before either settles it.
+    gateway = RendezvousGateway(parties=2)
+
+    results = await asyncio.gather(
+        reconcile_stuck_payments(command(), uow, gateway),
+        reconcile_stuck_payments(command(), uow, gateway),
+    )
+
+    assert sorted(len(settled) for settled in results) == [0, 1]
+    assert await stored_status(db, payment["id"]) == "COMPLETED"
+    assert await outbox_bodies(db, payment["id"]) == [
+        settlement_body("completed", payment["transaction_id"])
+    ]
+
+
+async def test_a_gateway_error_for_one_payment_does_not_stop_the_others(
+    uow: UnitOfWork, db: asyncpg.Connection
+) -> None:
+    failing = await insert_processing(db, order_id=1, aged_seconds=300)
+    pending = await insert_processing(db, order_id=2, aged_seconds=200)
+    healthy = await insert_processing(db, order_id=3, aged_seconds=100)
+    gateway = ScriptedGateway({1: ConnectionError("gateway down"), 2: GatewayDecision.PENDING})
+
+    settled = await reconcile_stuck_payments(command(), uow, gateway)
+
+    assert [p.id for p in settled] == [healthy["id"]]
+    assert sorted(gateway.asked) == [1, 2, 3]
+    assert await stored_status(db, failing["id"]) == "PROCESSING"
+    assert await stored_status(db, pending["id"]) == "PROCESSING"
+    assert await stored_status(db, healthy["id"]) == "COMPLETED"
+
+
+async def test_payments_the_gateway_cannot_settle_yet_do_not_starve_the_others(
+    uow: UnitOfWork, db: asyncpg.Connection
+) -> None:
+    """A full batch of payments the gateway still reports pending must not hide the rest.
+
+    The contract: a payment left PROCESSING past the age is reconciled, never left stuck.
+    """
+    for order_id in (1, 2):
+        await insert_processing(db, order_id=order_id, aged_seconds=300 - order_id)
+    newest = await insert_processing(db, order_id=3, aged_seconds=100)
+    gateway = ScriptedGateway({1: GatewayDecision.PENDING, 2: GatewayDecision.PENDING})
+
+    for _ in range(3):
+        await reconcile_stuck_payments(command(max_payments=2), uow, gateway)
+
+    assert await stored_status(db, newest["id"]) == "COMPLETED"

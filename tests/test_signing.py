@@ -1,0 +1,130 @@
+"""Standard Webhooks signing and verification (service/signing.py), pure."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+
+import pytest
+
+from service.signing import SignatureError, secret_key, sign, verify
+
+KEY = b"test-gateway-secret-1234567890"
+SECRET = "whsec_" + base64.b64encode(KEY).decode()
+OTHER_KEY = b"another-secret"
+NOW = 1_700_000_000
+MSG_ID = "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W"
+BODY = b'{"transaction_id":"6f1c1c8e-58a4-4b43-9d51-6f1d1f3f4c1e","status":"completed"}'
+
+
+def check(
+    msg_id: str | None = MSG_ID,
+    timestamp: str | None = str(NOW),
+    signature: str | None = "good",
+    body: bytes = BODY,
+    *,
+    key: bytes = KEY,
+    now: float = NOW,
+) -> None:
+    """verify() with a good signature of the defaults ("good") unless told otherwise."""
+    if signature == "good":
+        signature = sign(KEY, MSG_ID, NOW, BODY)
+    verify(key, msg_id, timestamp, signature, body, now=now)
+
+
+def test_secret_key_is_the_base64_decoded_part_of_a_whsec_secret() -> None:
+    assert secret_key(SECRET) == KEY
+    assert secret_key(SECRET.removeprefix("whsec_")) == KEY
+
+
+@pytest.mark.parametrize("secret", ["whsec_", "", "whsec_not base64!", "whsec_abc"])
+def test_secret_key_refuses_an_empty_or_malformed_secret(secret: str) -> None:
+    with pytest.raises(ValueError):
+        secret_key(secret)
+
+
+def test_sign_is_hmac_sha256_of_id_timestamp_and_body_in_base64() -> None:
+    signed_content = f"{MSG_ID}.{NOW}.".encode() + BODY
+    digest = hmac.new(KEY, signed_content, hashlib.sha256).digest()
+    assert sign(KEY, MSG_ID, NOW, BODY) == "v1," + base64.b64encode(digest).decode()
+
+
+def test_sign_then_verify_round_trips() -> None:
+    check()
+
+
+def test_verify_uses_the_current_time_by_default() -> None:
+    import time
+
+    now = int(time.time())
+    verify(KEY, MSG_ID, str(now), sign(KEY, MSG_ID, now, BODY), BODY)
+
+
+@pytest.mark.parametrize(
+    ("change", "kwargs"),
+    [
+        ("wrong secret", {"key": OTHER_KEY}),
+        ("tampered body", {"body": BODY.replace(b"completed", b"failed")}),
+        ("extra byte in body", {"body": BODY + b" "}),
+        ("tampered id", {"msg_id": MSG_ID + "x"}),
+        ("another timestamp", {"timestamp": str(NOW + 1)}),
+        ("signature of another message", {"signature": sign(KEY, "other", NOW, BODY)}),
+        ("garbage signature", {"signature": "v1,AAAA"}),
+        ("signature without version", {"signature": sign(KEY, MSG_ID, NOW, BODY)[3:]}),
+        ("other version", {"signature": "v2," + sign(KEY, MSG_ID, NOW, BODY)[3:]}),
+    ],
+    ids=lambda value: value if isinstance(value, str) else "",
+)
+def test_verify_refuses_a_signature_that_does_not_match(change: str, kwargs: dict) -> None:
+    with pytest.raises(SignatureError):
+        check(**kwargs)
+
+
+@pytest.mark.parametrize("offset", [301, -301, 360, -360, 86_400, -86_400])
+def test_verify_refuses_a_timestamp_more_than_five_minutes_off(offset: int) -> None:
+    sent_at = NOW + offset
+    with pytest.raises(SignatureError):
+        check(timestamp=str(sent_at), signature=sign(KEY, MSG_ID, sent_at, BODY))
+
+
+@pytest.mark.parametrize("offset", [0, 300, -300, 299, -299])
+def test_verify_accepts_a_timestamp_within_five_minutes(offset: int) -> None:
+    sent_at = NOW + offset
+    check(timestamp=str(sent_at), signature=sign(KEY, MSG_ID, sent_at, BODY))
+
+
+@pytest.mark.parametrize(
+    "missing", ["msg_id", "timestamp", "signature"], ids=lambda name: f"no-{name}"
+)
+@pytest.mark.parametrize("value", [None, ""], ids=["absent", "empty"])
+def test_verify_refuses_a_missing_header(missing: str, value: str | None) -> None:
+    with pytest.raises(SignatureError):
+        check(**{missing: value})
+
+
+@pytest.mark.parametrize("timestamp", ["abc", "1700000000.5", "17e8", "2023-11-14T22:13:20Z"])
+def test_verify_refuses_a_timestamp_that_is_not_unix_seconds(timestamp: str) -> None:
+    with pytest.raises(SignatureError):
+        check(timestamp=timestamp)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "v1,AAAA {good}",
+        "{good} v1,AAAA",
+        "v1,AAAA v1,BBBB {good} v1,CCCC",
+        "v1,{other} {good}",
+    ],
+)
+def test_verify_accepts_several_signatures_when_one_matches(header: str) -> None:
+    good = sign(KEY, MSG_ID, NOW, BODY)
+    other = sign(OTHER_KEY, MSG_ID, NOW, BODY).removeprefix("v1,")
+    check(signature=header.format(good=good, other=other))
+
+
+def test_verify_refuses_several_signatures_when_none_matches() -> None:
+    other = sign(OTHER_KEY, MSG_ID, NOW, BODY)
+    with pytest.raises(SignatureError):
+        check(signature=f"v1,AAAA {other} v1,BBBB")
