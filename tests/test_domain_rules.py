@@ -80,10 +80,24 @@ def test_payment_amount_refuses_out_of_range_fractional_or_non_numbers(
         payment_amount(amount)
 
 
-@pytest.mark.parametrize("amount", ["100", None, Decimal(100), [100]], ids=repr)
+@pytest.mark.parametrize("amount", ["100", None, [100]], ids=repr)
 def test_payment_amount_refuses_values_that_are_not_json_numbers(amount: object) -> None:
     with pytest.raises(InvalidPayment):
         payment_amount(amount)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "written", ["99.99999999999999999", "100.0000000000000001", "1000000.000000001"]
+)
+def test_payment_amount_judges_an_exact_decimal_without_float_rounding(written: str) -> None:
+    # The API hands fractional JSON numbers over as exact Decimals; as floats
+    # these would all round to whole yen inside the range.
+    with pytest.raises(InvalidPayment):
+        payment_amount(Decimal(written))
+
+
+def test_payment_amount_accepts_an_exact_decimal_of_whole_yen() -> None:
+    assert payment_amount(Decimal("89800.000")) == Decimal(89800)
 
 
 @pytest.mark.parametrize("currency", ["USD", "jpy", "", "JPY ", "EUR"])

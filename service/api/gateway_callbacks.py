@@ -55,7 +55,7 @@ class GatewayCallbackController(Controller):
         )
         try:
             callback = _decoder.decode(body)
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
             raise ValidationException(f"malformed gateway callback: {exc}") from exc
         assert webhook_id is not None  # verify() refused a missing one
         payment = await apply_gateway_event(

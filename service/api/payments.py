@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import asyncpg
 from litestar import Controller, get, post
 from litestar.di import NamedDependency
@@ -61,9 +63,10 @@ class PaymentController(Controller):
         payment_id: FromPath[str],
     ) -> PaymentView:
         """One payment with its refunds."""
-        view = await payment_by_id(pool, parse_id(payment_id))
+        parsed = parse_id(payment_id)
+        view = await payment_by_id(pool, parsed) if parsed is not None else None
         if view is None:
-            raise PaymentNotFound(f"payment {payment_id} does not exist")
+            raise PaymentNotFound(f"payment {payment_id[:40]} does not exist")
         return view
 
     @get("/order/{order_id:int}", operation_id="getPaymentByOrder")
@@ -100,8 +103,18 @@ class PaymentController(Controller):
         return RefundResponse.of(await refund_payment(command, uow))
 
 
-def parse_id(raw: str) -> int:
-    """A path id: 400 (not 404) when it is not an integer, as the contract says."""
-    if not raw.isascii() or not raw.lstrip("-").isdigit() or len(raw) > 25:
-        raise ValidationException(f"payment_id must be an integer, not {raw!r}")
+INTEGER = re.compile(r"-?[0-9]+")
+# More digits than any bigint has: an integer, but no payment can have it.
+MAX_ID_DIGITS = 19
+
+
+def parse_id(raw: str) -> int | None:
+    """A path id: 400 (not 404) when it is not an integer, as the contract says.
+
+    None for an integer too long to be any payment's id (then 404).
+    """
+    if not INTEGER.fullmatch(raw):
+        raise ValidationException(f"payment_id must be an integer, not {raw[:40]!r}")
+    if len(raw.lstrip("-")) > MAX_ID_DIGITS:
+        return None
     return int(raw)

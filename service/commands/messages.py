@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from uuid import UUID
 
 import msgspec
@@ -9,7 +10,7 @@ import msgspec
 
 class CreatePayment(msgspec.Struct, frozen=True):
     order_id: int
-    amount: int | float
+    amount: int | float | Decimal
     currency: str = "JPY"
     request_id: str | None = None
 
@@ -17,7 +18,7 @@ class CreatePayment(msgspec.Struct, frozen=True):
 class RefundPayment(msgspec.Struct, frozen=True):
     payment_id: int
     reason: str
-    amount: int | float | None = None
+    amount: int | float | Decimal | None = None
     request_id: str | None = None
 
 

@@ -43,16 +43,16 @@ def can_transition(current: PaymentStatus, new: PaymentStatus) -> bool:
     return new in TRANSITIONS[current]
 
 
-def payment_amount(amount: int | float, currency: str = CURRENCY) -> Decimal:
+def payment_amount(amount: int | float | Decimal, currency: str = CURRENCY) -> Decimal:
     """The exact amount of a new payment, or InvalidPayment saying which rule it breaks.
 
     JPY has no minor unit: 100 and 100.0 are the same whole amount, 100.5 is refused.
     """
     if currency != CURRENCY:
         raise InvalidPayment(f"currency must be {CURRENCY}, not {currency!r}")
-    if isinstance(amount, bool) or not isinstance(amount, int | float):
+    if isinstance(amount, bool) or not isinstance(amount, int | float | Decimal):
         raise InvalidPayment("amount must be a JSON number")
-    if isinstance(amount, float) and not math.isfinite(amount):
+    if isinstance(amount, float | Decimal) and not math.isfinite(amount):
         raise InvalidPayment("amount must be a finite number")
     exact = Decimal(amount)
     if exact != exact.to_integral_value():
@@ -115,10 +115,10 @@ def refund_reason(reason: str) -> str:
     return reason
 
 
-def refund_amount(amount: int | float | None) -> Decimal | None:
+def refund_amount(amount: int | float | Decimal | None) -> Decimal | None:
     """The amount a refund request names, exactly (None: the full payment amount)."""
     if amount is None:
         return None
-    if isinstance(amount, float) and not math.isfinite(amount):
+    if isinstance(amount, float | Decimal) and not math.isfinite(amount):
         raise RefundAmountMismatch("amount must be a finite number")
     return Decimal(amount)

@@ -19,6 +19,7 @@ from service.outbox.maintenance import OutboxStatus, outbox_status, purge_delive
 from service.settings import Settings, load_settings
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 def database_url(settings: Settings) -> str:
@@ -130,13 +131,13 @@ def purge_command(days: float | None, as_json: bool) -> None:
 def relay_command() -> None:
     """Run an outbox relay until SIGINT or SIGTERM."""
     from service.db.migrate import migrate
+    from service.log_config import configure_logging
     from service.outbox.runner import start_relay
 
-    if not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-        )
+    configure_logging()
     settings = load_settings()
+    if not settings.order_service.webhook_secret:
+        log.warning("PAYMENTS_WEBHOOK_SECRET is not set: order webhooks are sent unsigned")
     url = database_url(settings)
 
     async def run() -> None:

@@ -75,7 +75,10 @@ class WebhookSender:
             return self._failed(event, f"timed out after {self._timeout:g}s")
         # Whatever stops us from getting an answer is a failed attempt, to be retried.
         except Exception as exc:
-            return self._failed(event, f"{type(exc).__name__}: {_excerpt(str(exc))}".rstrip(": "))
+            # The transport re-raises aiohttp's errors as httpx ones of a looser kind
+            # (a refused connection becomes ConnectTimeout); the original says more.
+            cause = exc.__cause__ or exc
+            return self._failed(event, f"{type(cause).__name__}: {_excerpt(str(cause))}")
         if response.is_success:
             log.debug("webhook %s for order %s delivered", event.id, event.order_id)
             return Outcome(event.id, Result.DELIVERED)
@@ -93,13 +96,11 @@ class WebhookSender:
     ) -> Outcome:
         attempt = event.attempts + 1
         dead = is_dead(attempt, self._schedule)
-        delay = (
-            0.0
-            if dead
-            else retry_delay(
+        delay = 0.0
+        if not dead:
+            delay = retry_delay(
                 attempt, self._schedule, self._rng, status=status, retry_after=retry_after
             )
-        )
         log.warning(
             "webhook %s for order %s failed (attempt %d, request %s): %s; %s",
             event.id,
@@ -108,5 +109,6 @@ class WebhookSender:
             event.request_id,
             error,
             "dead, no attempts left" if dead else f"next attempt in {delay:.2f}s",
+            extra={"event_id": str(event.id), "order_id": event.order_id, "attempt": attempt},
         )
         return Outcome(event.id, Result.FAILED, error=error, delay_seconds=delay, dead=dead)

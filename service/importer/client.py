@@ -1,0 +1,132 @@
+"""One row's calls: create the payment, retry what is retryable, say how the row ended."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import msgspec
+
+from service.importer.outcomes import Outcome, Result
+from service.importer.retry import NETWORK_ERRORS, RetryPolicy, is_retryable
+from service.importer.rows import Payment
+
+PAYMENTS_PATH = "/api/v1/payments/"
+DUPLICATE_ORDER = "/duplicate-order"
+DETAIL_CHARS = 300
+
+
+@dataclass(frozen=True, slots=True)
+class Attempts:
+    response: httpx.Response | None  # the final answer (None: the network failed every time)
+    count: int
+    error: str  # the last network error, if any
+    lost_answer: bool  # an earlier attempt may have done the work (answer lost, or a 5xx)
+
+
+class PaymentsClient:
+    def __init__(self, http: httpx.AsyncClient, policy: RetryPolicy | None = None) -> None:
+        self._http = http
+        self._policy = policy or RetryPolicy()
+
+    async def pay(self, payment: Payment) -> Result:
+        headers = {
+            "content-type": "application/json",
+            "idempotency-key": payment.idempotency_key(),
+        }
+        sent = await self._send("POST", PAYMENTS_PATH, content=payment.body(), headers=headers)
+        response, n = sent.response, sent.count
+        if response is None:
+            return Result(Outcome.FAILED, detail=_gave_up(sent), attempts=n)
+        status = response.status_code
+        body = _json(response)
+        problem_type, detail = str(body.get("type", "")), str(body.get("detail", ""))
+        if status == 201:
+            replayed = response.headers.get("idempotent-replayed", "").lower() == "true"
+            mine = not replayed or sent.lost_answer
+            return Result(
+                Outcome.PAID if mine else Outcome.ALREADY_PAID,
+                payment_id=_int(body.get("id")),
+                payment_status=str(body.get("status", "")),
+                http_status=status,
+                detail="" if mine else "paid by an earlier import of this row (replayed)",
+                attempts=n,
+            )
+        if status == 402:
+            payment_id = _int(body.get("payment_id"))
+            return Result(Outcome.DECLINED, payment_id, "FAILED", status, problem_type, detail, n)
+        if status == 400 and problem_type.endswith(DUPLICATE_ORDER):
+            return await self._existing(payment, status, problem_type, sent)
+        outcome = Outcome.FAILED if is_retryable(status) else Outcome.REJECTED
+        if outcome is Outcome.FAILED:
+            detail = _gave_up(sent, detail)
+        return Result(outcome, None, "", status, problem_type, _cut(detail), n)
+
+    async def _existing(
+        self, payment: Payment, status: int, problem_type: str, sent: Attempts
+    ) -> Result:
+        """The order already has a payment: report it (a declined one stays declined).
+
+        After an attempt whose answer was lost or was a 5xx, that payment is this run's own.
+        """
+        attempts = sent.count
+        found = await self._send("GET", f"{PAYMENTS_PATH}order/{payment.order_id}")
+        if found.response is None or found.response.status_code != 200:
+            why = _gave_up(found) if found.response is None else found.response.text
+            detail = f"order already has a payment, which could not be read: {_cut(why)}"
+            return Result(Outcome.FAILED, None, "", status, problem_type, detail, attempts)
+        existing = _json(found.response)
+        payment_status = str(existing.get("status", ""))
+        amount = existing.get("amount")
+        if payment_status == "FAILED":
+            outcome, detail = Outcome.DECLINED, "the order's payment was declined"
+        elif sent.lost_answer:
+            outcome, detail = Outcome.PAID, "paid by an earlier attempt whose answer was lost"
+        else:
+            outcome, detail = Outcome.ALREADY_PAID, "the order already had a payment"
+        if isinstance(amount, int | float) and amount != payment.amount:
+            detail += f" of {amount:g} {existing.get('currency', '')}, not {payment.amount}"
+        payment_id = _int(existing.get("id"))
+        return Result(outcome, payment_id, payment_status, status, problem_type, detail, attempts)
+
+    async def _send(self, method: str, path: str, **kwargs: Any) -> Attempts:
+        policy = self._policy
+        error, lost = "", False
+        response: httpx.Response | None = None
+        for attempt in range(policy.retries + 1):
+            if attempt:
+                retry_after = response.headers.get("retry-after") if response else None
+                await asyncio.sleep(policy.delay(attempt - 1, retry_after))
+            try:
+                response = await self._http.request(method, path, **kwargs)
+            except NETWORK_ERRORS as exc:
+                response, error = None, f"{type(exc).__name__}: {exc}".rstrip(": ")
+                lost = lost or not isinstance(exc, httpx.ConnectError)
+                continue
+            if not is_retryable(response.status_code):
+                break
+            lost = lost or response.status_code >= 500
+        return Attempts(response, attempt + 1, error, lost)
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = msgspec.json.decode(response.content)
+    except msgspec.DecodeError:
+        return {"detail": response.text}
+    return body if isinstance(body, dict) else {}
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _gave_up(sent: Attempts, detail: str = "") -> str:
+    last = detail or sent.error or "no answer"
+    return _cut(f"gave up after {sent.count} attempt(s): {last}")
+
+
+def _cut(text: str) -> str:
+    return " ".join(text.split())[:DETAIL_CHARS]

@@ -1,0 +1,114 @@
+"""Sending the rows with bounded concurrency; stopping cleanly when asked."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from service.importer.client import PaymentsClient
+from service.importer.outcomes import Outcome, Result
+from service.importer.rows import Row
+
+UNAUTHORIZED = 401
+STOPPED = "the import stopped before this row was sent; run the import again"
+ABORTED = "interrupted while in flight: the outcome is unknown; run the import again"
+
+
+@dataclass
+class Stop:
+    """`graceful`: send no new row, let the calls in flight finish. `abort`: cancel them too."""
+
+    graceful: asyncio.Event = field(default_factory=asyncio.Event)
+    abort: asyncio.Event = field(default_factory=asyncio.Event)
+    reason: str = ""
+
+    def halt(self, reason: str) -> None:
+        """Send no new row (the first reason given is kept)."""
+        if not self.graceful.is_set():
+            self.reason = reason
+            self.graceful.set()
+
+    def escalate(self, reason: str) -> None:
+        """A first request halts; a second one aborts the calls in flight (Ctrl-C twice)."""
+        if self.graceful.is_set():
+            self.abort.set()
+        self.halt(reason)
+
+
+def local_result(row: Row) -> Result | None:
+    """The outcome of a row that is never sent, or None for a row to send."""
+    if row.payment is None:
+        return Result(Outcome.INVALID, detail=row.problem)
+    if row.first_line:
+        return Result(
+            Outcome.DUPLICATE_IN_FILE,
+            detail=f"order {row.payment.order_id} is already on line {row.first_line}",
+        )
+    return None
+
+
+async def run_import(
+    rows: Sequence[Row],
+    client: PaymentsClient,
+    *,
+    concurrency: int,
+    stop: Stop,
+    on_result: Callable[[Result], None] = lambda _: None,
+) -> list[Result]:
+    """One result per row, in row order. Rows never sent end `not_sent`."""
+    results: list[Result | None] = [None] * len(rows)
+    to_send: list[int] = []
+    for index, row in enumerate(rows):
+        local = local_result(row)
+        if local is None:
+            to_send.append(index)
+        else:
+            results[index] = local
+            on_result(local)
+    pending = iter(to_send)
+    in_flight: set[int] = set()
+
+    async def worker() -> None:
+        while not stop.graceful.is_set():
+            index = next(pending, None)
+            if index is None:
+                return
+            payment = rows[index].payment
+            assert payment is not None
+            in_flight.add(index)
+            try:
+                result = await client.pay(payment)
+            except Exception as exc:  # one odd answer must not end the whole import
+                result = Result(Outcome.FAILED, detail=f"unexpected error: {exc!r}", attempts=1)
+            in_flight.discard(index)
+            results[index] = result
+            on_result(result)
+            if result.http_status == UNAUTHORIZED:
+                stop.halt(f"the service refused the credentials: {result.detail}")
+
+    slots = max(1, min(concurrency, len(to_send)))
+    workers = asyncio.gather(*(worker() for _ in range(slots)))
+    aborting = asyncio.ensure_future(stop.abort.wait())
+    try:
+        either: list[asyncio.Future[Any]] = [workers, aborting]
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        aborting.cancel()
+        if not workers.done():  # aborted (or this task was cancelled): cancel the calls
+            workers.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await workers
+    if not workers.cancelled():
+        workers.result()
+    return [_final(result, index in in_flight) for index, result in enumerate(results)]
+
+
+def _final(result: Result | None, was_in_flight: bool) -> Result:
+    if result is not None:
+        return result
+    if was_in_flight:
+        return Result(Outcome.FAILED, detail=ABORTED)
+    return Result(Outcome.NOT_SENT, detail=STOPPED)

@@ -1,0 +1,363 @@
+"""POST /api/v1/payments/refund over real HTTP on a real PostgreSQL (full refunds only)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from service.db.sql import load_queries
+from tests.support.order_stub import OrderServiceStub
+from tests.support.service import RunningService, serve
+from tests.support.settings import make_settings
+
+sql: Any = load_queries()
+
+PAYMENTS = "/api/v1/payments/"
+REFUND = "/api/v1/payments/refund"
+JSON_HEADERS = {"content-type": "application/json"}
+REASON = "Order cancelled by customer"
+AMOUNT = 5000
+DECLINED_AMOUNT = 666
+REFUND_FIELDS = {"id", "payment_id", "amount", "reason", "status", "created_at"}
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def running(
+    database_url: str, order_stub: OrderServiceStub, **sections: dict[str, Any]
+) -> AbstractAsyncContextManager[RunningService]:
+    return serve(make_settings(database_url, order_stub.url, **sections))
+
+
+async def create_payment(
+    client: httpx.AsyncClient, order_id: int = 1, amount: int = AMOUNT
+) -> dict[str, Any]:
+    response = await client.post(PAYMENTS, json={"order_id": order_id, "amount": amount})
+    assert response.status_code == 201, response.text
+    payment: dict[str, Any] = response.json()
+    return payment
+
+
+async def refund(
+    client: httpx.AsyncClient, payment_id: Any, reason: Any = REASON, **extra: Any
+) -> httpx.Response:
+    return await client.post(REFUND, json={"payment_id": payment_id, "reason": reason, **extra})
+
+
+async def get_payment(client: httpx.AsyncClient, payment_id: int) -> dict[str, Any]:
+    response = await client.get(f"/api/v1/payments/{payment_id}")
+    assert response.status_code == 200, response.text
+    payment: dict[str, Any] = response.json()
+    return payment
+
+
+def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    """An RFC 9457 problem+json answer with this status, in the header and in the body."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    problem: dict[str, Any] = response.json()
+    assert problem["status"] == status
+    for field in ("type", "title", "detail"):
+        assert isinstance(problem[field], str) and problem[field], field
+    return problem
+
+
+async def webhook_statuses(db: asyncpg.Connection, payment_id: int) -> list[str]:
+    rows = [row async for row in sql.outbox_events_of_payment(db, payment_id=payment_id)]
+    return [json.loads(row["body"])["payment_status"] for row in rows]
+
+
+async def refund_count(db: asyncpg.Connection, payment_id: int) -> int:
+    count: int = await sql.count_refunds_of_payment(db, payment_id=payment_id)
+    return count
+
+
+async def assert_untouched(
+    client: httpx.AsyncClient, db: asyncpg.Connection, payment: dict[str, Any], status: str
+) -> None:
+    """A refused refund changed nothing: same status, no refund, no `refunded` webhook."""
+    stored = await get_payment(client, payment["id"])
+    assert stored["status"] == status
+    assert stored["refunds"] == []
+    assert await refund_count(db, payment["id"]) == 0
+    assert "refunded" not in await webhook_statuses(db, payment["id"])
+
+
+def same_instant(a: str, b: str) -> bool:
+    return datetime.fromisoformat(a) == datetime.fromisoformat(b)
+
+
+# --- the full refund -------------------------------------------------------------------------
+
+
+async def test_a_full_refund_of_a_completed_payment_is_201_and_marks_it_refunded(
+    service: RunningService, db: asyncpg.Connection
+) -> None:
+    payment = await create_payment(service.client, order_id=1, amount=89800)
+
+    response = await refund(service.client, payment["id"])
+
+    assert response.status_code == 201, response.text
+    created = response.json()
+    assert set(created) == REFUND_FIELDS
+    assert isinstance(created["id"], int)
+    assert created["payment_id"] == payment["id"]
+    assert isinstance(created["amount"], int | float) and not isinstance(created["amount"], bool)
+    assert created["amount"] == payment["amount"] == 89800
+    assert created["reason"] == REASON
+    assert isinstance(created["status"], str) and created["status"]
+    assert datetime.fromisoformat(created["created_at"]).tzinfo is not None
+
+    stored = await get_payment(service.client, payment["id"])
+    assert stored["status"] == "REFUNDED"
+    (listed,) = stored["refunds"]
+    assert set(listed) == REFUND_FIELDS
+    assert {k: v for k, v in listed.items() if k != "created_at"} == {
+        k: v for k, v in created.items() if k != "created_at"
+    }
+    assert same_instant(listed["created_at"], created["created_at"])
+
+    (row,) = [r async for r in sql.api_checks_refunds_of_payment(db, payment_id=payment["id"])]
+    assert row["amount"] == Decimal(89800)
+    assert row["reason"] == REASON
+
+
+async def test_the_refund_queues_a_refunded_webhook_after_the_completed_one(
+    service: RunningService, db: asyncpg.Connection
+) -> None:
+    payment = await create_payment(service.client)
+
+    assert (await refund(service.client, payment["id"])).status_code == 201
+
+    rows = [row async for row in sql.outbox_events_of_payment(db, payment_id=payment["id"])]
+    assert [json.loads(row["body"]) for row in rows] == [
+        {"payment_status": "completed", "transaction_id": payment["transaction_id"]},
+        {"payment_status": "refunded", "transaction_id": payment["transaction_id"]},
+    ]
+    assert rows[0]["seq"] < rows[1]["seq"]
+    assert all(row["order_id"] == payment["order_id"] for row in rows)
+
+
+@pytest.mark.parametrize("amount", [AMOUNT, float(AMOUNT)])
+async def test_an_amount_equal_to_the_payments_is_accepted(
+    service: RunningService, amount: int | float
+) -> None:
+    payment = await create_payment(service.client)
+
+    response = await refund(service.client, payment["id"], amount=amount)
+
+    assert response.status_code == 201, response.text
+    assert response.json()["amount"] == AMOUNT
+    assert (await get_payment(service.client, payment["id"]))["status"] == "REFUNDED"
+
+
+@pytest.mark.parametrize(
+    "reason",
+    ["r", "a" * 500, "é" * 500, "😀" * 500, "返金: お客様都合"],
+    ids=["one", "500-ascii", "500-accented", "500-astral", "japanese"],
+)
+async def test_a_reason_of_1_to_500_characters_is_accepted_and_kept(
+    service: RunningService, reason: str
+) -> None:
+    payment = await create_payment(service.client)
+
+    response = await refund(service.client, payment["id"], reason=reason)
+
+    assert response.status_code == 201, response.text
+    assert response.json()["reason"] == reason
+    assert (await get_payment(service.client, payment["id"]))["refunds"][0]["reason"] == reason
+
+
+# --- refused refunds -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("payment_id", [12345, 2**63 - 1])
+async def test_a_refund_of_an_unknown_payment_is_404(
+    service: RunningService, payment_id: int
+) -> None:
+    assert_problem(await refund(service.client, payment_id), 404)
+
+
+async def test_a_refund_of_a_failed_payment_is_400(
+    database_url: str, order_stub: OrderServiceStub, db: asyncpg.Connection
+) -> None:
+    async with running(
+        database_url, order_stub, gateway={"decline_amounts": [DECLINED_AMOUNT]}
+    ) as svc:
+        declined = await svc.client.post(PAYMENTS, json={"order_id": 1, "amount": DECLINED_AMOUNT})
+        payment = await get_payment(svc.client, assert_problem(declined, 402)["payment_id"])
+
+        assert_problem(await refund(svc.client, payment["id"]), 400)
+
+        await assert_untouched(svc.client, db, payment, "FAILED")
+
+
+async def test_a_refund_of_a_processing_payment_is_400(
+    database_url: str, order_stub: OrderServiceStub, db: asyncpg.Connection
+) -> None:
+    gateway = {"mode": "async", "reconcile_after_seconds": 3600.0}
+    async with running(database_url, order_stub, gateway=gateway) as svc:
+        payment = await create_payment(svc.client)
+        assert payment["status"] == "PROCESSING"
+
+        assert_problem(await refund(svc.client, payment["id"]), 400)
+
+        await assert_untouched(svc.client, db, payment, "PROCESSING")
+
+
+async def test_a_second_refund_is_400_and_leaves_the_first(
+    service: RunningService, db: asyncpg.Connection
+) -> None:
+    payment = await create_payment(service.client)
+    first = await refund(service.client, payment["id"])
+    assert first.status_code == 201, first.text
+
+    again = await refund(service.client, payment["id"], reason="again")
+
+    assert_problem(again, 400)
+    stored = await get_payment(service.client, payment["id"])
+    assert stored["status"] == "REFUNDED"
+    assert [r["id"] for r in stored["refunds"]] == [first.json()["id"]]
+    assert await refund_count(db, payment["id"]) == 1
+    assert await webhook_statuses(db, payment["id"]) == ["completed", "refunded"]
+
+
+@pytest.mark.parametrize(
+    "amount",
+    ["4999", "5001", "5000.5", "4999.999", "100", "0", "-5000", "1e300", str(10**30)],
+)
+async def test_an_amount_other_than_the_payments_is_400_and_refunds_nothing(
+    service: RunningService, db: asyncpg.Connection, amount: str
+) -> None:
+    payment = await create_payment(service.client)
+    body = f'{{"payment_id": {payment["id"]}, "reason": "r", "amount": {amount}}}'
+
+    response = await service.client.post(REFUND, content=body, headers=JSON_HEADERS)
+
+    assert_problem(response, 400)
+    await assert_untouched(service.client, db, payment, "COMPLETED")
+
+
+@pytest.mark.parametrize(
+    "amount", ['"5000"', "true", "[5000]", "1e400"], ids=["string", "bool", "list", "1e400"]
+)
+async def test_an_amount_that_is_not_a_json_number_is_400(
+    service: RunningService, db: asyncpg.Connection, amount: str
+) -> None:
+    payment = await create_payment(service.client)
+    body = f'{{"payment_id": {payment["id"]}, "reason": "r", "amount": {amount}}}'
+
+    response = await service.client.post(REFUND, content=body, headers=JSON_HEADERS)
+
+    assert_problem(response, 400)
+    await assert_untouched(service.client, db, payment, "COMPLETED")
+
+
+BAD_REASONS: list[tuple[str, dict[str, Any]]] = [
+    ("missing", {}),
+    ("empty", {"reason": ""}),
+    ("blank", {"reason": "   \t\n"}),
+    ("501-chars", {"reason": "a" * 501}),
+    ("501-astral", {"reason": "😀" * 501}),
+    ("nul", {"reason": "cancelled\u0000"}),
+    ("only-nul", {"reason": "\u0000"}),
+    ("null", {"reason": None}),
+    ("number", {"reason": 1}),
+    ("list", {"reason": ["cancelled"]}),
+]
+
+
+@pytest.mark.parametrize("fields", [f for _, f in BAD_REASONS], ids=[i for i, _ in BAD_REASONS])
+async def test_a_missing_empty_long_or_unstorable_reason_is_400(
+    service: RunningService, db: asyncpg.Connection, fields: dict[str, Any]
+) -> None:
+    payment = await create_payment(service.client)
+
+    response = await service.client.post(REFUND, json={"payment_id": payment["id"], **fields})
+
+    assert_problem(response, 400)
+    await assert_untouched(service.client, db, payment, "COMPLETED")
+
+
+@pytest.mark.parametrize(
+    "literal",
+    ["0", "-1", str(2**63), str(10**30), '"1"', "1.5", "1.0", "true", "null", "[1]"],
+)
+async def test_a_payment_id_that_is_not_a_positive_bigint_is_400(
+    service: RunningService, db: asyncpg.Connection, literal: str
+) -> None:
+    payment = await create_payment(service.client)  # id 1: a "1"/1.0 must not reach it
+    body = f'{{"payment_id": {literal}, "reason": "r"}}'
+
+    response = await service.client.post(REFUND, content=body, headers=JSON_HEADERS)
+
+    assert_problem(response, 400)
+    await assert_untouched(service.client, db, payment, "COMPLETED")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"[]",
+        b"null",
+        b'{"reason": "r"}',
+        b'{"payment_id": 1, "reason": "r",',
+        b'{"payment_id": 1, "reason": "r", "refund_all": true}',
+        b'{"payment_id": 1, "reason": "r", "currency": "JPY"}',
+        b'{"payment_id": 1, "reason": "cancelled \xc3\x28"}',
+    ],
+    ids=[
+        "empty",
+        "array",
+        "null",
+        "no-payment-id",
+        "malformed",
+        "unknown",
+        "currency",
+        "invalid-utf8-reason",
+    ],
+)
+async def test_a_body_that_is_not_a_refund_request_is_400(
+    service: RunningService, db: asyncpg.Connection, body: bytes
+) -> None:
+    payment = await create_payment(service.client)
+
+    response = await service.client.post(REFUND, content=body, headers=JSON_HEADERS)
+
+    assert_problem(response, 400)
+    await assert_untouched(service.client, db, payment, "COMPLETED")
+
+
+# --- concurrency -----------------------------------------------------------------------------
+
+
+async def test_twenty_concurrent_refunds_of_one_payment_refund_it_exactly_once(
+    service: RunningService, db: asyncpg.Connection
+) -> None:
+    payment_id = (await create_payment(service.client, order_id=500))["id"]
+
+    responses = await asyncio.gather(
+        *(refund(service.client, payment_id, reason=f"attempt {n}") for n in range(20))
+    )
+
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [201] + [400] * 19, [r.text for r in responses]
+    for response in responses:
+        if response.status_code == 400:
+            assert_problem(response, 400)
+    (winner,) = [r.json() for r in responses if r.status_code == 201]
+    assert await refund_count(db, payment_id) == 1
+    assert await webhook_statuses(db, payment_id) == ["completed", "refunded"]
+    stored = await get_payment(service.client, payment_id)
+    assert stored["status"] == "REFUNDED"
+    assert [r["id"] for r in stored["refunds"]] == [winner["id"]]
