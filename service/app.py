@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from litestar import Litestar
 from litestar.datastructures import State
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 from service.api.dependencies import DEPENDENCIES
 from service.api.gateway_callbacks import GatewayCallbackController
 from service.api.health import HealthController
+from service.api.openapi import openapi_config
 from service.api.payments import PaymentController
 from service.api.problems import EXCEPTION_HANDLERS
 from service.api.request_id import RequestIdMiddleware
@@ -40,11 +39,5 @@ def create_app(settings: Settings | None = None) -> Litestar:
         lifespan=[lifespan],
         state=State({"settings": settings}),
         request_max_body_size=settings.server.max_body_bytes,
-        openapi_config=OpenAPIConfig(
-            title="Payment Service",
-            version="1.0.0",
-            description="Single-order payments with order webhooks (see README).",
-            path="/schema",
-            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
-        ),
+        openapi_config=openapi_config(),
     )

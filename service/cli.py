@@ -14,10 +14,10 @@ import sys
 
 import click
 
-from service.db.embedded import bin_dir
+from service.db.embedded import bin_dir, database_url
 from service.db.migrate import migrate
-from service.lifespan import database_url
 from service.ops import ops_group
+from service.outbox.cli import outbox_group, relay_command
 from service.settings import load_settings
 
 
@@ -29,7 +29,7 @@ def db_group() -> None:
 @db_group.command(name="migrate")
 def db_migrate() -> None:
     """Apply pending migrations (safe while other processes start or migrate)."""
-    url = database_url(load_settings())
+    url = database_url(load_settings().database)
     applied = asyncio.run(migrate(url))
     click.echo("applied: " + ", ".join(applied) if applied else "schema is up to date")
 
@@ -38,7 +38,7 @@ def db_migrate() -> None:
 @click.argument("psql_args", nargs=-1, type=click.UNPROCESSED)
 def db_psql(psql_args: tuple[str, ...]) -> None:
     """Open psql on the configured database; extra arguments go to psql (e.g. -c '...')."""
-    url = database_url(load_settings())
+    url = database_url(load_settings().database)
     # A child process, not exec: the embedded server must see this process exit
     # normally to release it.
     completed = subprocess.run([str(bin_dir() / "psql"), url, *psql_args], check=False)
@@ -78,4 +78,6 @@ def main() -> None:
     litestar_group.add_command(db_group)  # type: ignore[arg-type]
     litestar_group.add_command(serve)  # type: ignore[arg-type]
     litestar_group.add_command(ops_group)  # type: ignore[arg-type]
+    litestar_group.add_command(outbox_group)  # type: ignore[arg-type]
+    litestar_group.add_command(relay_command)  # type: ignore[arg-type]
     litestar_group(prog_name="payments")

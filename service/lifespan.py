@@ -12,23 +12,19 @@ from litestar import Litestar
 from service.background import every
 from service.commands import ReconcileStuckPayments
 from service.commands.reconcile_payments import reconcile_stuck_payments
-from service.db.embedded import embedded_url
+from service.db.embedded import database_url
 from service.db.migrate import migrate
 from service.db.pool import create_pool
 from service.db.sql import load_queries
 from service.db.unit_of_work import UnitOfWork
 from service.gateway import SimulatedGateway
+from service.outbox import start_relay
 from service.queries.outbox_health import outbox_backlog
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
 IDEMPOTENCY_PURGE_SECONDS = 300.0
 GAUGES_REFRESH_SECONDS = 5.0
-
-
-def database_url(settings: Settings) -> str:
-    """The configured URL, or the embedded server's (started on demand)."""
-    return settings.database.url or embedded_url(settings.database.embedded_dir)
 
 
 @asynccontextmanager
@@ -38,7 +34,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         log.warning("PAYMENTS_WEBHOOK_SECRET is not set: order webhooks are sent unsigned")
     if not settings.gateway.callback_secret:
         log.warning("PAYMENTS_GATEWAY_SECRET is not set: every gateway callback is refused")
-    url = database_url(settings)
+    url = database_url(settings.database)
     if settings.database.migrate_on_start:
         await migrate(url)
     pool = await create_pool(url, settings.database)
@@ -65,9 +61,12 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         asyncio.create_task(every(IDEMPOTENCY_PURGE_SECONDS, expire_idempotency_keys, stop)),
         asyncio.create_task(every(GAUGES_REFRESH_SECONDS, refresh_gauges, stop)),
     ]
+    relay = await start_relay(url, settings) if settings.outbox.relay_in_process else None
     try:
         yield
     finally:
         stop.set()
+        if relay is not None:
+            await relay.stop()
         await asyncio.gather(*tasks, return_exceptions=True)
         await pool.close()

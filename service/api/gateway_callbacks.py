@@ -9,6 +9,7 @@ from litestar import Controller, Request, post
 from litestar.di import NamedDependency
 from litestar.exceptions import ValidationException
 
+from service.api.openapi import GatewayCallbackOperation, problems
 from service.api.schemas import GatewayCallback, GatewayCallbackResponse
 from service.commands import ApplyGatewayEvent
 from service.commands.apply_gateway_event import apply_gateway_event
@@ -24,7 +25,19 @@ class GatewayCallbackController(Controller):
     path = "/api/v1/payments/webhook"
     tags = ["gateway"]
 
-    @post("/", operation_id="applyGatewayCallback", status_code=200)
+    @post(
+        "/",
+        operation_id="applyGatewayCallback",
+        status_code=200,
+        operation_class=GatewayCallbackOperation,
+        responses=problems(
+            (400, "invalid-request", "malformed body or webhook-id"),
+            (401, "invalid-signature", "bad, missing or stale Standard Webhooks signature"),
+            (404, "payment-not-found", "unknown transaction_id"),
+            (409, "transition-not-allowed", "the state machine forbids this change"),
+            (503, "database-unavailable", "the database is unreachable; retry"),
+        ),
+    )
     async def callback(
         self,
         request: Request[Any, Any, Any],

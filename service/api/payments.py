@@ -12,6 +12,7 @@ from litestar.params import FromPath, JSONBody
 
 from service.api.auth import BearerAuthMiddleware
 from service.api.idempotency import IdempotencyMiddleware
+from service.api.openapi import problems
 from service.api.schemas import CreatePaymentRequest, PaymentResponse, RefundRequest, RefundResponse
 from service.api.strict_body import CreatePaymentBody, RefundBody
 from service.commands import CreatePayment, RefundPayment
@@ -22,12 +23,26 @@ from service.domain.errors import PaymentNotFound
 from service.gateway import PaymentGateway
 from service.queries.payment_views import PaymentView, payment_by_id, payment_by_order
 
+COMMON_PROBLEMS = (
+    (401, "unauthorized", "authentication is on and the bearer token is missing or wrong"),
+    (503, "database-unavailable", "the database is unreachable; retry"),
+)
+COMMON_WRITE_PROBLEMS = (
+    (409, "idempotency-key-in-use", "a request with this Idempotency-Key is still running"),
+    (413, "body-too-large", "the body exceeds the configured limit"),
+    (415, "unsupported-media-type", "the body is not application/json"),
+    (422, "idempotency-key-reused", "this Idempotency-Key came with another body"),
+    (503, "gateway-unavailable", "the gateway did not answer; the payment stays PROCESSING"),
+    *COMMON_PROBLEMS,
+)
+
 
 class PaymentController(Controller):
     path = "/api/v1/payments"
     tags = ["payments"]
     # Authentication first, so an unauthenticated call can never claim an idempotency key.
     middleware = [BearerAuthMiddleware()]
+    security = [{"bearer": []}]
 
     @post(
         "/",
@@ -36,6 +51,13 @@ class PaymentController(Controller):
         dto=CreatePaymentBody,
         return_dto=None,
         middleware=[IdempotencyMiddleware()],
+        responses=problems(
+            (400, "invalid-request", "the body is not a valid create request"),
+            (400, "invalid-payment", "amount out of range or not whole yen"),
+            (400, "duplicate-order", "the order already has a payment (any status)"),
+            (402, "payment-declined", "the gateway declined; stored FAILED, payment_id given"),
+            *COMMON_WRITE_PROBLEMS,
+        ),
     )
     async def create(
         self,
@@ -56,7 +78,15 @@ class PaymentController(Controller):
         )
         return PaymentResponse.of(await create_payment(command, uow, gateway))
 
-    @get("/{payment_id:str}", operation_id="getPayment")
+    @get(
+        "/{payment_id:str}",
+        operation_id="getPayment",
+        responses=problems(
+            (400, "invalid-request", "the id is not an integer"),
+            (404, "payment-not-found", "no payment with that id"),
+            *COMMON_PROBLEMS,
+        ),
+    )
     async def by_id(
         self,
         pool: NamedDependency[asyncpg.Pool],
@@ -69,7 +99,13 @@ class PaymentController(Controller):
             raise PaymentNotFound(f"payment {payment_id[:40]} does not exist")
         return view
 
-    @get("/order/{order_id:int}", operation_id="getPaymentByOrder")
+    @get(
+        "/order/{order_id:int}",
+        operation_id="getPaymentByOrder",
+        responses=problems(
+            (404, "payment-not-found", "the order has no payment"), *COMMON_PROBLEMS
+        ),
+    )
     async def by_order(
         self, pool: NamedDependency[asyncpg.Pool], order_id: FromPath[int]
     ) -> PaymentView:
@@ -86,6 +122,14 @@ class PaymentController(Controller):
         dto=RefundBody,
         return_dto=None,
         middleware=[IdempotencyMiddleware()],
+        responses=problems(
+            (400, "invalid-request", "the body is not a valid refund request"),
+            (400, "not-refundable", "the payment is not COMPLETED (or already REFUNDED)"),
+            (400, "refund-amount-mismatch", "an amount other than the payment's (full only)"),
+            (400, "invalid-refund", "empty, too long or unstorable reason"),
+            (404, "payment-not-found", "no payment with that id"),
+            *COMMON_WRITE_PROBLEMS,
+        ),
     )
     async def refund(
         self,

@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 import asyncpg
+import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
@@ -52,6 +53,15 @@ DATABASE_DOWN = (
     asyncpg.CannotConnectNowError,
     asyncpg.AdminShutdownError,
 )
+
+
+class Problem(msgspec.Struct, frozen=True):
+    """An RFC 9457 problem document (documented shape of every error response)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
 
 
 def problem(

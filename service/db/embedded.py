@@ -8,6 +8,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from service.settings import DatabaseSettings
+
 log = logging.getLogger(__name__)
 DATABASE = "payments"
 # pgserver logs every step (initdb output included) at INFO.
@@ -52,3 +54,8 @@ def start_embedded(data_dir: str | Path) -> Any:
 def embedded_url(data_dir: str | Path) -> str:
     """The URL of the embedded server's `payments` database, starting it if needed."""
     return str(start_embedded(data_dir).get_uri(DATABASE))
+
+
+def database_url(settings: DatabaseSettings) -> str:
+    """The configured URL, or the embedded server's (started on demand)."""
+    return settings.url or embedded_url(settings.embedded_dir)

@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 import click
 
-from service.lifespan import database_url
+from service.db.embedded import database_url
 from service.ops.queries import OpsQuery, find_query, ops_queries, run_query
 from service.ops.table import format_json, format_table
 from service.settings import load_settings
@@ -73,7 +73,7 @@ def run_command(name: str, params: tuple[str, ...], as_json: bool) -> None:
     if query is None:
         raise click.UsageError(f"no ops query named {name!r}; `payments ops` lists them")
     values = parse_params(query, params)
-    url = database_url(load_settings())
+    url = database_url(load_settings().database)
     try:
         result = asyncio.run(run_query(url, query, values))
     except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:

@@ -14,20 +14,16 @@ import asyncpg
 import click
 import msgspec
 
-from service.db.embedded import embedded_url
+from service.db.embedded import database_url
 from service.outbox.maintenance import OutboxStatus, outbox_status, purge_delivered, replay_dead
-from service.settings import Settings, load_settings
+from service.settings import load_settings
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
-def database_url(settings: Settings) -> str:
-    return settings.database.url or embedded_url(settings.database.embedded_dir)
-
-
 def _with_connection(work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
-    url = database_url(load_settings())
+    url = database_url(load_settings().database)
 
     async def run() -> T:
         connection = await asyncpg.connect(url)
@@ -138,7 +134,7 @@ def relay_command() -> None:
     settings = load_settings()
     if not settings.order_service.webhook_secret:
         log.warning("PAYMENTS_WEBHOOK_SECRET is not set: order webhooks are sent unsigned")
-    url = database_url(settings)
+    url = database_url(settings.database)
 
     async def run() -> None:
         if settings.database.migrate_on_start:

@@ -12,6 +12,7 @@ from uuid import UUID
 import asyncpg
 
 from service.db.sql import load_queries
+from service.metrics import WEBHOOK_ATTEMPTS
 from service.outbox.events import Outcome, Result
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ class AttemptRecorder:
             # Every statement is idempotent, so the whole batch can go again.
             self._pending[:0] = batch
             return False
+        _count_attempts(batch)
         due = [time.monotonic() + o.delay_seconds for o in batch if o.result is Result.FAILED]
         self._on_recorded([o.event_id for o in batch], min(due, default=None))
         return True
@@ -91,3 +93,11 @@ class AttemptRecorder:
                 )
             if released:
                 await self._sql.release_events(connection, relay_id=self._relay_id, ids=released)
+
+
+def _count_attempts(batch: list[Outcome]) -> None:
+    for outcome in batch:
+        if outcome.result is Result.DELIVERED:
+            WEBHOOK_ATTEMPTS.labels("delivered").inc()
+        elif outcome.result is Result.FAILED:
+            WEBHOOK_ATTEMPTS.labels("dead" if outcome.dead else "retry").inc()

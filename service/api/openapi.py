@@ -1,0 +1,171 @@
+"""The OpenAPI document: problem responses per endpoint, bearer auth, and the
+webhook the Order Service receives (OpenAPI 3.1 `webhooks`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from litestar.openapi import OpenAPIConfig, ResponseSpec
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import (
+    Components,
+    Example,
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    Operation,
+    Parameter,
+    PathItem,
+    RequestBody,
+    Schema,
+    SecurityScheme,
+)
+from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
+
+from service.api.problems import PROBLEM_JSON, TYPE_PREFIX, Problem
+
+
+def problems(*cases: tuple[int, str, str]) -> dict[int, ResponseSpec]:
+    """Response specs for (status, problem slug, when) cases, grouped by status."""
+    by_status: dict[int, list[tuple[str, str]]] = {}
+    for status, slug, when in cases:
+        by_status.setdefault(status, []).append((slug, when))
+    return {
+        status: ResponseSpec(
+            data_container=Problem,
+            media_type=PROBLEM_JSON,
+            generate_examples=False,
+            description="; ".join(f"`{TYPE_PREFIX}{slug}`: {when}" for slug, when in found),
+            examples=[
+                Example(
+                    summary=slug,
+                    value={
+                        "type": TYPE_PREFIX + slug,
+                        "title": "…",
+                        "status": status,
+                        "detail": when,
+                    },
+                )
+                for slug, when in found
+            ],
+        )
+        for status, found in by_status.items()
+    }
+
+
+ORDER_WEBHOOK = PathItem(
+    post=Operation(
+        summary="Order webhook (sent by this service to the Order Service)",
+        description=(
+            "POST {PAYMENTS_ORDER_SERVICE_URL}/api/v1/orders/{order_id}/webhook, one call per "
+            "order event, at least once, in order per order. Any non-2xx answer is retried "
+            "with exponential backoff; `webhook-id` stays the same on every retry. "
+            "`webhook-signature` (Standard Webhooks, HMAC-SHA256 of "
+            '"{webhook-id}.{webhook-timestamp}.{body}") is sent when '
+            "PAYMENTS_WEBHOOK_SECRET is set."
+        ),
+        operation_id="orderWebhook",
+        parameters=[
+            Parameter(
+                name="webhook-id",
+                param_in="header",
+                required=True,
+                schema=Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.UUID),
+            ),
+            Parameter(
+                name="webhook-timestamp",
+                param_in="header",
+                required=True,
+                schema=Schema(type=OpenAPIType.INTEGER, description="unix seconds"),
+            ),
+            Parameter(
+                name="webhook-signature",
+                param_in="header",
+                required=False,
+                schema=Schema(type=OpenAPIType.STRING, examples=["v1,K5oZfzN95Z9UVu1E…"]),
+            ),
+        ],
+        request_body=RequestBody(
+            required=True,
+            content={
+                "application/json": OpenAPIMediaType(
+                    schema=Schema(
+                        type=OpenAPIType.OBJECT,
+                        required=["payment_status", "transaction_id"],
+                        additional_properties=False,
+                        properties={
+                            "payment_status": Schema(
+                                type=OpenAPIType.STRING, enum=["completed", "failed", "refunded"]
+                            ),
+                            "transaction_id": Schema(
+                                type=OpenAPIType.STRING, format=OpenAPIFormat.UUID
+                            ),
+                        },
+                    ),
+                    example={
+                        "payment_status": "completed",
+                        "transaction_id": "3b1f8f0e-4f7e-4a57-9a55-0f4d7b1f2c11",
+                    },
+                )
+            },
+        ),
+        responses={
+            "2XX": OpenAPIResponse(description="Accepted; the event is marked delivered."),
+            "default": OpenAPIResponse(description="Anything else (or no answer) is retried."),
+        },
+    )
+)
+
+
+@dataclass
+class GatewayCallbackOperation(Operation):
+    """The callback handler reads raw bytes (to check the signature first), so its
+    body schema is declared here rather than inferred."""
+
+    def __post_init__(self) -> None:
+        self.request_body = RequestBody(
+            required=True,
+            description="Signed with Standard Webhooks: webhook-id, webhook-timestamp, "
+            "webhook-signature headers, keyed by PAYMENTS_GATEWAY_SECRET.",
+            content={
+                "application/json": OpenAPIMediaType(
+                    schema=Schema(
+                        type=OpenAPIType.OBJECT,
+                        required=["transaction_id", "status"],
+                        properties={
+                            "transaction_id": Schema(
+                                type=OpenAPIType.STRING, format=OpenAPIFormat.UUID
+                            ),
+                            "status": Schema(type=OpenAPIType.STRING, enum=["completed", "failed"]),
+                        },
+                    ),
+                    example={
+                        "transaction_id": "3b1f8f0e-4f7e-4a57-9a55-0f4d7b1f2c11",
+                        "status": "completed",
+                    },
+                )
+            },
+        )
+
+
+def openapi_config() -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="Payment Service",
+        version="1.0.0",
+        description=(
+            "Single-order payments (one payment per order, 100 to 1,000,000 JPY, whole yen), "
+            "full refunds, signed gateway callbacks, and order webhooks from an outbox. "
+            "Errors are RFC 9457 problem+json with a stable `type` per kind of error."
+        ),
+        path="/schema",
+        render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+        components=Components(
+            security_schemes={
+                "bearer": SecurityScheme(
+                    type="http",
+                    scheme="bearer",
+                    description="Required on /api/v1/payments when [auth] tokens are configured.",
+                )
+            }
+        ),
+        webhooks={"orderWebhook": ORDER_WEBHOOK},
+    )

@@ -1,0 +1,180 @@
+-- The outbox relay: claiming, recording attempts, waking, retention and the
+-- operators' status and replay. Readable and runnable from psql.
+
+-- name: claim_due_events(relay_id, lease_seconds, max_events)
+-- Leases up to max_events due events to one relay, oldest first. An event is
+-- due when undelivered, not dead, past its next_attempt_at, unclaimed (or its
+-- lease expired), and the earliest undelivered event of its order: a later one
+-- waits for it, dead ones included, so an order's events never overtake each
+-- other. SKIP LOCKED lets any number of relays claim at once without waiting.
+UPDATE outbox AS o
+   SET claimed_until = now() + make_interval(secs => CAST(:lease_seconds AS float8)),
+       claimed_by = :relay_id
+ WHERE o.id IN (
+        SELECT c.id
+          FROM outbox AS c
+         WHERE c.delivered_at IS NULL
+           AND c.dead_at IS NULL
+           AND c.next_attempt_at <= now()
+           AND (c.claimed_until IS NULL OR c.claimed_until < now())
+           AND NOT EXISTS (
+                SELECT 1
+                  FROM outbox AS e
+                 WHERE e.order_id = c.order_id
+                   AND e.seq < c.seq
+                   AND e.delivered_at IS NULL)
+         ORDER BY c.seq
+         LIMIT :max_events
+           FOR UPDATE SKIP LOCKED)
+RETURNING o.id, o.seq, o.order_id, o.body::text AS body, o.attempts, o.request_id;
+
+-- name: record_deliveries(ids)!
+-- Marks events accepted by the Order Service (2xx), one statement per batch.
+-- Idempotent, so a batch retried after a lost connection counts no attempt twice.
+UPDATE outbox
+   SET delivered_at = now(),
+       attempts = attempts + 1,
+       claimed_until = NULL,
+       claimed_by = NULL
+ WHERE id = ANY(CAST(:ids AS uuid[]))
+   AND delivered_at IS NULL;
+
+-- name: record_failures(relay_id, ids, errors, delays_seconds, dead)!
+-- Records failed attempts, one statement per batch: the error, when to try
+-- again, or dead after the last attempt. Only while this relay still holds the
+-- claim: once its lease expired another relay may own the event.
+UPDATE outbox AS o
+   SET attempts = o.attempts + 1,
+       last_error = f.error,
+       next_attempt_at = now() + make_interval(secs => f.delay_seconds),
+       dead_at = CASE WHEN f.dead THEN now() END,
+       claimed_until = NULL,
+       claimed_by = NULL
+  FROM unnest(CAST(:ids AS uuid[]), CAST(:errors AS text[]),
+              CAST(:delays_seconds AS float8[]), CAST(:dead AS boolean[]))
+       AS f(id, error, delay_seconds, dead)
+ WHERE o.id = f.id
+   AND o.claimed_by = :relay_id
+   AND o.delivered_at IS NULL;
+
+-- name: release_events(relay_id, ids)!
+-- Gives back claimed events this relay will not send (stopping, or a lease too
+-- close to expiry), so another relay can take them at once.
+UPDATE outbox
+   SET claimed_until = NULL, claimed_by = NULL
+ WHERE id = ANY(CAST(:ids AS uuid[]))
+   AND claimed_by = :relay_id;
+
+-- name: release_claims_of_relay(relay_id)$
+-- On shutdown: gives back everything this relay still holds; returns how many.
+WITH released AS (
+    UPDATE outbox
+       SET claimed_until = NULL, claimed_by = NULL
+     WHERE claimed_by = :relay_id
+       AND delivered_at IS NULL
+ RETURNING 1
+)
+SELECT count(*) FROM released;
+
+-- name: wake_relays()$
+-- Wakes every listening relay (after a replay); the relays also poll.
+SELECT pg_notify('outbox', '') IS NULL;
+
+-- name: relay_listener_ping()$
+-- Proves the listening connection is still alive.
+SELECT 1;
+
+-- name: try_lock_outbox_retention()$
+-- One relay at a time runs retention; the lock ends with the transaction.
+SELECT pg_try_advisory_xact_lock(hashtext('payments.outbox_retention'));
+
+-- name: purge_delivered_events(retention_days, max_events)$
+-- Deletes up to max_events events delivered more than retention_days ago;
+-- returns how many. Undelivered events (pending or dead) are never deleted.
+WITH purged AS (
+    DELETE FROM outbox
+     WHERE id IN (
+            SELECT id
+              FROM outbox
+             WHERE delivered_at IS NOT NULL
+               AND delivered_at < now() - make_interval(
+                       secs => CAST(:retention_days AS float8) * 86400)
+             LIMIT :max_events)
+ RETURNING 1
+)
+SELECT count(*) FROM purged;
+
+-- name: outbox_status()^
+-- The operators' summary: events waiting, in flight, dead, delivered, and how
+-- long the oldest waiting one has waited.
+SELECT (SELECT count(*) FROM outbox
+         WHERE delivered_at IS NULL AND dead_at IS NULL) AS pending,
+       (SELECT count(*) FROM outbox
+         WHERE delivered_at IS NULL AND dead_at IS NULL AND claimed_until > now()) AS in_flight,
+       (SELECT count(*) FROM outbox
+         WHERE delivered_at IS NULL AND dead_at IS NOT NULL) AS dead,
+       (SELECT count(*) FROM outbox WHERE delivered_at IS NOT NULL) AS delivered,
+       (SELECT CAST(extract(epoch FROM now() - min(created_at)) AS float8) FROM outbox
+         WHERE delivered_at IS NULL AND dead_at IS NULL) AS oldest_pending_seconds;
+
+-- name: replay_dead_events(event_id, order_id, dead_since, all_dead)
+-- Gives dead events a fresh set of attempts, due now. Filters combine with AND:
+-- one event, one order's, those dead since a time, or (all_dead) every one.
+-- The last error is kept until the next attempt replaces it.
+UPDATE outbox
+   SET dead_at = NULL,
+       attempts = 0,
+       next_attempt_at = now(),
+       claimed_until = NULL,
+       claimed_by = NULL
+ WHERE dead_at IS NOT NULL
+   AND delivered_at IS NULL
+   AND (CAST(:event_id AS uuid) IS NULL OR id = CAST(:event_id AS uuid))
+   AND (CAST(:order_id AS bigint) IS NULL OR order_id = CAST(:order_id AS bigint))
+   AND (CAST(:dead_since AS timestamptz) IS NULL
+        OR dead_at >= CAST(:dead_since AS timestamptz))
+   AND (CAST(:event_id AS uuid) IS NOT NULL OR CAST(:order_id AS bigint) IS NOT NULL
+        OR CAST(:dead_since AS timestamptz) IS NOT NULL OR CAST(:all_dead AS boolean))
+RETURNING id, order_id, seq;
+
+-- name: outbox_event(event_id)^
+-- One event with its delivery state, for operators and tests.
+SELECT id, seq, order_id, payment_id, body::text AS body, request_id, created_at, attempts,
+       next_attempt_at, claimed_until, claimed_by, delivered_at, dead_at, last_error
+  FROM outbox
+ WHERE id = CAST(:event_id AS uuid);
+
+-- name: outbox_claimed_events()
+-- Events some relay holds a claim on (live or expired), oldest first.
+SELECT id, seq, order_id, attempts, claimed_until, claimed_by
+  FROM outbox
+ WHERE claimed_by IS NOT NULL
+ ORDER BY seq;
+
+-- name: outbox_all_events()
+-- Every event with its delivery state, oldest first (small databases: tests, debugging).
+SELECT id, seq, order_id, payment_id, body::text AS body, request_id, attempts,
+       next_attempt_at, claimed_until, claimed_by, delivered_at, dead_at, last_error
+  FROM outbox
+ ORDER BY seq;
+
+-- name: relay_listener_backends(application_name)
+-- Server processes of the relays' LISTEN connections to this database.
+SELECT pid, backend_start
+  FROM pg_stat_activity
+ WHERE datname = current_database()
+   AND application_name = :application_name;
+
+-- name: terminate_relay_listeners(application_name)$
+-- Drops the relays' LISTEN connections to this database (tests of the
+-- reconnect path; an operator's last resort); returns how many.
+SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))
+  FROM pg_stat_activity
+ WHERE datname = current_database()
+   AND application_name = :application_name;
+
+-- name: age_delivered_event(event_id, days)!
+-- Pretends an event was delivered `days` ago (tests of retention).
+UPDATE outbox
+   SET delivered_at = now() - make_interval(secs => CAST(:days AS float8) * 86400)
+ WHERE id = CAST(:event_id AS uuid);

@@ -1,0 +1,110 @@
+"""Helpers of the outbox relay tests: payments that queue webhooks, relays, waiting."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+
+from service.db.sql import load_queries
+from service.outbox import RelayHandle, start_relay
+from service.settings import Settings
+from tests.support.settings import make_settings
+
+# Fast retries, a short poll, a timeout well inside the lease: tests finish in seconds.
+FAST_OUTBOX: dict[str, Any] = {
+    "poll_interval_seconds": 0.2,
+    "retry_schedule_seconds": (0.05, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1),
+    "request_timeout_seconds": 2.0,
+    "lease_seconds": 10.0,
+}
+
+
+def relay_settings(
+    database_url: str, stub_url: str, *, webhook_secret: str = "", **outbox: Any
+) -> Settings:
+    return make_settings(
+        database_url,
+        stub_url,
+        order_service={"webhook_secret": webhook_secret},
+        outbox={**FAST_OUTBOX, **outbox},
+    )
+
+
+async def create_payments(
+    database_url: str, order_ids: list[int], *, connections: int = 4
+) -> list[int]:
+    """Completed payments (one outbox row each) through the service's SQL; their ids.
+
+    Spread over a few connections, a transaction per 100 payments: one commit per
+    payment made the 2,000-event tests spend most of their time in fsync.
+    """
+    q = load_queries()
+
+    async def share(order_ids: list[int]) -> dict[int, int]:
+        conn = await asyncpg.connect(database_url)
+        try:
+            ids = {}
+            for start in range(0, len(order_ids), 100):
+                async with conn.transaction():
+                    for order_id in order_ids[start : start + 100]:
+                        row = await q.insert_processing(
+                            conn, order_id=order_id, amount=Decimal(1000), currency="JPY"
+                        )
+                        await q.settle_payment(
+                            conn, payment_id=row["id"], status="COMPLETED", request_id="t"
+                        )
+                        ids[order_id] = int(row["id"])
+            return ids
+        finally:
+            await conn.close()
+
+    by_order: dict[int, int] = {}
+    for ids in await asyncio.gather(
+        *(share(order_ids[i::connections]) for i in range(connections))
+    ):
+        by_order.update(ids)
+    return [by_order[order_id] for order_id in order_ids]
+
+
+async def refund(conn: asyncpg.Connection, payment_id: int) -> None:
+    row = await load_queries().refund_payment(
+        conn, payment_id=payment_id, amount=None, reason="r", request_id="t"
+    )
+    assert row is not None
+
+
+async def all_events(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    return [row async for row in load_queries().outbox_all_events(conn)]
+
+
+async def wait_until(
+    check: Callable[[], Awaitable[bool]], within: float = 15.0, what: str = "condition"
+) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if await check():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{what} not reached within {within}s")
+
+
+async def wait_all_delivered(conn: asyncpg.Connection, within: float = 15.0) -> None:
+    async def delivered() -> bool:
+        return all(row["delivered_at"] is not None for row in await all_events(conn))
+
+    await wait_until(delivered, within, "every outbox event delivered")
+
+
+@asynccontextmanager
+async def running_relay(url: str, settings: Settings, **options: Any) -> AsyncIterator[RelayHandle]:
+    handle = await start_relay(url, settings, **options)
+    try:
+        yield handle
+    finally:
+        await handle.stop()

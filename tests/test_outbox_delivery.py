@@ -1,0 +1,175 @@
+"""Order webhooks reach a real HTTP Order Service: body, headers, signature, retries."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+from collections import Counter
+
+import asyncpg
+import msgspec
+
+from service.db.sql import load_queries
+from service.signing import secret_key, verify
+from tests.support.order_stub import Answer, OrderServiceStub, ReceivedWebhook
+from tests.support.relay_helpers import (
+    all_events,
+    create_payments,
+    relay_settings,
+    running_relay,
+    wait_all_delivered,
+    wait_until,
+)
+
+WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"order-service-test-secret-0123456").decode()
+
+
+async def test_payment_sends_webhook_with_exact_body_and_signed_headers(
+    database_url: str, order_stub: OrderServiceStub, db: asyncpg.Connection
+) -> None:
+    settings = relay_settings(database_url, order_stub.url, webhook_secret=WEBHOOK_SECRET)
+    async with running_relay(database_url, settings):
+        [payment_id] = await create_payments(database_url, [4242])
+        [call] = await order_stub.wait_for_accepted(1)
+
+    payment = await load_queries().find_payment(db, payment_id=payment_id)
+    [event] = await all_events(db)
+    expected = (
+        b'{"payment_status":"completed","transaction_id":"%s"}'
+        % str(payment["transaction_id"]).encode()
+    )
+    assert call.path == "/api/v1/orders/4242/webhook"
+    assert call.raw_body == expected
+    assert call.body == {
+        "payment_status": "completed",
+        "transaction_id": str(payment["transaction_id"]),
+    }
+    assert call.headers["content-type"] == "application/json"
+    assert call.headers["webhook-id"] == str(event["id"])
+    assert abs(int(call.headers["webhook-timestamp"]) - time.time()) < 300
+
+    key = secret_key(WEBHOOK_SECRET)
+    verify(
+        key,
+        call.headers["webhook-id"],
+        call.headers["webhook-timestamp"],
+        call.headers["webhook-signature"],
+        call.raw_body,
+    )
+    # The scheme by hand, independent of service.signing.
+    raw_key = base64.b64decode(WEBHOOK_SECRET.removeprefix("whsec_"))
+    signed = f"{call.headers['webhook-id']}.{call.headers['webhook-timestamp']}.".encode()
+    digest = hmac.new(raw_key, signed + call.raw_body, hashlib.sha256).digest()
+    assert call.headers["webhook-signature"] == "v1," + base64.b64encode(digest).decode()
+
+    assert event["delivered_at"] is not None
+    assert event["attempts"] == 1
+    assert event["claimed_by"] is None
+
+
+async def test_unsigned_when_no_secret(database_url: str, order_stub: OrderServiceStub) -> None:
+    async with running_relay(database_url, relay_settings(database_url, order_stub.url)):
+        await create_payments(database_url, [7])
+        [call] = await order_stub.wait_for_accepted(1)
+    assert "webhook-signature" not in call.headers
+    assert call.headers["webhook-id"]
+
+
+async def test_order_service_down_then_up_delivers_every_event_once(
+    database_url: str, order_stub: OrderServiceStub, db: asyncpg.Connection
+) -> None:
+    order_stub.answer = lambda _: Answer(status=503)
+    # Enough attempts (about 10 s of backoff) that nothing dies during the outage.
+    schedule = (0.1, 0.2, 0.4, 0.8, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0)
+    settings = relay_settings(database_url, order_stub.url, retry_schedule_seconds=schedule)
+    async with running_relay(database_url, settings):
+        await create_payments(database_url, list(range(1, 201)))
+
+        async def every_event_tried() -> bool:
+            return len({call.webhook_id for call in order_stub.received}) == 200
+
+        await wait_until(every_event_tried, what="every event tried while down")
+        assert order_stub.accepted == []
+        order_stub.answer = lambda _: Answer()
+        accepted = await order_stub.wait_for_accepted(200, 20)
+        await wait_all_delivered(db)
+
+    ids = Counter(call.webhook_id for call in order_stub.accepted)
+    events = await all_events(db)
+    assert len(accepted) == 200 and len(order_stub.accepted) == 200
+    assert set(ids) == {str(row["id"]) for row in events}
+    assert max(ids.values()) == 1
+    assert all(row["attempts"] >= 2 for row in events)
+    print(f"\n200 events, {len(order_stub.received)} calls, {len(order_stub.accepted)} accepted")
+
+
+async def test_500_then_200_is_retried_and_delivered_once(
+    database_url: str, order_stub: OrderServiceStub, db: asyncpg.Connection
+) -> None:
+    def first_two_fail(call: ReceivedWebhook) -> Answer:
+        tries = sum(1 for c in order_stub.received if c.webhook_id == call.webhook_id)
+        return Answer(status=500) if tries <= 2 else Answer()
+
+    order_stub.answer = first_two_fail
+    async with running_relay(database_url, relay_settings(database_url, order_stub.url)):
+        await create_payments(database_url, [11])
+        await order_stub.wait_for_accepted(1)
+        await wait_all_delivered(db)
+
+    [event] = await all_events(db)
+    assert [c.webhook_id for c in order_stub.received] == [str(event["id"])] * 3
+    assert len(order_stub.accepted) == 1
+    assert event["attempts"] == 3
+    assert event["last_error"].startswith("HTTP 500")
+
+
+async def test_retry_after_overrides_the_schedule(
+    database_url: str, order_stub: OrderServiceStub, db: asyncpg.Connection
+) -> None:
+    def busy_once(call: ReceivedWebhook) -> Answer:
+        if len(order_stub.received) == 1:
+            return Answer(status=503, headers={"Retry-After": "2"})
+        return Answer()
+
+    order_stub.answer = busy_once
+    async with running_relay(database_url, relay_settings(database_url, order_stub.url)):
+        await create_payments(database_url, [12])
+        await order_stub.wait_for_accepted(1, 15)
+
+    first, second = order_stub.received
+    assert first.webhook_id == second.webhook_id
+    # The schedule alone would have retried after about 0.05 s.
+    assert second.received_at - first.received_at >= 1.5
+    [event] = await all_events(db)
+    assert event["attempts"] == 2 and event["delivered_at"] is not None
+
+
+async def test_slow_answers_beyond_the_timeout_are_retried(
+    database_url: str, order_stub: OrderServiceStub, db: asyncpg.Connection
+) -> None:
+    def slow_once(call: ReceivedWebhook) -> Answer:
+        return Answer(delay=2.0) if len(order_stub.received) == 1 else Answer()
+
+    order_stub.answer = slow_once
+    settings = relay_settings(database_url, order_stub.url, request_timeout_seconds=0.3)
+    async with running_relay(database_url, settings):
+        await create_payments(database_url, [13])
+        await wait_all_delivered(db)
+
+    [event] = await all_events(db)
+    assert event["attempts"] == 2
+    assert "timed out" in event["last_error"]
+    assert [c.webhook_id for c in order_stub.received] == [str(event["id"])] * 2
+    # The stub still "accepts" the first call after its delay; the relay had given up on it.
+    assert len(order_stub.accepted) >= 1
+
+
+def test_body_is_the_contract_body_only() -> None:
+    from service.outbox.events import WebhookBody
+
+    body = msgspec.json.decode(
+        b'{"transaction_id": "t", "payment_status": "refunded", "x": 1}', type=WebhookBody
+    )
+    assert msgspec.json.encode(body) == b'{"payment_status":"refunded","transaction_id":"t"}'
