@@ -1,5 +1,5 @@
 -- Operators' questions, by name: `payments ops` lists them, `payments ops run NAME
--- param=value` runs one. Each reads a view of the `ops` schema (migrations/0006), so
+-- param=value` runs one. Each reads a view of the `ops` schema (migrations/0005), so
 -- psql users get the same answer with `SELECT * FROM ops.<view>`.
 
 -- name: ops_payments_by_status_day(since_days)
