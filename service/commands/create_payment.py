@@ -56,6 +56,13 @@ async def create_payment(
                 await uow.sql.find_payment(connection, payment_id=payment.id)
             )
     PAYMENTS.labels(settled.status.lower()).inc()
+    log.info(
+        "payment %s of order %s %s",
+        settled.id,
+        settled.order_id,
+        settled.status,
+        extra={"payment_id": settled.id, "order_id": settled.order_id, "status": settled.status},
+    )
     if settled.status == PaymentStatus.FAILED:
         raise PaymentDeclined("the payment gateway declined the payment", payment_id=settled.id)
     return settled

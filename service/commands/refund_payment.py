@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 from service.commands.messages import RefundPayment
 from service.commands.results import RefundRecord
 from service.db.unit_of_work import UnitOfWork
 from service.domain.errors import PaymentNotFound
 from service.domain.rules import PaymentStatus, refund_amount, refund_reason, refund_refusal
 from service.metrics import REFUNDS
+
+log = logging.getLogger(__name__)
 
 
 async def refund_payment(command: RefundPayment, uow: UnitOfWork) -> RefundRecord:
@@ -24,6 +28,9 @@ async def refund_payment(command: RefundPayment, uow: UnitOfWork) -> RefundRecor
         )
         if row is not None:
             REFUNDS.inc()
+            log.info(
+                "payment %s refunded", command.payment_id, extra={"payment_id": command.payment_id}
+            )
             return RefundRecord.from_row(row)
         payment = await uow.sql.find_payment(connection, payment_id=command.payment_id)
     if payment is None:
