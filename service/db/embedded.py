@@ -47,7 +47,7 @@ def start_embedded(data_dir: str | Path) -> Any:
     )
     if created.returncode != 0 and "already exists" not in created.stderr:
         raise RuntimeError(f"cannot create the {DATABASE} database: {created.stderr.strip()}")
-    log.info("embedded PostgreSQL running in %s", path)
+    log.debug("embedded PostgreSQL running in %s", path)
     return server
 
 
