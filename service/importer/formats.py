@@ -27,6 +27,7 @@ class Record:
     line: int
     fields: dict[str, Any]
     problem: str | None = None
+    text: bool = False  # values are text to parse (CSV), not JSON values
 
 
 def detect_format(path: Path, text: str) -> str:
@@ -63,7 +64,7 @@ def csv_records(text: str) -> Iterator[Record]:
             yield Record(reader.line_num, {}, f"expected {len(header)} fields, found {len(cells)}")
             continue
         fields = {name: cell.strip() for name, cell in zip(header, cells, strict=True)}
-        yield Record(reader.line_num, {k: v for k, v in fields.items() if v != ""})
+        yield Record(reader.line_num, {k: v for k, v in fields.items() if v != ""}, text=True)
     if header is None:
         raise FileFormatError("the file is empty: a CSV import needs the header order_id,amount")
 

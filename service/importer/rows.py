@@ -79,8 +79,9 @@ def check(record: Record) -> Row:
     if invalid:
         return Row(record.line, shown["order_id"], shown["amount"], problem=invalid)
     try:
-        order_id = _order_id(fields.get("order_id"))
-        exact = payment_amount(_amount(fields["amount"]), fields.get("currency", CURRENCY))
+        order_id = _order_id(fields["order_id"], record.text)
+        amount = _number(fields["amount"]) if record.text else fields["amount"]
+        exact = payment_amount(amount, fields.get("currency", CURRENCY))
     except InvalidPayment as exc:
         return Row(record.line, shown["order_id"], shown["amount"], problem=exc.detail)
     payment = Payment(order_id, int(exact))
@@ -98,8 +99,8 @@ def _problem(record: Record) -> str:
     return ""
 
 
-def _order_id(value: Any) -> int:
-    if isinstance(value, str) and _DIGITS.fullmatch(value):
+def _order_id(value: Any, text: bool) -> int:
+    if text and isinstance(value, str) and _DIGITS.fullmatch(value):
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidPayment(f"order_id must be an integer, not {_shown(value)}")
@@ -108,10 +109,8 @@ def _order_id(value: Any) -> int:
     return value
 
 
-def _amount(value: Any) -> Any:
+def _number(value: str) -> int | float:
     """A CSV cell as the number it writes (JSON values go to the domain rule as they are)."""
-    if not isinstance(value, str):
-        return value
     if not _NUMBER.fullmatch(value):
         raise InvalidPayment(f"amount must be a number, not {value!r}")
     try:
