@@ -1,0 +1,79 @@
+"""The layout shows the architecture, and imports run one way (top to bottom).
+
+cli → app → api → {commands, queries, outbox} → db → {gateway, domain, settings}
+Operator tools (ops, importer, outbox CLI) sit beside the CLI; small shared
+modules (signing, metrics, logging, request context) sit at the bottom.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+SERVICE = Path(__file__).resolve().parents[1] / "service"
+
+# Higher number = higher layer. A module may import only its own layer or lower ones,
+# never a sibling of the same rank in another package (e.g. commands -> queries).
+LAYERS: dict[str, int] = {
+    "cli": 8,
+    "app": 7,
+    "ops": 7,
+    "importer": 7,
+    "lifespan": 6,
+    "api": 5,
+    "background": 5,
+    "commands": 4,
+    "queries": 4,
+    "outbox": 4,
+    "db": 3,
+    "gateway": 2,
+    "domain": 2,
+    "settings": 1,
+    "log_config": 1,
+    "signing": 0,
+    "metrics": 0,
+    "request_context": 0,
+}
+
+
+def unit_of(module: str) -> str:
+    return module.split(".")[1]
+
+
+def imports_of(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("service."):
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("service."))
+    return found
+
+
+def test_every_service_package_has_a_layer() -> None:
+    units = {p.stem if p.is_file() else p.name for p in SERVICE.iterdir()}
+    units -= {"__init__", "__pycache__"}
+    assert units <= set(LAYERS), f"place these in LAYERS: {units - set(LAYERS)}"
+
+
+def test_imports_only_go_down() -> None:
+    wrong: list[str] = []
+    for path in SERVICE.rglob("*.py"):
+        parts = path.relative_to(SERVICE.parent).with_suffix("").parts
+        if len(parts) < 2 or parts[1] == "__init__":
+            continue
+        here = parts[1]
+        for target in imports_of(path):
+            there = unit_of(target)
+            if there == here:
+                continue
+            if LAYERS[there] >= LAYERS[here]:
+                wrong.append(f"{'/'.join(parts)} imports {target}")
+    assert not wrong, "imports that go up or sideways:\n" + "\n".join(sorted(wrong))
+
+
+def test_the_cqrs_split_is_visible_in_the_tree() -> None:
+    for package in ("api", "commands", "queries", "outbox", "db", "domain", "gateway"):
+        assert (SERVICE / package / "__init__.py").exists()
+    assert [p.name for p in SERVICE.joinpath("queries").glob("*.py") if p.stem != "__init__"]
