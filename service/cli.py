@@ -16,6 +16,7 @@ import click
 
 from service.db.embedded import bin_dir, database_url
 from service.db.migrate import migrate
+from service.importer import import_command
 from service.ops import ops_group
 from service.outbox.cli import outbox_group, relay_command
 from service.settings import load_settings
@@ -80,4 +81,5 @@ def main() -> None:
     litestar_group.add_command(ops_group)  # type: ignore[arg-type]
     litestar_group.add_command(outbox_group)  # type: ignore[arg-type]
     litestar_group.add_command(relay_command)  # type: ignore[arg-type]
+    litestar_group.add_command(import_command)  # type: ignore[arg-type]
     litestar_group(prog_name="payments")

@@ -10,7 +10,7 @@ import httpx
 import msgspec
 
 from service.importer.outcomes import Outcome, Result
-from service.importer.retry import NETWORK_ERRORS, RetryPolicy, is_retryable
+from service.importer.retry import NETWORK_ERRORS, RetryPolicy, describe, is_retryable
 from service.importer.rows import Payment
 
 PAYMENTS_PATH = "/api/v1/payments/"
@@ -30,13 +30,15 @@ class PaymentsClient:
     def __init__(self, http: httpx.AsyncClient, policy: RetryPolicy | None = None) -> None:
         self._http = http
         self._policy = policy or RetryPolicy()
+        # Parsed once: httpx would parse and merge a relative URL again on every call.
+        self._create_url = httpx.URL(str(http.base_url).rstrip("/") + PAYMENTS_PATH)
 
     async def pay(self, payment: Payment) -> Result:
         headers = {
             "content-type": "application/json",
             "idempotency-key": payment.idempotency_key(),
         }
-        sent = await self._send("POST", PAYMENTS_PATH, content=payment.body(), headers=headers)
+        sent = await self._send("POST", self._create_url, content=payment.body(), headers=headers)
         response, n = sent.response, sent.count
         if response is None:
             return Result(Outcome.FAILED, detail=_gave_up(sent), attempts=n)
@@ -91,19 +93,19 @@ class PaymentsClient:
         payment_id = _int(existing.get("id"))
         return Result(outcome, payment_id, payment_status, status, problem_type, detail, attempts)
 
-    async def _send(self, method: str, path: str, **kwargs: Any) -> Attempts:
+    async def _send(self, method: str, url: httpx.URL | str, **kwargs: Any) -> Attempts:
         policy = self._policy
         error, lost = "", False
         response: httpx.Response | None = None
         for attempt in range(policy.retries + 1):
             if attempt:
-                retry_after = response.headers.get("retry-after") if response else None
+                retry_after = None if response is None else response.headers.get("retry-after")
                 await asyncio.sleep(policy.delay(attempt - 1, retry_after))
             try:
-                response = await self._http.request(method, path, **kwargs)
+                response = await self._http.request(method, url, **kwargs)
             except NETWORK_ERRORS as exc:
-                response, error = None, f"{type(exc).__name__}: {exc}".rstrip(": ")
-                lost = lost or not isinstance(exc, httpx.ConnectError)
+                response, (error, reached) = None, describe(exc)
+                lost = lost or reached
                 continue
             if not is_retryable(response.status_code):
                 break

@@ -22,6 +22,13 @@ NETWORK_ERRORS: tuple[type[BaseException], ...] = (
 RETRYABLE_STATUSES = frozenset({408, 409, 429})
 
 
+def describe(exc: BaseException) -> tuple[str, bool]:
+    """A network error as text, and whether the request may have reached the service."""
+    cause = exc.__cause__ or exc  # the aiohttp transport wraps its own errors
+    refused = isinstance(cause, httpx.ConnectError | aiohttp.ClientConnectorError)
+    return f"{type(cause).__name__}: {cause}".rstrip(": "), not refused
+
+
 def is_retryable(status: int) -> bool:
     return status >= 500 or status in RETRYABLE_STATUSES
 

@@ -12,7 +12,13 @@ from service.importer.client import PaymentsClient
 from service.importer.outcomes import Outcome, Result
 from service.importer.rows import Row
 
-UNAUTHORIZED = 401
+# Answers that say the whole import is misdirected, not that one row is wrong: stop sending.
+HALTING = {
+    401: "the service refused the credentials",
+    403: "the service refused the credentials",
+    404: "no payments API at this URL",
+    405: "no payments API at this URL",
+}
 STOPPED = "the import stopped before this row was sent; run the import again"
 ABORTED = "interrupted while in flight: the outcome is unknown; run the import again"
 
@@ -86,23 +92,25 @@ async def run_import(
             in_flight.discard(index)
             results[index] = result
             on_result(result)
-            if result.http_status == UNAUTHORIZED:
-                stop.halt(f"the service refused the credentials: {result.detail}")
+            if result.http_status in HALTING:
+                stop.halt(f"{HALTING[result.http_status]}: {result.detail}")
 
     slots = max(1, min(concurrency, len(to_send)))
     workers = asyncio.gather(*(worker() for _ in range(slots)))
     aborting = asyncio.ensure_future(stop.abort.wait())
+    aborted = True
     try:
         either: list[asyncio.Future[Any]] = [workers, aborting]
         await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        aborted = not workers.done()
     finally:
         aborting.cancel()
-        if not workers.done():  # aborted (or this task was cancelled): cancel the calls
+        if aborted:  # a second Ctrl-C (or this task was cancelled): cancel the calls in flight
             workers.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await workers
-    if not workers.cancelled():
-        workers.result()
+    if not aborted:
+        workers.result()  # workers catch the errors of a call: this raises only on a bug
     return [_final(result, index in in_flight) for index, result in enumerate(results)]
 
 
@@ -110,5 +118,5 @@ def _final(result: Result | None, was_in_flight: bool) -> Result:
     if result is not None:
         return result
     if was_in_flight:
-        return Result(Outcome.FAILED, detail=ABORTED)
+        return Result(Outcome.FAILED, detail=ABORTED, attempts=1)
     return Result(Outcome.NOT_SENT, detail=STOPPED)

@@ -19,6 +19,9 @@ from service.importer.retry import RetryPolicy
 from service.importer.rows import Row
 from service.importer.runner import Stop, run_import
 
+# The first stops sending and waits for the calls in flight; a second abandons them.
+STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+
 
 @dataclass(frozen=True)
 class Options:
@@ -44,7 +47,7 @@ async def run(rows: list[Row], options: Options) -> int:
         stop.escalate(f"interrupted by {signal.Signals(signum).name}")
 
     loop = asyncio.get_running_loop()
-    handled = [signal.SIGINT, signal.SIGTERM]
+    handled = [getattr(signal, name) for name in STOP_SIGNALS if hasattr(signal, name)]
     for signum in handled:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, on_signal, signum)
@@ -61,7 +64,11 @@ async def run(rows: list[Row], options: Options) -> int:
                     on_result=display.advance,
                 )
         summary = summarize(results, time.monotonic() - started)
-        write_report(options.report, rows, results)
+        try:
+            write_report(options.report, rows, results)
+            reported, where = True, f"report: {options.report}"
+        except OSError as exc:
+            reported, where = False, f"the report could not be written: {exc}"
     finally:
         for signum in handled:
             with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -70,7 +77,7 @@ async def run(rows: list[Row], options: Options) -> int:
         click.echo(f"stopped: {stop.reason}")
     for line in summary.lines():
         click.echo(line)
-    click.echo(f"report: {options.report}")
+    click.echo(where)
     if signals:
         return 128 + signals[0]
-    return 0 if summary.ok else 1
+    return 0 if summary.ok and reported else 1
