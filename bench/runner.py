@@ -32,7 +32,9 @@ NOTES = [
     "whole machine, out of nproc.",
     "Webhook commit time = the payment's updated_at in the 201 body, i.e. the settle "
     "statement's now() (its transaction start, slightly before the commit).",
-    "The what-if pgbench line runs the same SQL without pg_notify; the service does notify.",
+    "The payment SQL holds no NOTIFY (the service wakes its relay in process and sends one "
+    "NOTIFY per burst for other relays, off the payment's path); a what-if line appears "
+    "only if a pg_notify is put back into it.",
 ]
 
 

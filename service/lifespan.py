@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 from litestar import Litestar
 
+from service.api.dependencies import WriteSide
 from service.background import every
 from service.commands import ReconcileStuckPayments
 from service.commands.reconcile_payments import reconcile_stuck_payments
@@ -19,6 +20,7 @@ from service.db.sql import load_queries
 from service.db.unit_of_work import UnitOfWork
 from service.gateway import SimulatedGateway
 from service.outbox import start_relay
+from service.outbox.wakeup import OutboxWakeup
 from service.queries.outbox_health import outbox_backlog
 from service.settings import Settings
 
@@ -38,9 +40,15 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     if settings.database.migrate_on_start:
         await migrate(url)
     pool = await create_pool(url, settings.database)
-    uow = UnitOfWork(pool, acquire_timeout=settings.database.command_timeout)
+    wakeup = OutboxWakeup()
+    uow = UnitOfWork(
+        pool,
+        acquire_timeout=settings.database.command_timeout,
+        outbox_committed=wakeup.committed,
+    )
     gateway = SimulatedGateway(settings.gateway)
-    app.state.update(pool=pool, uow=uow, gateway=gateway, database_url=url)
+    write_side = WriteSide(uow=uow, gateway=gateway, settings=settings)
+    app.state.update(pool=pool, write_side=write_side, database_url=url)
 
     stop = asyncio.Event()
     reconcile = ReconcileStuckPayments(older_than_seconds=settings.gateway.reconcile_after_seconds)
@@ -61,12 +69,17 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         asyncio.create_task(every(IDEMPOTENCY_PURGE_SECONDS, expire_idempotency_keys, stop)),
         asyncio.create_task(every(GAUGES_REFRESH_SECONDS, refresh_gauges, stop)),
     ]
+    notifier = asyncio.create_task(wakeup.notify_other_processes(pool))
     relay = await start_relay(url, settings) if settings.outbox.relay_in_process else None
+    if relay is not None:
+        # This process's relay hears of its commits directly, not through a NOTIFY.
+        wakeup.subscribe(relay.relay.wake)
     try:
         yield
     finally:
         stop.set()
         if relay is not None:
             await relay.stop()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        notifier.cancel()
+        await asyncio.gather(*tasks, notifier, return_exceptions=True)
         await pool.close()

@@ -76,9 +76,10 @@ WITH released AS (
 )
 SELECT count(*) FROM released;
 
--- name: wake_relays()$
--- Wakes every listening relay (after a replay); the relays also poll.
-SELECT pg_notify('outbox', '') IS NULL;
+-- name: wake_relays(sender)$
+-- Wakes every listening relay (after commits of outbox rows, or a replay); the
+-- relays also poll. `sender` lets a process's own listener skip its own wake-up.
+SELECT pg_notify('outbox', CAST(:sender AS text)) IS NULL;
 
 -- name: relay_listener_ping()$
 -- Proves the listening connection is still alive.

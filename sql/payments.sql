@@ -12,8 +12,9 @@ RETURNING id, order_id, amount, currency, status, payment_method, transaction_id
           created_at, updated_at;
 
 -- name: settle_payment(payment_id, status, request_id)^
--- Moves a PROCESSING payment to COMPLETED or FAILED, queues its order webhook
--- and wakes the relays. Returns no row when the payment was not PROCESSING
+-- Moves a PROCESSING payment to COMPLETED or FAILED and queues its order
+-- webhook. No NOTIFY here: it would serialise commits (service/outbox/wakeup.py
+-- wakes the relays after the commit instead). Returns no row when the payment was not PROCESSING
 -- (already settled by a callback or the reconciler): settling is idempotent.
 WITH settled AS (
     UPDATE payments
@@ -29,7 +30,7 @@ WITH settled AS (
       FROM settled
     RETURNING id
 )
-SELECT settled.*, pg_notify('outbox', '') IS NULL AS notified
+SELECT settled.*
   FROM settled CROSS JOIN queued;
 
 -- name: find_payment(payment_id)^

@@ -2,7 +2,8 @@
 
 -- name: refund_payment(payment_id, amount, reason, request_id)^
 -- Full refund of a COMPLETED payment: marks it REFUNDED, records the refund and
--- queues the `refunded` order webhook, in one statement. The row lock taken by
+-- queues the `refunded` order webhook, in one statement (the relays are woken
+-- after the commit, see settle_payment). The row lock taken by
 -- the UPDATE makes concurrent refunds of one payment wait and then find it
 -- REFUNDED, so exactly one succeeds. Returns no row when the payment is missing,
 -- not COMPLETED, or the requested amount is not the payment's.
@@ -25,5 +26,5 @@ WITH refunded AS (
       FROM refunded
     RETURNING id
 )
-SELECT refund.*, pg_notify('outbox', '') IS NULL AS notified
+SELECT refund.*
   FROM refund CROSS JOIN queued;

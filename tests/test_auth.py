@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -22,10 +20,10 @@ import pytest
 
 from service.db.sql import load_queries
 from service.settings import load_settings
-from service.signing import secret_key, sign
+from tests.support.callbacks import signed_headers
 from tests.support.order_stub import OrderServiceStub
 from tests.support.service import RunningService, serve
-from tests.support.settings import GATEWAY_SECRET, make_settings
+from tests.support.settings import make_settings
 
 TOKENS = ("token-a", "token-b")
 GOOD = {"Authorization": "Bearer token-a"}
@@ -45,14 +43,7 @@ def assert_unauthorized(response: httpx.Response) -> None:
 
 def signed_callback(transaction_id: str, status: str) -> tuple[bytes, dict[str, str]]:
     body = json.dumps({"transaction_id": transaction_id, "status": status}).encode()
-    webhook_id = f"msg_{uuid.uuid4().hex}"
-    timestamp = int(time.time())
-    return body, {
-        "content-type": "application/json",
-        "webhook-id": webhook_id,
-        "webhook-timestamp": str(timestamp),
-        "webhook-signature": sign(secret_key(GATEWAY_SECRET), webhook_id, timestamp, body),
-    }
+    return body, signed_headers(body)
 
 
 @pytest.fixture

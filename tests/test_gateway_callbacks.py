@@ -18,7 +18,8 @@ import httpx
 import pytest
 
 from service.db.sql import load_queries
-from service.signing import secret_key, sign
+from service.signing import secret_key
+from tests.support.callbacks import signed_headers
 from tests.support.order_stub import OrderServiceStub
 from tests.support.service import RunningService, serve
 from tests.support.settings import GATEWAY_SECRET, make_settings
@@ -42,23 +43,6 @@ async def svc(database_url: str, order_stub: OrderServiceStub) -> AsyncIterator[
 
 def callback_body(transaction_id: str, status: str) -> bytes:
     return json.dumps({"transaction_id": transaction_id, "status": status}).encode()
-
-
-def signed_headers(
-    body: bytes,
-    *,
-    webhook_id: str | None = None,
-    timestamp: int | None = None,
-    key: bytes = KEY,
-) -> dict[str, str]:
-    webhook_id = webhook_id or f"msg_{uuid.uuid4().hex}"
-    timestamp = int(time.time()) if timestamp is None else timestamp
-    return {
-        "content-type": "application/json",
-        "webhook-id": webhook_id,
-        "webhook-timestamp": str(timestamp),
-        "webhook-signature": sign(key, webhook_id, timestamp, body),
-    }
 
 
 async def post_callback(

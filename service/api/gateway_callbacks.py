@@ -9,15 +9,16 @@ from litestar import Controller, Request, post
 from litestar.di import NamedDependency
 from litestar.exceptions import ValidationException
 
-from service.api.openapi import GatewayCallbackOperation, problems
+from service.api import exact_json
+from service.api.dependencies import WriteSide
+from service.api.openapi import problems
+from service.api.operations import GatewayCallbackOperation
 from service.api.schemas import GatewayCallback, GatewayCallbackResponse
 from service.commands import ApplyGatewayEvent
 from service.commands.apply_gateway_event import apply_gateway_event
-from service.db.unit_of_work import UnitOfWork
-from service.settings import Settings
+from service.request_context import current_request_id
 from service.signing import SignatureError, secret_key, verify
 
-_decoder = msgspec.json.Decoder(GatewayCallback)
 MAX_WEBHOOK_ID_LENGTH = 256
 
 
@@ -41,9 +42,7 @@ class GatewayCallbackController(Controller):
     async def callback(
         self,
         request: Request[Any, Any, Any],
-        uow: NamedDependency[UnitOfWork],
-        settings: NamedDependency[Settings],
-        request_id: NamedDependency[str],
+        write: NamedDependency[WriteSide],
     ) -> GatewayCallbackResponse:
         """Settle a payment from a Standard Webhooks-signed gateway callback.
 
@@ -52,6 +51,7 @@ class GatewayCallbackController(Controller):
         or the status the payment already has, is a 200 no-op.
         """
         body = await request.body()
+        settings = write.settings
         secret = settings.gateway.callback_secret
         if not secret:
             raise SignatureError("gateway callbacks are disabled: no gateway secret is configured")
@@ -67,8 +67,10 @@ class GatewayCallbackController(Controller):
             tolerance_seconds=settings.gateway.callback_tolerance_seconds,
         )
         try:
-            callback = _decoder.decode(body)
-        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+            # The exact decode, as for the API's bodies: a signed body with a key twice
+            # (say "status") must not settle a payment by whichever value a parser keeps.
+            callback = msgspec.convert(exact_json.decode(body), GatewayCallback)
+        except (exact_json.MalformedJSON, msgspec.ValidationError) as exc:
             raise ValidationException(f"malformed gateway callback: {exc}") from exc
         assert webhook_id is not None  # verify() refused a missing one
         payment = await apply_gateway_event(
@@ -76,8 +78,8 @@ class GatewayCallbackController(Controller):
                 webhook_id=webhook_id,
                 transaction_id=callback.transaction_id,
                 status=callback.status,
-                request_id=request_id,
+                request_id=current_request_id(),
             ),
-            uow,
+            write.uow,
         )
         return GatewayCallbackResponse(payment_id=payment.id, status=payment.status)

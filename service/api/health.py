@@ -8,6 +8,7 @@ import asyncpg
 import msgspec
 from litestar import Controller, Response, get
 from litestar.di import NamedDependency
+from litestar.openapi import ResponseSpec
 
 from service.api.problems import DATABASE_DOWN
 from service.queries.outbox_health import outbox_backlog
@@ -32,7 +33,18 @@ class HealthController(Controller):
         """The process is up and serving HTTP."""
         return {"status": "alive"}
 
-    @get("/ready", operation_id="ready")
+    @get(
+        "/ready",
+        operation_id="ready",
+        responses={
+            503: ResponseSpec(
+                data_container=Readiness,
+                generate_examples=False,
+                description="Unready: the database is unreachable "
+                '(`{"status": "unavailable", "database": "unreachable"}`).',
+            )
+        },
+    )
     async def ready(
         self, pool: NamedDependency[asyncpg.Pool], settings: NamedDependency[Settings]
     ) -> Response[Readiness]:

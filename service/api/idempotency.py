@@ -9,35 +9,22 @@ not stored, so a retry after an outage runs again.
 from __future__ import annotations
 
 import hashlib
+import logging
 from typing import Any, cast
 
 from litestar.enums import ScopeType
 from litestar.exceptions import ClientException, HTTPException
 from litestar.middleware import ASGIMiddleware
-from litestar.types import (
-    ASGIApp,
-    HTTPResponseBodyEvent,
-    HTTPResponseStartEvent,
-    HTTPScope,
-    Message,
-    Receive,
-    Scope,
-    Send,
-)
+from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
+from service.api.idempotency_store import STORE_ERRORS, answer_from_store, settle_key
 from service.db.sql import load_queries
 from service.settings import Settings
 
+log = logging.getLogger(__name__)
+
 HEADER = b"idempotency-key"
 MAX_KEY_LENGTH = 255
-
-
-class IdempotencyKeyInUse(HTTPException):
-    status_code = 409
-
-
-class IdempotencyKeyReused(HTTPException):
-    status_code = 422
 
 
 def _key(scope: Scope) -> str | None:
@@ -45,8 +32,12 @@ def _key(scope: Scope) -> str | None:
         if name == HEADER:
             # The IETF draft sends a structured-field string ("..."); Stripe a bare token.
             key = value.decode("latin-1").strip().strip('"')
-            if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
-                raise ClientException(f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters")
+            # ASCII only: other bytes have no agreed text (latin-1? UTF-8?), so a retry
+            # through another client could name another key.
+            if not key or len(key) > MAX_KEY_LENGTH or not (key.isascii() and key.isprintable()):
+                raise ClientException(
+                    f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable ASCII characters"
+                )
             return key
     return None
 
@@ -108,7 +99,7 @@ class IdempotencyMiddleware(ASGIMiddleware):
             lock_seconds=settings.idempotency.lock_seconds,
         )
         if not claimed:
-            await _answer_from_store(sql, pool, endpoint, key, digest, send)
+            await answer_from_store(sql, pool, endpoint, key, digest, send)
             return
 
         response: dict[str, Any] = {"body": bytearray()}
@@ -124,43 +115,7 @@ class IdempotencyMiddleware(ASGIMiddleware):
         try:
             await next_app(scope, _replaying(body), capture)
         finally:
-            status = response.get("status", 500)
-            if status < 500:
-                content_type = response.get("content_type") or b"application/json"
-                await sql.complete_idempotency_key(
-                    pool,
-                    endpoint=endpoint,
-                    key=key,
-                    response_status=status,
-                    response_content_type=content_type.decode("latin-1"),
-                    response_body=bytes(response["body"]),
-                )
-            else:
-                await sql.release_idempotency_key(pool, endpoint=endpoint, key=key)
-
-
-async def _answer_from_store(
-    sql: Any, pool: Any, endpoint: str, key: str, digest: bytes, send: Send
-) -> None:
-    stored = await sql.find_idempotency_key(pool, endpoint=endpoint, key=key)
-    if stored is None:  # expired and purged between the two statements: rare, retryable
-        raise IdempotencyKeyInUse(detail="the idempotency key changed state; retry")
-    if bytes(stored["request_hash"]) != digest:
-        raise IdempotencyKeyReused(
-            detail="this Idempotency-Key was used with a different request body"
-        )
-    if stored["response_status"] is None:
-        raise IdempotencyKeyInUse(detail="a request with this Idempotency-Key is still running")
-    body = bytes(stored["response_body"])
-    start: HTTPResponseStartEvent = {
-        "type": "http.response.start",
-        "status": stored["response_status"],
-        "headers": [
-            (b"content-type", stored["response_content_type"].encode("latin-1")),
-            (b"content-length", str(len(body)).encode()),
-            (b"idempotent-replayed", b"true"),
-        ],
-    }
-    end: HTTPResponseBodyEvent = {"type": "http.response.body", "body": body, "more_body": False}
-    await send(start)
-    await send(end)
+            try:
+                await settle_key(sql, pool, endpoint, key, response)
+            except STORE_ERRORS as exc:
+                log.warning("idempotency key %r not settled on %s: %r", key, endpoint, exc)

@@ -3,8 +3,6 @@ webhook the Order Service receives (OpenAPI 3.1 `webhooks`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import (
@@ -114,37 +112,6 @@ ORDER_WEBHOOK = PathItem(
         },
     )
 )
-
-
-@dataclass
-class GatewayCallbackOperation(Operation):
-    """The callback handler reads raw bytes (to check the signature first), so its
-    body schema is declared here rather than inferred."""
-
-    def __post_init__(self) -> None:
-        self.request_body = RequestBody(
-            required=True,
-            description="Signed with Standard Webhooks: webhook-id, webhook-timestamp, "
-            "webhook-signature headers, keyed by PAYMENTS_GATEWAY_SECRET.",
-            content={
-                "application/json": OpenAPIMediaType(
-                    schema=Schema(
-                        type=OpenAPIType.OBJECT,
-                        required=["transaction_id", "status"],
-                        properties={
-                            "transaction_id": Schema(
-                                type=OpenAPIType.STRING, format=OpenAPIFormat.UUID
-                            ),
-                            "status": Schema(type=OpenAPIType.STRING, enum=["completed", "failed"]),
-                        },
-                    ),
-                    example={
-                        "transaction_id": "3b1f8f0e-4f7e-4a57-9a55-0f4d7b1f2c11",
-                        "status": "completed",
-                    },
-                )
-            },
-        )
 
 
 def openapi_config() -> OpenAPIConfig:

@@ -3,25 +3,28 @@
 from __future__ import annotations
 
 import re
+from typing import Annotated
 
 import asyncpg
 from litestar import Controller, get, post
 from litestar.di import NamedDependency
 from litestar.exceptions import ValidationException
-from litestar.params import FromPath, JSONBody
+from litestar.openapi.spec.enums import OpenAPIType
+from litestar.params import FromPath, JSONBody, PathParameter
 
 from service.api.auth import BearerAuthMiddleware
+from service.api.dependencies import WriteSide
 from service.api.idempotency import IdempotencyMiddleware
 from service.api.openapi import problems
+from service.api.operations import IdempotentOperation
 from service.api.schemas import CreatePaymentRequest, PaymentResponse, RefundRequest, RefundResponse
 from service.api.strict_body import CreatePaymentBody, RefundBody
 from service.commands import CreatePayment, RefundPayment
 from service.commands.create_payment import create_payment
 from service.commands.refund_payment import refund_payment
-from service.db.unit_of_work import UnitOfWork
 from service.domain.errors import PaymentNotFound
-from service.gateway import PaymentGateway
 from service.queries.payment_views import PaymentView, payment_by_id, payment_by_order
+from service.request_context import current_request_id
 
 COMMON_PROBLEMS = (
     (401, "unauthorized", "authentication is on and the bearer token is missing or wrong"),
@@ -34,6 +37,11 @@ COMMON_WRITE_PROBLEMS = (
     (422, "idempotency-key-reused", "this Idempotency-Key came with another body"),
     (503, "gateway-unavailable", "the gateway did not answer; the payment stays PROCESSING"),
     *COMMON_PROBLEMS,
+)
+# Taken as text so that a non-integer is the contract's 400 (parse_id), not a routing
+# 404; documented as what it is, a bigint.
+PAYMENT_ID = PathParameter(
+    schema_extra={"type": OpenAPIType.INTEGER, "format": "int64", "minimum": 1}
 )
 
 
@@ -51,6 +59,7 @@ class PaymentController(Controller):
         dto=CreatePaymentBody,
         return_dto=None,
         middleware=[IdempotencyMiddleware()],
+        operation_class=IdempotentOperation,
         responses=problems(
             (400, "invalid-request", "the body is not a valid create request"),
             (400, "invalid-payment", "amount out of range or not whole yen"),
@@ -62,9 +71,7 @@ class PaymentController(Controller):
     async def create(
         self,
         data: JSONBody[CreatePaymentRequest],
-        uow: NamedDependency[UnitOfWork],
-        gateway: NamedDependency[PaymentGateway],
-        request_id: NamedDependency[str],
+        write: NamedDependency[WriteSide],
     ) -> PaymentResponse:
         """Pay one order: validate, record PROCESSING, charge, settle (design section 4).
 
@@ -74,9 +81,9 @@ class PaymentController(Controller):
             order_id=data.order_id,
             amount=data.amount,
             currency=data.currency,
-            request_id=request_id,
+            request_id=current_request_id(),
         )
-        return PaymentResponse.of(await create_payment(command, uow, gateway))
+        return PaymentResponse.of(await create_payment(command, write.uow, write.gateway))
 
     @get(
         "/{payment_id:str}",
@@ -90,7 +97,7 @@ class PaymentController(Controller):
     async def by_id(
         self,
         pool: NamedDependency[asyncpg.Pool],
-        payment_id: FromPath[str],
+        payment_id: Annotated[str, PAYMENT_ID],
     ) -> PaymentView:
         """One payment with its refunds."""
         parsed = parse_id(payment_id)
@@ -122,6 +129,7 @@ class PaymentController(Controller):
         dto=RefundBody,
         return_dto=None,
         middleware=[IdempotencyMiddleware()],
+        operation_class=IdempotentOperation,
         responses=problems(
             (400, "invalid-request", "the body is not a valid refund request"),
             (400, "not-refundable", "the payment is not COMPLETED (or already REFUNDED)"),
@@ -134,17 +142,16 @@ class PaymentController(Controller):
     async def refund(
         self,
         data: JSONBody[RefundRequest],
-        uow: NamedDependency[UnitOfWork],
-        request_id: NamedDependency[str],
+        write: NamedDependency[WriteSide],
     ) -> RefundResponse:
         """Full refund of a COMPLETED payment (once)."""
         command = RefundPayment(
             payment_id=data.payment_id,
             reason=data.reason,
             amount=data.amount,
-            request_id=request_id,
+            request_id=current_request_id(),
         )
-        return RefundResponse.of(await refund_payment(command, uow))
+        return RefundResponse.of(await refund_payment(command, write.uow))
 
 
 INTEGER = re.compile(r"-?[0-9]+")

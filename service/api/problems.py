@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
-import asyncpg
 import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
+# Re-exported: the readiness check answers 503 on the same errors as every endpoint.
+from service.db.errors import DATABASE_DOWN as DATABASE_DOWN
 from service.domain import errors
 from service.signing import SignatureError
 
@@ -43,16 +43,6 @@ HTTP_PROBLEMS: dict[int, tuple[str, str]] = {
     415: ("unsupported-media-type", "Unsupported media type"),
     422: ("idempotency-key-reused", "Idempotency key reused with another body"),
 }
-
-# Errors that mean "the database is unreachable right now": answer 503 at once.
-DATABASE_DOWN = (
-    OSError,
-    asyncio.TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.AdminShutdownError,
-)
 
 
 class Problem(msgspec.Struct, frozen=True):

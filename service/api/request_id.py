@@ -15,9 +15,11 @@ HEADER = b"x-request-id"
 
 def _given(scope: Scope) -> str | None:
     for name, value in scope["headers"]:
-        if name == HEADER:
-            text = value.decode("latin-1")
-            if 0 < len(text) <= 128 and text.isprintable():
+        # Printable ASCII only: anything else (invalid UTF-8, control bytes) would be
+        # echoed raw into a response header and into every log line of the request.
+        if name == HEADER and 0 < len(value) <= 128 and value.isascii():
+            text = value.decode("ascii")
+            if text.isprintable():
                 return text
     return None
 

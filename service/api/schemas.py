@@ -15,10 +15,14 @@ from service.domain.rules import MAX_ORDER_ID
 Id = Annotated[int, Meta(ge=1, le=MAX_ORDER_ID)]
 
 
+# `amount` is typed float so that it is documented as a plain JSON number (100 and 100.0
+# alike); at run time it holds the exact int or Decimal the client wrote (strict_body.py).
+
+
 class CreatePaymentRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     order_id: Annotated[Id, Meta(description="The order to pay (one payment per order).")]
     amount: Annotated[
-        int | float,
+        float,
         Meta(description="Whole yen, 100 to 1,000,000 (JPY has no minor unit).", examples=[89800]),
     ]
     currency: Literal["JPY"] = "JPY"
@@ -28,7 +32,7 @@ class RefundRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     payment_id: Id
     reason: Annotated[str, Meta(max_length=500, examples=["Order cancelled by customer"])]
     amount: Annotated[
-        int | float | None,
+        float | None,
         Meta(description="Optional; full refunds only, so it must equal the payment's amount."),
     ] = None
 

@@ -2,33 +2,30 @@
 
 Litestar converts bodies with msgspec's lax rules (strict=False), which would
 turn "100" into 100 and accept a string where the contract demands a JSON
-number. These DTOs decode the raw bytes with msgspec in strict mode instead,
-keeping the Structs as the documented OpenAPI request schemas. A fractional
-`amount` reaches the handlers as an exact Decimal, never a rounded float.
+number. These DTOs parse the raw bytes once, exactly (service.api.exact_json:
+duplicate keys refused, fractions kept as Decimal), then check the result
+against the Structs in msgspec's strict mode, keeping the Structs as the
+documented OpenAPI request schemas. `amount` reaches the handlers exactly as
+the client wrote it (int or Decimal), never a rounded float.
 """
 
 from __future__ import annotations
 
-from decimal import Decimal
-from functools import cache
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 from litestar.dto import MsgspecDTO
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi.spec import Reference, Schema
 
+from service.api import exact_json
 from service.api.schemas import CreatePaymentRequest, RefundRequest
 
+if TYPE_CHECKING:
+    from litestar._openapi.schema_generation import SchemaCreator
+    from litestar.typing import FieldDefinition
+
 T = TypeVar("T", bound=msgspec.Struct)
-
-
-@cache
-def _decoder(model: type[Any]) -> msgspec.json.Decoder[Any]:
-    return msgspec.json.Decoder(model, strict=True)
-
-
-# Untyped decoding that keeps every JSON float exactly as written.
-_exact = msgspec.json.Decoder(float_hook=Decimal)
 
 
 def is_json(content_type: str | None) -> bool:
@@ -49,16 +46,54 @@ class StrictJSON(MsgspecDTO[T]):
                 status_code=415, detail=f"expected application/json, got {content_type}"
             )
         try:
-            body = _decoder(self.model_type).decode(value)
+            data = exact_json.decode(value)
+        except exact_json.MalformedJSON as exc:
+            raise ValidationException(f"malformed JSON body: {exc}") from exc
+        try:
+            body = msgspec.convert(data, self.model_type, strict=True)
         except msgspec.ValidationError as exc:
             raise ValidationException(str(exc)) from exc
-        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-            raise ValidationException(f"malformed JSON body: {exc}") from exc
-        if isinstance(getattr(body, "amount", None), float):
-            # A binary float would turn 99.99999999999999999 into 100.0: money rules
-            # must see the number exactly as the client wrote it.
-            body = msgspec.structs.replace(body, amount=_exact.decode(value)["amount"])
+        exact = data.get("amount")  # data is an object: convert() refused anything else
+        if exact is not None:
+            # convert() checked it is a JSON number but made it a binary float, which
+            # would turn 99.99999999999999999 into 100.0: the rules get the exact value.
+            body = msgspec.structs.replace(body, amount=exact)
         return body
+
+    @classmethod
+    def create_openapi_schema(
+        cls, field_definition: FieldDefinition, handler_id: str, schema_creator: SchemaCreator
+    ) -> Reference | Schema:
+        created = super().create_openapi_schema(field_definition, handler_id, schema_creator)
+        schema = (
+            schema_creator.schema_registry.from_reference(created).schema
+            if isinstance(created, Reference)
+            else created
+        )
+        _document_strictly(schema, cls.model_type)
+        return created
+
+
+def _document_strictly(schema: Schema, model: type[msgspec.Struct]) -> None:
+    """Make the generated schema say what decode_bytes enforces.
+
+    Litestar leaves out forbid_unknown_fields and renders integer bounds as floats
+    (2**63 - 1 becomes 2**63, so a validator would take an id no bigint can hold).
+    """
+    info = msgspec.inspect.type_info(model)
+    assert isinstance(info, msgspec.inspect.StructType)
+    if info.forbid_unknown_fields:
+        schema.additional_properties = False
+    for field in info.fields:
+        field_type = field.type
+        if isinstance(field_type, msgspec.inspect.Metadata):
+            field_type = field_type.type
+        prop = (schema.properties or {}).get(field.encode_name)
+        if isinstance(field_type, msgspec.inspect.IntType) and isinstance(prop, Schema):
+            if field_type.ge is not None:
+                prop.minimum = field_type.ge
+            if field_type.le is not None:
+                prop.maximum = field_type.le
 
 
 class CreatePaymentBody(StrictJSON[CreatePaymentRequest]):

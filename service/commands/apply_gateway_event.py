@@ -37,5 +37,6 @@ async def apply_gateway_event(command: ApplyGatewayEvent, uow: UnitOfWork) -> Pa
             status=reported.value,
             request_id=command.request_id,
         )
+    uow.outbox_committed()
     # The row lock held since the lookup above guarantees the update applied.
     return PaymentRecord.from_row(settled)

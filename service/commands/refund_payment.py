@@ -27,6 +27,7 @@ async def refund_payment(command: RefundPayment, uow: UnitOfWork) -> RefundRecor
             request_id=command.request_id,
         )
         if row is not None:
+            uow.outbox_committed()
             REFUNDS.inc()
             log.info(
                 "payment %s refunded", command.payment_id, extra={"payment_id": command.payment_id}

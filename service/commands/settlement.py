@@ -25,4 +25,7 @@ async def settle(
         row = await uow.sql.settle_payment(
             connection, payment_id=payment_id, status=status.value, request_id=request_id
         )
-    return PaymentRecord.from_row(row) if row is not None else None
+    if row is None:
+        return None
+    uow.outbox_committed()
+    return PaymentRecord.from_row(row)

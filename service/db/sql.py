@@ -8,6 +8,8 @@ from typing import Any
 
 import aiosql
 
+from service.db.aiosql_adapter import LeanAsyncPGAdapter
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SQL_DIR = PROJECT_ROOT / "sql"
 MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
@@ -19,4 +21,5 @@ def load_queries() -> Any:
 
     Typed `Any` because aiosql builds the methods at run time.
     """
-    return aiosql.from_path(SQL_DIR, "asyncpg")
+    adapter: Any = LeanAsyncPGAdapter  # aiosql's protocol type does not fit a subclass
+    return aiosql.from_path(SQL_DIR, adapter)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -25,20 +26,30 @@ class UnitOfWork:
     atomic, saving the BEGIN/COMMIT round trips on the hot path.
     """
 
-    def __init__(self, pool: asyncpg.Pool, acquire_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        acquire_timeout: float = 5.0,
+        outbox_committed: Callable[[], None] = lambda: None,
+    ) -> None:
         self.pool = pool
         self.acquire_timeout = acquire_timeout
         self.sql: Any = load_queries()
+        # Called by a handler once its outbox row has committed: wakes the relays.
+        self.outbox_committed = outbox_committed
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Connection]:
-        async with self.pool.acquire(timeout=self.acquire_timeout) as connection:
+        # asyncio.timeout rather than acquire(timeout=...): asyncpg implements the
+        # latter with wait_for, a task per acquire on the hot path.
+        async with asyncio.timeout(self.acquire_timeout):
+            connection = await self.pool.acquire()
+        try:
             yield connection
+        finally:
+            await self.pool.release(connection)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Connection]:
-        async with (
-            self.pool.acquire(timeout=self.acquire_timeout) as connection,
-            connection.transaction(),
-        ):
+        async with self.connection() as connection, connection.transaction():
             yield connection

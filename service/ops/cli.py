@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import asyncpg
 import click
 
 from service.db.embedded import database_url
+from service.db.errors import DATABASE_ERRORS
 from service.ops.queries import OpsQuery, find_query, ops_queries, run_query
 from service.ops.table import format_json, format_table
 from service.settings import load_settings
@@ -76,6 +76,6 @@ def run_command(name: str, params: tuple[str, ...], as_json: bool) -> None:
     url = database_url(load_settings().database)
     try:
         result = asyncio.run(run_query(url, query, values))
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+    except DATABASE_ERRORS as exc:
         raise click.ClickException(f"{query.name}: {exc}") from exc
     click.echo(format_json(result) if as_json else format_table(result))

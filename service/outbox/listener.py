@@ -11,7 +11,9 @@ from typing import Any
 
 import asyncpg
 
+from service.db.errors import DATABASE_ERRORS
 from service.db.sql import load_queries
+from service.outbox.wakeup import PROCESS_SENDER
 
 log = logging.getLogger(__name__)
 CHANNEL = "outbox"
@@ -22,7 +24,7 @@ PING_INTERVAL_SECONDS = 30.0
 PING_TIMEOUT_SECONDS = 5.0
 RECONNECT_MIN_SECONDS = 0.1
 RECONNECT_MAX_SECONDS = 10.0
-_DB_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+CONNECT_TIMEOUT_SECONDS = 10.0
 
 
 class NotifyListener:
@@ -38,20 +40,28 @@ class NotifyListener:
         self._delay = RECONNECT_MIN_SECONDS
 
     async def run(self) -> None:
-        """Listen until cancelled, reconnecting with capped exponential backoff."""
+        """Listen until cancelled, reconnecting with capped exponential backoff.
+
+        Cancellation is the only way out: whatever else goes wrong, the relay
+        would otherwise lose its wake-ups for good and silently fall back to polling.
+        """
         while True:
             try:
                 await self._listen_once()
-            except _DB_ERRORS as exc:
+            except DATABASE_ERRORS as exc:
                 log.warning(
-                    "outbox listener unavailable (%s); reconnecting in %.1fs", exc, self._delay
+                    "outbox listener unavailable (%r); reconnecting in %.1fs", exc, self._delay
                 )
-                await asyncio.sleep(self._delay * random.uniform(0.5, 1.0))
-                self._delay = min(self._delay * 2, RECONNECT_MAX_SECONDS)
+            except Exception:
+                log.exception("outbox listener failed; reconnecting in %.1fs", self._delay)
+            await asyncio.sleep(self._delay * random.uniform(0.5, 1.0))
+            self._delay = min(self._delay * 2, RECONNECT_MAX_SECONDS)
 
     async def _listen_once(self) -> None:
         connection = await asyncpg.connect(
-            self._url, timeout=10, server_settings={"application_name": APPLICATION_NAME}
+            self._url,
+            timeout=CONNECT_TIMEOUT_SECONDS,
+            server_settings={"application_name": APPLICATION_NAME},
         )
         lost = asyncio.Event()
         connection.add_termination_listener(lambda _: lost.set())
@@ -60,16 +70,20 @@ class NotifyListener:
             self.connections += 1
             self._delay = RECONNECT_MIN_SECONDS
             self._on_notify()
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a
+            # cancellation that lands as its awaitable finishes, and the relay then
+            # hangs on stop waiting for this task.
             while not connection.is_closed():
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(lost.wait(), PING_INTERVAL_SECONDS)
+                    async with asyncio.timeout(PING_INTERVAL_SECONDS):
+                        await lost.wait()
                     break
-                await asyncio.wait_for(
-                    self._sql.relay_listener_ping(connection), PING_TIMEOUT_SECONDS
-                )
+                async with asyncio.timeout(PING_TIMEOUT_SECONDS):
+                    await self._sql.relay_listener_ping(connection)
             raise ConnectionError("connection lost")
         finally:
             connection.terminate()
 
-    def _notified(self, *_: object) -> None:
-        self._on_notify()
+    def _notified(self, _connection: object, _pid: int, _channel: str, payload: object) -> None:
+        if payload != PROCESS_SENDER:  # this process's relay was woken directly
+            self._on_notify()

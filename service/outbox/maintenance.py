@@ -12,6 +12,7 @@ import asyncpg
 import msgspec
 from asyncpg.pool import PoolConnectionProxy
 
+from service.db.errors import DATABASE_ERRORS
 from service.db.sql import load_queries
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ async def replay_dead(
         ]
         if rows:
             # Sent on commit, so relays never wake before the rows are visible.
-            await sql.wake_relays(connection)
+            await sql.wake_relays(connection, sender="replay")
     return [ReplayedEvent(id=r["id"], order_id=r["order_id"], seq=r["seq"]) for r in rows]
 
 
@@ -103,6 +104,6 @@ async def retention_loop(
                 purged = await purge_delivered(connection, retention_days)
             if purged:
                 log.info("outbox retention deleted %d delivered events", purged)
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except DATABASE_ERRORS as exc:
             log.warning("outbox retention failed, will try again: %s", exc)
         await asyncio.sleep(interval)

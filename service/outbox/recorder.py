@@ -11,6 +11,7 @@ from uuid import UUID
 
 import asyncpg
 
+from service.db.errors import DATABASE_ERRORS
 from service.db.sql import load_queries
 from service.metrics import WEBHOOK_ATTEMPTS
 from service.outbox.events import Outcome, Result
@@ -65,7 +66,7 @@ class AttemptRecorder:
         batch, self._pending = self._pending, []
         try:
             await self._write(batch)
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except DATABASE_ERRORS as exc:
             log.warning("recording %d webhook attempts failed, will retry: %s", len(batch), exc)
             # Every statement is idempotent, so the whole batch can go again.
             self._pending[:0] = batch

@@ -13,6 +13,7 @@ from typing import Any
 
 import asyncpg
 
+from service.db.errors import DATABASE_ERRORS
 from service.db.sql import load_queries
 from service.outbox.delivery import WebhookSender, create_client
 from service.outbox.dispatch import Dispatcher
@@ -24,7 +25,9 @@ from service.settings import Settings
 log = logging.getLogger(__name__)
 # In-flight sends get this long to finish on stop (never more than a request's timeout).
 STOP_GRACE_SECONDS = 5.0
-_DB_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+# First retry of a failed claim: a single dropped connection costs next to nothing;
+# the wait then doubles up to the poll interval while the database stays down.
+CLAIM_RETRY_SECONDS = 0.1
 
 
 def default_relay_id() -> str:
@@ -100,12 +103,18 @@ class OutboxRelay:
                 await recording
                 await self._release_claims(dispatcher)
 
+    def wake(self) -> None:
+        """Look for due events now: an outbox row of this process has committed."""
+        self._nudge.set()
+
     async def _nudge_on(self, stop: asyncio.Event) -> None:
         await stop.wait()
         self._nudge.set()
 
     async def _claim_loop(self, stop: asyncio.Event, dispatcher: Dispatcher) -> None:
+        """Claim and dispatch until `stop`; a database error never ends it, only delays it."""
         batch = self._outbox.batch_size
+        retry_in = CLAIM_RETRY_SECONDS
         while not stop.is_set():
             # Cleared before looking, so a NOTIFY during the claim is not lost.
             self._nudge.clear()
@@ -115,10 +124,14 @@ class OutboxRelay:
             started = time.monotonic()
             try:
                 rows = [row async for row in self._claim(batch)]
-            except _DB_ERRORS as exc:
-                log.warning("claiming outbox events failed: %s", exc)
-                await self._sleep()
+            except DATABASE_ERRORS as exc:
+                log.warning("claiming outbox events failed, retrying in %.1fs: %r", retry_in, exc)
+                # Only stop cuts this short: nudges (NOTIFY, recorded outcomes) say
+                # there is work, not that the database is back.
+                await _wait_event(stop, retry_in)
+                retry_in = min(retry_in * 2, self._outbox.poll_interval_seconds)
                 continue
+            retry_in = CLAIM_RETRY_SECONDS
             if self._retry_due is not None and self._retry_due <= started:
                 self._retry_due = None
             for row in rows:
@@ -139,8 +152,7 @@ class OutboxRelay:
         timeout = self._outbox.poll_interval_seconds
         if self._retry_due is not None:
             timeout = min(timeout, max(0.0, self._retry_due - time.monotonic()))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._nudge.wait(), timeout)
+        await _wait_event(self._nudge, timeout)
 
     def _recorded(self, ids: list[uuid.UUID], retry_due: float | None) -> None:
         if self.dispatcher is not None:
@@ -153,7 +165,7 @@ class OutboxRelay:
         try:
             # Claimed but never attempted, or cut off: back now, not when the lease expires.
             released = await self._sql.release_claims_of_relay(self._pool, relay_id=self.relay_id)
-        except _DB_ERRORS as exc:
+        except DATABASE_ERRORS as exc:
             log.warning("could not release claims, they expire with their lease: %s", exc)
             released = 0
         log.info(
@@ -163,3 +175,14 @@ class OutboxRelay:
             dispatcher.failed,
             released,
         )
+
+
+async def _wait_event(event: asyncio.Event, seconds: float) -> None:
+    """Until `event` is set or `seconds` pass.
+
+    Not asyncio.wait_for: on Python 3.11 it swallows a cancellation that arrives
+    just as the event is set, and a relay cancelled on stop would keep running.
+    """
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await event.wait()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 import asyncpg
@@ -38,20 +37,23 @@ class RelayHandle:
     async def stop(self) -> None:
         """Finish in-flight sends (a few seconds at most), hand back the rest, close."""
         self._stop.set()
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a
+        # cancellation of the caller (the app shutting down) that lands as the task ends.
         try:
-            await asyncio.wait_for(
-                asyncio.shield(self.task), STOP_GRACE_SECONDS + STOP_BOOKKEEPING_SECONDS
-            )
+            async with asyncio.timeout(STOP_GRACE_SECONDS + STOP_BOOKKEEPING_SECONDS):
+                await asyncio.shield(self.task)
         except TimeoutError:
             log.warning("outbox relay %s did not stop in time; cancelled", self.relay_id)
             self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
+            # asyncio.wait, not `await self.task` under suppress(CancelledError): that
+            # would also swallow a cancellation of the caller.
+            await asyncio.wait([self.task])
         except Exception:  # already reported by _report_crash
             pass
         finally:
             try:
-                await asyncio.wait_for(self._pool.close(), STOP_BOOKKEEPING_SECONDS)
+                async with asyncio.timeout(STOP_BOOKKEEPING_SECONDS):
+                    await self._pool.close()
             except TimeoutError:
                 self._pool.terminate()
 

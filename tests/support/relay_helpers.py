@@ -60,6 +60,8 @@ async def create_payments(
                             conn, payment_id=row["id"], status="COMPLETED", request_id="t"
                         )
                         ids[order_id] = int(row["id"])
+                # As the service does: the relays are woken after the commit.
+                await q.wake_relays(conn, sender="tests")
             return ids
         finally:
             await conn.close()
@@ -73,10 +75,12 @@ async def create_payments(
 
 
 async def refund(conn: asyncpg.Connection, payment_id: int) -> None:
-    row = await load_queries().refund_payment(
+    q = load_queries()
+    row = await q.refund_payment(
         conn, payment_id=payment_id, amount=None, reason="r", request_id="t"
     )
     assert row is not None
+    await q.wake_relays(conn, sender="tests")
 
 
 async def all_events(conn: asyncpg.Connection) -> list[asyncpg.Record]:

@@ -1,0 +1,71 @@
+"""OpenAPI operations for what Litestar cannot infer from a handler's signature:
+request parts read by middleware or from raw bytes, not by handler parameters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from litestar.enums import ParamType
+from litestar.openapi.spec import OpenAPIMediaType, Operation, Parameter, RequestBody, Schema
+from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
+
+from service.api.idempotency import MAX_KEY_LENGTH
+
+IDEMPOTENCY_KEY = Parameter(
+    name="Idempotency-Key",
+    param_in=ParamType.HEADER,
+    required=False,
+    description=(
+        "Makes the request safe to retry: the first answer (unless 5xx) is stored for the key "
+        "and replayed, with `Idempotent-Replayed: true`, for the same key and body; the same "
+        "key with another body is 422, and 409 while the first request runs. Printable ASCII, "
+        f'1 to {MAX_KEY_LENGTH} characters; a structured-field string ("...") is taken too.'
+    ),
+    schema=Schema(
+        type=OpenAPIType.STRING,
+        min_length=1,
+        max_length=MAX_KEY_LENGTH,
+        # Printable ASCII, no blank at either end (HTTP strips those anyway).
+        pattern=r"^[!-~]([ -~]*[!-~])?$",
+        examples=["3f0c2a9e-order-1234"],
+    ),
+)
+
+
+@dataclass
+class IdempotentOperation(Operation):
+    """The create and refund commands: IdempotencyMiddleware reads the header."""
+
+    def __post_init__(self) -> None:
+        self.parameters = [*(self.parameters or []), IDEMPOTENCY_KEY]
+
+
+@dataclass
+class GatewayCallbackOperation(Operation):
+    """The callback handler reads raw bytes (to check the signature first), so its
+    body schema is declared here rather than inferred."""
+
+    def __post_init__(self) -> None:
+        self.request_body = RequestBody(
+            required=True,
+            description="Signed with Standard Webhooks: webhook-id, webhook-timestamp, "
+            "webhook-signature headers, keyed by PAYMENTS_GATEWAY_SECRET.",
+            content={
+                "application/json": OpenAPIMediaType(
+                    schema=Schema(
+                        type=OpenAPIType.OBJECT,
+                        required=["transaction_id", "status"],
+                        properties={
+                            "transaction_id": Schema(
+                                type=OpenAPIType.STRING, format=OpenAPIFormat.UUID
+                            ),
+                            "status": Schema(type=OpenAPIType.STRING, enum=["completed", "failed"]),
+                        },
+                    ),
+                    example={
+                        "transaction_id": "3b1f8f0e-4f7e-4a57-9a55-0f4d7b1f2c11",
+                        "status": "completed",
+                    },
+                )
+            },
+        )
