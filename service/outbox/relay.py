@@ -28,6 +28,10 @@ STOP_GRACE_SECONDS = 5.0
 # First retry of a failed claim: a single dropped connection costs next to nothing;
 # the wait then doubles up to the poll interval while the database stays down.
 CLAIM_RETRY_SECONDS = 0.1
+# At most one claim per this many seconds. Below 1/this events a second every
+# event is claimed the moment its commit wakes the relay; above, the events of
+# those few milliseconds share one claim instead of a round trip each.
+MIN_CLAIM_INTERVAL_SECONDS = 0.005
 
 
 def default_relay_id() -> str:
@@ -65,6 +69,7 @@ class OutboxRelay:
         # Set by NOTIFY, by recorded outcomes (room to claim, retries due) and by stop.
         self._nudge = asyncio.Event()
         self._retry_due: float | None = None
+        self._waiting_for_room = False
         self.dispatcher: Dispatcher | None = None
 
     @property
@@ -115,13 +120,18 @@ class OutboxRelay:
         """Claim and dispatch until `stop`; a database error never ends it, only delays it."""
         batch = self._outbox.batch_size
         retry_in = CLAIM_RETRY_SECONDS
+        last_claim = 0.0
         while not stop.is_set():
+            if (pause := last_claim + MIN_CLAIM_INTERVAL_SECONDS - time.monotonic()) > 0:
+                await _wait_event(stop, pause)
             # Cleared before looking, so a NOTIFY during the claim is not lost.
             self._nudge.clear()
             if len(dispatcher.held) > self._max_held - batch:
+                self._waiting_for_room = True
                 await self._nudge.wait()
                 continue
-            started = time.monotonic()
+            self._waiting_for_room = False
+            started = last_claim = time.monotonic()
             try:
                 rows = [row async for row in self._claim(batch)]
             except DATABASE_ERRORS as exc:
@@ -159,7 +169,10 @@ class OutboxRelay:
             self.dispatcher.settled(ids)
         if retry_due is not None:
             self._retry_due = min(retry_due, self._retry_due or retry_due)
-        self._nudge.set()
+        # Recorded outcomes only matter to a relay that waits for room to claim or
+        # has a new earliest retry; waking it for every batch would double the claims.
+        if self._waiting_for_room or retry_due is not None:
+            self._nudge.set()
 
     async def _release_claims(self, dispatcher: Dispatcher) -> None:
         try:
