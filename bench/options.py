@@ -21,6 +21,7 @@ class Options:
     out: Path
     duration: float  # seconds per measured phase
     bulk: int  # orders in the bulk phase
+    import_rows: int  # rows of the import phase (`payments import`)
     workers: int  # `payments serve --workers`
     webhook_rate: float  # payments/s in the webhook latency phase
     webhook_seconds: float
@@ -52,6 +53,11 @@ def parse_args(argv: list[str] | None = None) -> Options:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON results file")
     parser.add_argument("--duration", type=float, help="seconds per measured phase (default 10)")
     parser.add_argument("--bulk", type=int, help="orders in the bulk phase (default 10000)")
+    parser.add_argument(
+        "--import-rows",
+        type=int,
+        help="rows imported by `payments import` in the import phase (default: the bulk size)",
+    )
     parser.add_argument("--workers", type=int, default=1, help="service processes (default 1)")
     parser.add_argument(
         "--webhook-rate", type=float, default=200.0, help="payments/s of the webhook phase"
@@ -66,12 +72,14 @@ def parse_args(argv: list[str] | None = None) -> Options:
     args = parser.parse_args(argv)
     quick: bool = args.quick
     duration = args.duration or (QUICK_DURATION if quick else 10.0)
+    bulk = args.bulk or (QUICK_BULK if quick else 10_000)
     return Options(
         database_url=args.database_url,
         quick=quick,
         out=args.out,
         duration=duration,
-        bulk=args.bulk or (QUICK_BULK if quick else 10_000),
+        bulk=bulk,
+        import_rows=args.import_rows or bulk,
         workers=args.workers,
         webhook_rate=args.webhook_rate,
         webhook_seconds=args.webhook_seconds or (QUICK_WEBHOOK_SECONDS if quick else 10.0),

@@ -35,6 +35,7 @@ ORDER_BASE = {
     "create_64": 4 * ORDER_BLOCK,
     "bulk": 5 * ORDER_BLOCK,
     "webhook": 6 * ORDER_BLOCK,
+    "import": 7 * ORDER_BLOCK,
 }
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)

@@ -116,6 +116,19 @@ def _load_row(result: dict[str, Any]) -> str:
     return text
 
 
+def _import_row(imported: dict[str, Any]) -> tuple[str, str, str]:
+    text = (
+        f"exit {imported['exit_code']}"
+        + (" (timed out)" if imported["timed_out"] else "")
+        + f"; {imported['rows_paid']:,} paid in {imported['command_wall_s']} s "
+        f"({imported['rows_per_s']}/s, tool's timer {imported['tool_reported_s']} s); "
+        f"{imported['webhooks_received']:,} webhooks, "
+        f"last at {imported['webhooks_wall_s']} s"
+    )
+    label = f"7 import {imported['rows']:,} rows c={imported['concurrency']}"
+    return label, text, _cores(imported["cpu_cores"])
+
+
 def rows(phases: dict[str, Any]) -> list[tuple[str, str, str]]:
     """(phase, result, CPU cores by part) lines of the table."""
     out: list[tuple[str, str, str]] = []
@@ -180,6 +193,8 @@ def rows(phases: dict[str, Any]) -> list[tuple[str, str, str]]:
                     "",
                 )
             )
+    if imported := phases.get("import"):
+        out.append(_import_row(imported))
     return out
 
 

@@ -8,6 +8,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from bench.import_phase import IMPORT_CONCURRENCY, import_phase
 from bench.machine import CpuMeter, background_load, machine_info
 from bench.options import HIGH, Options
 from bench.phases import (
@@ -28,8 +29,8 @@ from bench.stack import BenchError, Stack
 BUSY_MACHINE_CORES = 0.3
 NOTES = [
     "Notes: CPU cores = CPU seconds per second of each part during the phase; client = the "
-    "load generator (pgbench in phase 1); other = processes outside the benchmark; all = the "
-    "whole machine, out of nproc.",
+    "load generator (pgbench in phase 1, `payments import` in phase 7); other = processes "
+    "outside the benchmark; all = the whole machine, out of nproc.",
     "Webhook commit time = the payment's updated_at in the 201 body, i.e. the settle "
     "statement's now() (its transaction start, slightly before the commit).",
     "The payment SQL holds no NOTIFY (the service wakes its relay in process and sends one "
@@ -88,6 +89,12 @@ async def run(options: Options) -> dict[str, Any]:
                 f"{options.webhook_seconds:g} s"
             )
             phases["webhook"] = await webhook_phase(bench)
+            await settle_outbox(bench)
+            progress(
+                f"7 import: {options.import_rows:,} rows with `payments import` at "
+                f"concurrency {IMPORT_CONCURRENCY}, then their webhooks"
+            )
+            phases["import"] = await import_phase(bench)
         except Exception:
             print(f"--- service log (tail) ---\n{stack.service.child.tail()}", file=sys.stderr)
             raise
@@ -110,6 +117,7 @@ async def run(options: Options) -> dict[str, Any]:
             "quick": options.quick,
             "duration_s": options.duration,
             "bulk": options.bulk,
+            "import_rows": options.import_rows,
             "workers": options.workers,
             "webhook_rate": options.webhook_rate,
             "webhook_seconds": options.webhook_seconds,

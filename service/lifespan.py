@@ -13,7 +13,7 @@ from service.api.dependencies import WriteSide
 from service.background import every
 from service.commands import ReconcileStuckPayments
 from service.commands.reconcile_payments import reconcile_stuck_payments
-from service.db.embedded import database_url
+from service.db.embedded import database_url, detach_embedded
 from service.db.migrate import migrate
 from service.db.pool import create_pool
 from service.db.sql import load_queries
@@ -83,3 +83,4 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         notifier.cancel()
         await asyncio.gather(*tasks, notifier, return_exceptions=True)
         await pool.close()
+        detach_embedded()

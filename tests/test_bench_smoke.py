@@ -1,7 +1,8 @@
 """The benchmark keeps working: `python -m bench --quick` runs every phase at tiny size.
 
 No timing is asserted (the targets are the benchmark's business, printed, never tested);
-only that each phase measured something and that every bulk payment got its webhook.
+only that each phase measured something and that every bulk payment, and every row of the
+import (`payments import`), got its webhook.
 """
 
 from __future__ import annotations
@@ -63,6 +64,13 @@ def test_quick_benchmark_runs_every_phase(tmp_path: Path) -> None:
     assert webhook["transaction_id_mismatches"] == 0, webhook
     latency = webhook["commit_to_receipt_ms"]
     assert _positive(latency["count"]) and _positive(latency["p50"]), latency
+
+    imported = phases["import"]
+    assert imported["exit_code"] == 0 and not imported["timed_out"], imported
+    assert imported["rows_paid"] == imported["rows"] > 0, imported
+    assert imported["outcomes"] == {"paid": imported["rows"]}, imported
+    assert imported["webhooks_received"] == imported["rows"], imported
+    assert _positive(imported["command_wall_s"]) and _positive(imported["webhooks_wall_s"])
 
     memory = phases["memory"]
     assert memory["processes"] and _positive(memory["max_peak_rss_mb"]), memory

@@ -12,6 +12,8 @@ from service.settings import DatabaseSettings
 
 log = logging.getLogger(__name__)
 DATABASE = "payments"
+# Servers this process attached to (pgserver keeps one per data directory).
+_attached: list[Any] = []
 # pgserver logs every step (initdb output included) at INFO.
 logging.getLogger("pgserver").setLevel(logging.WARNING)
 
@@ -48,7 +50,19 @@ def start_embedded(data_dir: str | Path) -> Any:
     if created.returncode != 0 and "already exists" not in created.stderr:
         raise RuntimeError(f"cannot create the {DATABASE} database: {created.stderr.strip()}")
     log.debug("embedded PostgreSQL running in %s", path)
+    _attached.append(server)
     return server
+
+
+def detach_embedded() -> None:
+    """Let go of the embedded server now, stopping it if no other process uses it.
+
+    pgserver does this at interpreter exit, but uvicorn re-raises SIGTERM after its
+    graceful shutdown, which ends the process before exit handlers run and would
+    leave the server running (and this process registered) after `payments run`.
+    """
+    while _attached:
+        _attached.pop().__exit__(None, None, None)
 
 
 def embedded_url(data_dir: str | Path) -> str:
