@@ -22,7 +22,13 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
     """
 
 
-async def create_pool(url: str, settings: DatabaseSettings) -> asyncpg.Pool:
+async def create_pool(
+    url: str, settings: DatabaseSettings, *, durable_commits: bool = True
+) -> asyncpg.Pool:
+    """`durable_commits=False` for bookkeeping a crash may lose (see the outbox relay)."""
+    session = {"timezone": "UTC", "application_name": "payments"}
+    if not durable_commits:
+        session["synchronous_commit"] = "off"
     pool = await asyncpg.create_pool(
         url,
         min_size=settings.pool_min_size,
@@ -33,7 +39,7 @@ async def create_pool(url: str, settings: DatabaseSettings) -> asyncpg.Pool:
         timeout=settings.command_timeout,
         reset=_keep_session,
         # json_agg renders timestamps in the session time zone; keep it UTC.
-        server_settings={"timezone": "UTC", "application_name": "payments"},
+        server_settings=session,
     )
     assert pool is not None
     return pool
