@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -20,6 +19,7 @@ from service.outbox.dispatch import Dispatcher
 from service.outbox.listener import NotifyListener
 from service.outbox.maintenance import RETENTION_INTERVAL_SECONDS, retention_loop
 from service.outbox.recorder import AttemptRecorder
+from service.outbox.waiting import wait_for_event
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ class OutboxRelay:
         last_claim = 0.0
         while not stop.is_set():
             if (pause := last_claim + MIN_CLAIM_INTERVAL_SECONDS - time.monotonic()) > 0:
-                await _wait_event(stop, pause)
+                await wait_for_event(stop, pause)
             # Cleared before looking, so a NOTIFY during the claim is not lost.
             self._nudge.clear()
             if len(dispatcher.held) > self._max_held - batch:
@@ -138,7 +138,7 @@ class OutboxRelay:
                 log.warning("claiming outbox events failed, retrying in %.1fs: %r", retry_in, exc)
                 # Only stop cuts this short: nudges (NOTIFY, recorded outcomes) say
                 # there is work, not that the database is back.
-                await _wait_event(stop, retry_in)
+                await wait_for_event(stop, retry_in)
                 retry_in = min(retry_in * 2, self._outbox.poll_interval_seconds)
                 continue
             retry_in = CLAIM_RETRY_SECONDS
@@ -162,7 +162,7 @@ class OutboxRelay:
         timeout = self._outbox.poll_interval_seconds
         if self._retry_due is not None:
             timeout = min(timeout, max(0.0, self._retry_due - time.monotonic()))
-        await _wait_event(self._nudge, timeout)
+        await wait_for_event(self._nudge, timeout)
 
     def _recorded(self, ids: list[uuid.UUID], retry_due: float | None) -> None:
         if self.dispatcher is not None:
@@ -188,14 +188,3 @@ class OutboxRelay:
             dispatcher.failed,
             released,
         )
-
-
-async def _wait_event(event: asyncio.Event, seconds: float) -> None:
-    """Until `event` is set or `seconds` pass.
-
-    Not asyncio.wait_for: on Python 3.11 it swallows a cancellation that arrives
-    just as the event is set, and a relay cancelled on stop would keep running.
-    """
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(seconds):
-            await event.wait()
