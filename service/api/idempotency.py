@@ -103,6 +103,7 @@ class IdempotencyMiddleware(ASGIMiddleware):
             return
 
         response: dict[str, Any] = {"body": bytearray()}
+        messages: list[Message] = []
 
         async def capture(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -110,7 +111,7 @@ class IdempotencyMiddleware(ASGIMiddleware):
                 response["content_type"] = dict(message.get("headers", [])).get(b"content-type")
             elif message["type"] == "http.response.body":
                 response["body"] += message.get("body", b"")
-            await send(message)
+            messages.append(message)
 
         try:
             await next_app(scope, _replaying(body), capture)
@@ -119,3 +120,7 @@ class IdempotencyMiddleware(ASGIMiddleware):
                 await settle_key(sql, pool, endpoint, key, response)
             except STORE_ERRORS as exc:
                 log.warning("idempotency key %r not settled on %s: %r", key, endpoint, exc)
+        # Held back until the key is settled: a client retrying the moment it has the
+        # answer must find it stored (or released after a 5xx), never still locked.
+        for message in messages:
+            await send(message)
