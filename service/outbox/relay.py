@@ -28,9 +28,10 @@ STOP_GRACE_SECONDS = 5.0
 # First retry of a failed claim: a single dropped connection costs next to nothing;
 # the wait then doubles up to the poll interval while the database stays down.
 CLAIM_RETRY_SECONDS = 0.1
-# At most one claim per this many seconds. Below 1/this events a second every
-# event is claimed the moment its commit wakes the relay; above, the events of
-# those few milliseconds share one claim instead of a round trip each.
+# While claims find more than one event (commits outpace the claims), at most one
+# claim per this many seconds, so the events of those milliseconds share one round
+# trip. A claim that found one event or none paces nothing: at a calm rate every
+# event is claimed the moment its commit wakes the relay.
 MIN_CLAIM_INTERVAL_SECONDS = 0.005
 
 
@@ -120,9 +121,9 @@ class OutboxRelay:
         """Claim and dispatch until `stop`; a database error never ends it, only delays it."""
         batch = self._outbox.batch_size
         retry_in = CLAIM_RETRY_SECONDS
-        last_claim = 0.0
+        busy_since = 0.0  # when the last claim that found several events started
         while not stop.is_set():
-            if (pause := last_claim + MIN_CLAIM_INTERVAL_SECONDS - time.monotonic()) > 0:
+            if (pause := busy_since + MIN_CLAIM_INTERVAL_SECONDS - time.monotonic()) > 0:
                 await wait_for_event(stop, pause)
             # Cleared before looking, so a NOTIFY during the claim is not lost.
             self._nudge.clear()
@@ -131,7 +132,7 @@ class OutboxRelay:
                 await self._nudge.wait()
                 continue
             self._waiting_for_room = False
-            started = last_claim = time.monotonic()
+            started = time.monotonic()
             try:
                 rows = [row async for row in self._claim(batch)]
             except DATABASE_ERRORS as exc:
@@ -142,6 +143,7 @@ class OutboxRelay:
                 retry_in = min(retry_in * 2, self._outbox.poll_interval_seconds)
                 continue
             retry_in = CLAIM_RETRY_SECONDS
+            busy_since = started if len(rows) > 1 else 0.0
             if self._retry_due is not None and self._retry_due <= started:
                 self._retry_due = None
             for row in rows:
