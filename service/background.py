@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
 from service.db.errors import DATABASE_DOWN
+from service.waiting import wait_for_event
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +29,4 @@ async def every(
             log.warning("background round of %s failed, database unavailable: %r", name, exc)
         except Exception:
             log.warning("background round of %s failed", name, exc_info=True)
-        # Not asyncio.wait_for: on Python 3.11 it can swallow the cancellation of
-        # a task stopped at shut-down, which then keeps running.
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(interval_seconds):
-                await stop.wait()
+        await wait_for_event(stop, interval_seconds)

@@ -21,6 +21,7 @@ import pytest
 
 from service.db.sql import load_queries
 from tests.support.order_stub import OrderServiceStub
+from tests.support.problems import assert_problem
 from tests.support.service import RunningService, serve
 from tests.support.settings import make_settings
 
@@ -80,17 +81,6 @@ async def create_ok(
     assert response.status_code == 201, response.text
     payment: dict[str, Any] = response.json()
     return payment
-
-
-def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    """An RFC 9457 problem+json answer with this status, in the header and in the body."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    problem: dict[str, Any] = response.json()
-    assert problem["status"] == status
-    for field in ("type", "title", "detail"):
-        assert isinstance(problem[field], str) and problem[field], field
-    return problem
 
 
 async def get_payment(client: httpx.AsyncClient, payment_id: int) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from tests.support.order_stub import OrderServiceStub
+from tests.support.problems import assert_problem
 from tests.support.service import RunningService, serve
 from tests.support.settings import make_settings
 
@@ -20,17 +21,6 @@ DECLINED_AMOUNT = 666
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    """An RFC 9457 problem+json answer with this status, in the header and in the body."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    problem: dict[str, Any] = response.json()
-    assert problem["status"] == status
-    for field in ("type", "title", "detail"):
-        assert isinstance(problem[field], str) and problem[field], field
-    return problem
 
 
 async def create(client: httpx.AsyncClient, order_id: int, amount: Any = 5000) -> httpx.Response:

@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.problems import assert_problem
 from tests.support.service import RunningService
 
 PAYMENTS = "/api/v1/payments/"
@@ -22,17 +23,6 @@ async def create_payment(
     assert response.status_code == 201, response.text
     payment: dict[str, Any] = response.json()
     return payment
-
-
-def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    """An RFC 9457 problem+json answer with this status, in the header and in the body."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    problem: dict[str, Any] = response.json()
-    assert problem["status"] == status
-    for field in ("type", "title", "detail"):
-        assert isinstance(problem[field], str) and problem[field], field
-    return problem
 
 
 def assert_resource(response: httpx.Response, created: dict[str, Any]) -> dict[str, Any]:

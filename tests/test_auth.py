@@ -22,12 +22,12 @@ from service.db.sql import load_queries
 from service.settings import load_settings
 from tests.support.callbacks import signed_headers
 from tests.support.order_stub import OrderServiceStub
+from tests.support.problems import PROBLEMS
 from tests.support.service import RunningService, serve
 from tests.support.settings import make_settings
 
 TOKENS = ("token-a", "token-b")
 GOOD = {"Authorization": "Bearer token-a"}
-PROBLEMS = "https://payments.example/problems/"
 
 q: Any = load_queries()
 

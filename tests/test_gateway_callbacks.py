@@ -21,6 +21,7 @@ from service.db.sql import load_queries
 from service.signing import secret_key
 from tests.support.callbacks import signed_headers
 from tests.support.order_stub import OrderServiceStub
+from tests.support.problems import assert_problem
 from tests.support.service import RunningService, serve
 from tests.support.settings import GATEWAY_SECRET, make_settings
 
@@ -82,16 +83,6 @@ async def status_of(client: httpx.AsyncClient, payment_id: int) -> str:
     assert response.status_code == 200, response.text
     status: str = response.json()["status"]
     return status
-
-
-def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    problem: dict[str, Any] = response.json()
-    assert problem["status"] == status
-    for field in ("type", "title", "detail"):
-        assert isinstance(problem[field], str) and problem[field], field
-    return problem
 
 
 # --- legal settlements -----------------------------------------------------------------------

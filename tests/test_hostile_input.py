@@ -25,6 +25,8 @@ from service.db.sql import load_queries
 from tests.support.callbacks import signed_headers
 from tests.support.order_stub import OrderServiceStub
 from tests.support.postgres import TestPostgres
+from tests.support.problems import PROBLEMS
+from tests.support.problems import assert_problem as assert_problem_of
 from tests.support.service import RunningService, serve
 from tests.support.settings import make_settings
 
@@ -33,7 +35,6 @@ REFUND = "/api/v1/payments/refund"
 WEBHOOK = "/api/v1/payments/webhook"
 JSON = {"content-type": "application/json"}
 LIMIT = 16384  # [server] max_body_bytes
-PROBLEMS = "https://payments.example/problems/"
 DEPTH = 8000  # 16,000 bytes of brackets: as deep as fits in the size limit
 
 q: Any = load_queries()
@@ -46,14 +47,7 @@ _order_ids = itertools.count(100_000)
 def assert_problem(response: httpx.Response, status: int | None = None) -> dict[str, Any]:
     """A 4xx (this one, if given) RFC 9457 problem+json answer."""
     assert 400 <= response.status_code < 500, (response.status_code, response.text)
-    if status is not None:
-        assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    problem: dict[str, Any] = response.json()
-    assert problem["status"] == response.status_code
-    for field in ("type", "title", "detail"):
-        assert isinstance(problem[field], str) and problem[field], field
-    return problem
+    return assert_problem_of(response, response.status_code if status is None else status)
 
 
 async def assert_healthy(client: httpx.AsyncClient) -> None:

@@ -19,6 +19,7 @@ import pytest
 
 from service.db.sql import load_queries
 from tests.support.order_stub import OrderServiceStub
+from tests.support.problems import assert_problem
 from tests.support.service import RunningService, serve
 from tests.support.settings import make_settings
 
@@ -28,26 +29,11 @@ CREATE_ENDPOINT = "POST /api/v1/payments"
 REFUND_ENDPOINT = "POST /api/v1/payments/refund"
 REPLAYED = "idempotent-replayed"
 DECLINED_AMOUNT = 666
-PROBLEMS = "https://payments.example/problems/"
 
 q: Any = load_queries()
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-def assert_problem(
-    response: httpx.Response, status: int, slug: str | None = None
-) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    problem: dict[str, Any] = response.json()
-    assert problem["status"] == status
-    for field in ("type", "title", "detail"):
-        assert isinstance(problem[field], str) and problem[field], field
-    if slug is not None:
-        assert problem["type"] == PROBLEMS + slug, problem
-    return problem
 
 
 async def create(

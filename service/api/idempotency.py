@@ -17,7 +17,8 @@ from litestar.exceptions import ClientException, HTTPException
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
-from service.api.idempotency_store import STORE_ERRORS, answer_from_store, settle_key
+from service.api.idempotency_store import answer_from_store, settle_key
+from service.db.errors import DATABASE_ERRORS
 from service.db.sql import load_queries
 from service.settings import Settings
 
@@ -118,7 +119,10 @@ class IdempotencyMiddleware(ASGIMiddleware):
         finally:
             try:
                 await settle_key(sql, pool, endpoint, key, response)
-            except STORE_ERRORS as exc:
+            # The handler's answer (say its 503 during an outage) stands: a failure of the
+            # key's own bookkeeping must not turn it into a 500, only leave the key to
+            # expire with its lock.
+            except DATABASE_ERRORS as exc:
                 log.warning("idempotency key %r not settled on %s: %r", key, endpoint, exc)
         # Held back until the key is settled: a client retrying the moment it has the
         # answer must find it stored (or released after a 5xx), never still locked.

@@ -8,13 +8,6 @@ from typing import Any
 from litestar.exceptions import HTTPException
 from litestar.types import HTTPResponseBodyEvent, HTTPResponseStartEvent, Send
 
-from service.db.errors import DATABASE_ERRORS
-
-# Failures of the key's own bookkeeping once the handler has run. The client already has
-# (or is getting) the handler's answer, say its 503 during an outage: a store error must
-# not replace it with a 500, only leave the key to expire with its lock.
-STORE_ERRORS = DATABASE_ERRORS
-
 
 class IdempotencyKeyInUse(HTTPException):
     status_code = 409

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections.abc import Callable
@@ -14,6 +13,7 @@ import asyncpg
 from service.db.errors import DATABASE_ERRORS
 from service.db.sql import load_queries
 from service.outbox.wakeup import PROCESS_SENDER
+from service.waiting import wait_for_event
 
 log = logging.getLogger(__name__)
 CHANNEL = "outbox"
@@ -70,14 +70,11 @@ class NotifyListener:
             self.connections += 1
             self._delay = RECONNECT_MIN_SECONDS
             self._on_notify()
-            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a
-            # cancellation that lands as its awaitable finishes, and the relay then
-            # hangs on stop waiting for this task.
             while not connection.is_closed():
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(PING_INTERVAL_SECONDS):
-                        await lost.wait()
+                await wait_for_event(lost, PING_INTERVAL_SECONDS)
+                if lost.is_set():
                     break
+                # asyncio.timeout, not wait_for, for the reason wait_for_event gives.
                 async with asyncio.timeout(PING_TIMEOUT_SECONDS):
                     await self._sql.relay_listener_ping(connection)
             raise ConnectionError("connection lost")

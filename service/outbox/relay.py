@@ -19,8 +19,8 @@ from service.outbox.dispatch import Dispatcher
 from service.outbox.listener import NotifyListener
 from service.outbox.maintenance import RETENTION_INTERVAL_SECONDS, retention_loop
 from service.outbox.recorder import AttemptRecorder
-from service.outbox.waiting import wait_for_event
 from service.settings import Settings
+from service.waiting import wait_for_event
 
 log = logging.getLogger(__name__)
 # In-flight sends get this long to finish on stop (never more than a request's timeout).
