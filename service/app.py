@@ -6,6 +6,7 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
+from service.api.amounts import TYPE_ENCODERS, YenSchemaPlugin
 from service.api.dependencies import DEPENDENCIES
 from service.api.gateway_callbacks import GatewayCallbackController
 from service.api.health import HealthController
@@ -40,4 +41,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         state=State({"settings": settings}),
         request_max_body_size=settings.server.max_body_bytes,
         openapi_config=openapi_config(),
+        type_encoders=TYPE_ENCODERS,
+        plugins=[YenSchemaPlugin()],
     )

@@ -9,12 +9,13 @@ from contextlib import asynccontextmanager
 
 from litestar import Litestar
 
-from service.api.dependencies import WriteSide
-from service.background import every
+from service.api.dependencies import ReadSide, WriteSide
 from service.commands import ReconcileStuckPayments
 from service.commands.reconcile_payments import reconcile_stuck_payments
+from service.db.database import Database
 from service.db.embedded import database_url, detach_embedded
 from service.db.migrate import migrate
+from service.db.periodic import every
 from service.db.pool import create_pool
 from service.db.sql import load_queries
 from service.db.unit_of_work import UnitOfWork
@@ -39,16 +40,22 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     url = database_url(settings.database)
     if settings.database.migrate_on_start:
         await migrate(url)
-    pool = await create_pool(url, settings.database)
+    queries = load_queries()
+    db = Database(await create_pool(url, settings.database), queries)
     wakeup = OutboxWakeup()
     uow = UnitOfWork(
-        pool,
+        db.pool,
+        queries,
         acquire_timeout=settings.database.command_timeout,
-        outbox_committed=wakeup.committed,
+        on_webhooks_queued=wakeup.committed,
     )
     gateway = SimulatedGateway(settings.gateway)
-    write_side = WriteSide(uow=uow, gateway=gateway, settings=settings)
-    app.state.update(pool=pool, write_side=write_side, database_url=url)
+    app.state.update(
+        database=db,
+        write_side=WriteSide(uow=uow, gateway=gateway, settings=settings),
+        read_side=ReadSide(db=db, settings=settings),
+        database_url=url,
+    )
 
     stop = asyncio.Event()
     reconcile = ReconcileStuckPayments(older_than_seconds=settings.gateway.reconcile_after_seconds)
@@ -57,10 +64,10 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await reconcile_stuck_payments(reconcile, uow, gateway)
 
     async def refresh_gauges() -> None:
-        await outbox_backlog(pool)
+        await outbox_backlog(db)
 
     async def expire_idempotency_keys() -> None:
-        await load_queries().purge_expired_idempotency_keys(pool)
+        await queries.purge_expired_idempotency_keys(db.pool)
 
     tasks = [
         asyncio.create_task(
@@ -69,8 +76,8 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         asyncio.create_task(every(IDEMPOTENCY_PURGE_SECONDS, expire_idempotency_keys, stop)),
         asyncio.create_task(every(GAUGES_REFRESH_SECONDS, refresh_gauges, stop)),
     ]
-    notifier = asyncio.create_task(wakeup.notify_other_processes(pool))
-    relay = await start_relay(url, settings) if settings.outbox.relay_in_process else None
+    notifier = asyncio.create_task(wakeup.notify_other_processes(db))
+    relay = await start_relay(url, queries, settings) if settings.outbox.relay_in_process else None
     if relay is not None:
         # This process's relay hears of its commits directly, not through a NOTIFY.
         wakeup.subscribe(relay.relay.wake)
@@ -82,5 +89,5 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
             await relay.stop()
         notifier.cancel()
         await asyncio.gather(*tasks, notifier, return_exceptions=True)
-        await pool.close()
+        await db.pool.close()
         detach_embedded()

@@ -108,15 +108,10 @@ SELECT count(*) FROM purged;
 -- name: outbox_status()^
 -- The operators' summary: events waiting, in flight, dead, delivered, and how
 -- long the oldest waiting one has waited.
-SELECT (SELECT count(*) FROM outbox
-         WHERE delivered_at IS NULL AND dead_at IS NULL) AS pending,
-       (SELECT count(*) FROM outbox
-         WHERE delivered_at IS NULL AND dead_at IS NULL AND claimed_until > now()) AS in_flight,
-       (SELECT count(*) FROM outbox
-         WHERE delivered_at IS NULL AND dead_at IS NOT NULL) AS dead,
+SELECT pending, in_flight, dead,
        (SELECT count(*) FROM outbox WHERE delivered_at IS NOT NULL) AS delivered,
-       (SELECT CAST(extract(epoch FROM now() - min(created_at)) AS float8) FROM outbox
-         WHERE delivered_at IS NULL AND dead_at IS NULL) AS oldest_pending_seconds;
+       oldest_pending_seconds
+  FROM outbox_backlog;
 
 -- name: replay_dead_events(event_id, order_id, dead_since, all_dead)
 -- Gives dead events a fresh set of attempts, due now. Filters combine with AND:

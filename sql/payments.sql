@@ -11,22 +11,22 @@ ON CONFLICT (order_id) DO NOTHING
 RETURNING id, order_id, amount, currency, status, payment_method, transaction_id,
           created_at, updated_at;
 
--- name: settle_payment(payment_id, status, request_id)^
--- Moves a PROCESSING payment to COMPLETED or FAILED and queues its order
--- webhook. No NOTIFY here: it would serialise commits (service/outbox/wakeup.py
--- wakes the relays after the commit instead). Returns no row when the payment was not PROCESSING
--- (already settled by a callback or the reconciler): settling is idempotent.
+-- name: settle_payment(payment_id, status, from_statuses, request_id)^
+-- Moves a payment to COMPLETED or FAILED and queues its order webhook, if its
+-- status is still one of from_statuses (the state machine's sources of that
+-- status, service/domain/rules.py: PROCESSING). No NOTIFY here: it would serialise
+-- commits (service/outbox/wakeup.py wakes the relays after the commit instead).
+-- Returns no row when the payment had moved on (already settled by a callback or
+-- the reconciler): settling is idempotent.
 WITH settled AS (
     UPDATE payments
        SET status = :status, updated_at = now()
-     WHERE id = :payment_id AND status = 'PROCESSING'
+     WHERE id = :payment_id AND status = ANY(CAST(:from_statuses AS text[]))
  RETURNING id, order_id, amount, currency, status, payment_method, transaction_id,
            created_at, updated_at
 ), queued AS (
     INSERT INTO outbox (order_id, payment_id, body, request_id)
-    SELECT order_id, id,
-           jsonb_build_object('payment_status', lower(status), 'transaction_id', transaction_id),
-           :request_id
+    SELECT order_id, id, order_webhook_body(status, transaction_id), :request_id
       FROM settled
     RETURNING id
 )
@@ -39,13 +39,6 @@ SELECT id, order_id, amount, currency, status, payment_method, transaction_id,
        created_at, updated_at
   FROM payments
  WHERE id = :payment_id;
-
--- name: find_payment_by_order(order_id)^
--- The order's payment, to report a duplicate create with what already exists.
-SELECT id, order_id, amount, currency, status, payment_method, transaction_id,
-       created_at, updated_at
-  FROM payments
- WHERE order_id = :order_id;
 
 -- name: lock_payment_by_transaction(transaction_id)^
 -- A gateway callback's payment, locked until its transaction ends.

@@ -1,7 +1,8 @@
 -- Write side of refunds.
 
--- name: refund_payment(payment_id, amount, reason, request_id)^
--- Full refund of a COMPLETED payment: marks it REFUNDED, records the refund and
+-- name: refund_payment(payment_id, from_statuses, amount, reason, request_id)^
+-- Full refund of a COMPLETED payment (from_statuses: the state machine's sources
+-- of REFUNDED, service/domain/rules.py): marks it REFUNDED, records the refund and
 -- queues the `refunded` order webhook, in one statement (the relays are woken
 -- after the commit, see settle_payment). The row lock taken by
 -- the UPDATE makes concurrent refunds of one payment wait and then find it
@@ -11,7 +12,7 @@ WITH refunded AS (
     UPDATE payments
        SET status = 'REFUNDED', updated_at = now()
      WHERE id = :payment_id
-       AND status = 'COMPLETED'
+       AND status = ANY(CAST(:from_statuses AS text[]))
        AND (CAST(:amount AS numeric) IS NULL OR amount = CAST(:amount AS numeric))
  RETURNING id, order_id, amount, transaction_id
 ), refund AS (
@@ -20,9 +21,7 @@ WITH refunded AS (
     RETURNING id, payment_id, amount, reason, status, created_at
 ), queued AS (
     INSERT INTO outbox (order_id, payment_id, body, request_id)
-    SELECT order_id, id,
-           jsonb_build_object('payment_status', 'refunded', 'transaction_id', transaction_id),
-           :request_id
+    SELECT order_id, id, order_webhook_body('REFUNDED', transaction_id), :request_id
       FROM refunded
     RETURNING id
 )

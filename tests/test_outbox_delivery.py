@@ -169,7 +169,10 @@ async def test_slow_answers_beyond_the_timeout_are_retried(
 def test_body_is_the_contract_body_only() -> None:
     from service.outbox.events import WebhookBody
 
+    tx = "3b1f8f0e-4f7e-4a57-9a55-0f4d7b1f2c11"
     body = msgspec.json.decode(
-        b'{"transaction_id": "t", "payment_status": "refunded", "x": 1}', type=WebhookBody
+        b'{"transaction_id": "%s", "payment_status": "refunded", "x": 1}' % tx.encode(),
+        type=WebhookBody,
     )
-    assert msgspec.json.encode(body) == b'{"payment_status":"refunded","transaction_id":"t"}'
+    expected = b'{"payment_status":"refunded","transaction_id":"%s"}' % tx.encode()
+    assert msgspec.json.encode(body) == expected

@@ -48,7 +48,7 @@ async def test_dead_after_last_attempt_then_replayed(
         await create_payments(database_url, [1, 2, 3])
 
         async def all_dead() -> bool:
-            return (await outbox_status(db)).dead == 3
+            return (await outbox_status(load_queries(), db)).dead == 3
 
         await wait_until(all_dead, what="three dead events")
 
@@ -71,7 +71,7 @@ async def test_dead_after_last_attempt_then_replayed(
 
     up = relay_settings(database_url, order_stub.url)
     async with running_relay(database_url, up):
-        replayed = await replay_dead(db, order_id=1)
+        replayed = await replay_dead(load_queries(), db, order_id=1)
         assert [event.id for event in replayed] == [first["id"]]
         await order_stub.wait_for_accepted(1)
 
@@ -116,16 +116,16 @@ async def test_retention_deletes_only_old_delivered_events(
     for event, days in ((old_a, 10), (old_b, 10), (recent_a, 1)):
         await q.age_delivered_event(db, event_id=event["id"], days=days)
 
-    assert await purge_delivered(db, retention_days=30) == 0
+    assert await purge_delivered(load_queries(), db, retention_days=30) == 0
     purged = await cli(database_url, "purge", "--json")  # litestar.toml: 7 days
     assert json.loads(purged.output) == {"purged": 2, "busy": False}
     left = {e["id"] for e in await all_events(db)}
     assert {recent_a["id"], recent_b["id"]} <= left and len(left) == 3
-    assert await purge_delivered(db, retention_days=0.5) == 1
+    assert await purge_delivered(load_queries(), db, retention_days=0.5) == 1
 
     # The relay runs retention by itself.
     pool = await create_pool(database_url, settings.database)
-    relay = OutboxRelay(pool, settings, listen_url=None, retention_interval=0.1)
+    relay = OutboxRelay(pool, load_queries(), settings, listen_url=None, retention_interval=0.1)
     stop = asyncio.Event()
     task = asyncio.create_task(relay.run(stop))
     await q.age_delivered_event(db, event_id=recent_b["id"], days=8)
@@ -142,11 +142,11 @@ async def _event_count(db: asyncpg.Connection, count: int) -> bool:
 
 
 async def _delivered_count(db: asyncpg.Connection, count: int) -> bool:
-    return (await outbox_status(db)).delivered == count
+    return (await outbox_status(load_queries(), db)).delivered == count
 
 
 async def _dead_count(db: asyncpg.Connection, count: int) -> bool:
-    return (await outbox_status(db)).dead == count
+    return (await outbox_status(load_queries(), db)).dead == count
 
 
 async def test_status_in_plain_text(database_url: str, db: asyncpg.Connection) -> None:

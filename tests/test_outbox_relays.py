@@ -68,7 +68,7 @@ async def test_graceful_stop_finishes_in_flight_sends_and_releases_the_rest(
             return len(order_stub.received) == 2
 
         await wait_until(two_in_flight, what="two sends in flight")
-        status = await outbox_status(db)
+        status = await outbox_status(load_queries(), db)
         assert status.in_flight == 20  # all claimed, two of them being sent
         await relay.stop()
 

@@ -39,7 +39,7 @@ DECLINED = 4040
 async def uow(database_url: str) -> AsyncIterator[UnitOfWork]:
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
     assert pool is not None
-    yield UnitOfWork(pool)
+    yield UnitOfWork(pool, load_queries())
     await pool.close()
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
+from service.db.sql import load_queries
 from service.outbox import start_relay
 from tests.support.order_stub import OrderServiceStub
 from tests.support.service import serve
@@ -23,7 +24,7 @@ async def test_two_instances_and_a_standalone_relay_share_one_database(
     database_url: str, order_stub: OrderServiceStub
 ) -> None:
     settings = make_settings(database_url, order_stub.url)
-    relay = await start_relay(database_url, settings)
+    relay = await start_relay(database_url, load_queries(), settings)
     try:
         async with serve(settings) as first, serve(settings) as second:
             instances = [first.client, second.client]

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import asyncpg
 from litestar.datastructures import State
 from litestar.di import Provide
 
+from service.db.database import Database
 from service.db.unit_of_work import UnitOfWork
 from service.gateway import PaymentGateway
 from service.settings import Settings
@@ -27,23 +27,25 @@ class WriteSide:
     settings: Settings
 
 
+@dataclass(frozen=True, slots=True)
+class ReadSide:
+    """What a query handler needs: the database (pool and SQL) and the settings."""
+
+    db: Database
+    settings: Settings
+
+
 def provide_write_side(state: State) -> WriteSide:
     write_side: WriteSide = state.write_side
     return write_side
 
 
-def provide_pool(state: State) -> asyncpg.Pool:
-    pool: asyncpg.Pool = state.pool
-    return pool
-
-
-def provide_settings(state: State) -> Settings:
-    settings: Settings = state.settings
-    return settings
+def provide_read_side(state: State) -> ReadSide:
+    read_side: ReadSide = state.read_side
+    return read_side
 
 
 DEPENDENCIES = {
     "write": Provide(provide_write_side, sync_to_thread=False),
-    "pool": Provide(provide_pool, sync_to_thread=False),
-    "settings": Provide(provide_settings, sync_to_thread=False),
+    "read": Provide(provide_read_side, sync_to_thread=False),
 }

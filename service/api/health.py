@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
-import asyncpg
 import msgspec
 from litestar import Controller, Response, get
 from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
 
+from service.api.dependencies import ReadSide
 from service.api.problems import DATABASE_DOWN
 from service.queries.outbox_health import outbox_backlog
-from service.settings import Settings
 
 
 class Readiness(msgspec.Struct, frozen=True):
@@ -45,18 +44,17 @@ class HealthController(Controller):
             )
         },
     )
-    async def ready(
-        self, pool: NamedDependency[asyncpg.Pool], settings: NamedDependency[Settings]
-    ) -> Response[Readiness]:
+    async def ready(self, read: NamedDependency[ReadSide]) -> Response[Readiness]:
         """503 while the database is unreachable; reports the relay's lag.
 
         A lagging relay (Order Service down) does not make the service unready:
         payments keep being accepted and their webhooks wait in the outbox,
         which is the point of having one.
         """
+        settings = read.settings
         try:
             async with asyncio.timeout(settings.database.command_timeout):
-                backlog = await outbox_backlog(pool)
+                backlog = await outbox_backlog(read.db)
         except DATABASE_DOWN:
             down = Readiness(status="unavailable", database="unreachable")
             return Response(down, status_code=503)

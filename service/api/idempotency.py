@@ -18,8 +18,8 @@ from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
 from service.api.idempotency_store import answer_from_store, settle_key
+from service.db.database import Database
 from service.db.errors import DATABASE_ERRORS
-from service.db.sql import load_queries
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -89,10 +89,9 @@ class IdempotencyMiddleware(ASGIMiddleware):
         http_scope = cast(HTTPScope, scope)
         endpoint = f"{http_scope['method']} {http_scope['path'].rstrip('/')}"
         digest = hashlib.sha256(body).digest()
-        sql: Any = load_queries()
-        pool = app_state.pool
-        claimed = await sql.claim_idempotency_key(
-            pool,
+        db: Database = app_state.database
+        claimed = await db.queries.claim_idempotency_key(
+            db.pool,
             endpoint=endpoint,
             key=key,
             request_hash=digest,
@@ -100,7 +99,7 @@ class IdempotencyMiddleware(ASGIMiddleware):
             lock_seconds=settings.idempotency.lock_seconds,
         )
         if not claimed:
-            await answer_from_store(sql, pool, endpoint, key, digest, send)
+            await answer_from_store(db, endpoint, key, digest, send)
             return
 
         response: dict[str, Any] = {"body": bytearray()}
@@ -118,7 +117,7 @@ class IdempotencyMiddleware(ASGIMiddleware):
             await next_app(scope, _replaying(body), capture)
         finally:
             try:
-                await settle_key(sql, pool, endpoint, key, response)
+                await settle_key(db, endpoint, key, response)
             # The handler's answer (say its 503 during an outage) stands: a failure of the
             # key's own bookkeeping must not turn it into a 500, only leave the key to
             # expire with its lock.

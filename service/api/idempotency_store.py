@@ -8,6 +8,8 @@ from typing import Any
 from litestar.exceptions import HTTPException
 from litestar.types import HTTPResponseBodyEvent, HTTPResponseStartEvent, Send
 
+from service.db.database import Database
+
 
 class IdempotencyKeyInUse(HTTPException):
     status_code = 409
@@ -17,15 +19,13 @@ class IdempotencyKeyReused(HTTPException):
     status_code = 422
 
 
-async def settle_key(
-    sql: Any, pool: Any, endpoint: str, key: str, response: dict[str, Any]
-) -> None:
+async def settle_key(db: Database, endpoint: str, key: str, response: dict[str, Any]) -> None:
     """Store the answer to replay, or forget the key after a 5xx so a retry runs again."""
     status = response.get("status", 500)
     if status < 500:
         content_type = response.get("content_type") or b"application/json"
-        await sql.complete_idempotency_key(
-            pool,
+        await db.queries.complete_idempotency_key(
+            db.pool,
             endpoint=endpoint,
             key=key,
             response_status=status,
@@ -33,13 +33,13 @@ async def settle_key(
             response_body=bytes(response["body"]),
         )
     else:
-        await sql.release_idempotency_key(pool, endpoint=endpoint, key=key)
+        await db.queries.release_idempotency_key(db.pool, endpoint=endpoint, key=key)
 
 
 async def answer_from_store(
-    sql: Any, pool: Any, endpoint: str, key: str, digest: bytes, send: Send
+    db: Database, endpoint: str, key: str, digest: bytes, send: Send
 ) -> None:
-    stored = await sql.find_idempotency_key(pool, endpoint=endpoint, key=key)
+    stored = await db.queries.find_idempotency_key(db.pool, endpoint=endpoint, key=key)
     if stored is None:  # expired and purged between the two statements: rare, retryable
         raise IdempotencyKeyInUse(detail="the idempotency key changed state; retry")
     if bytes(stored["request_hash"]) != digest:

@@ -3,6 +3,7 @@ webhook the Order Service receives (OpenAPI 3.1 `webhooks`)."""
 
 from __future__ import annotations
 
+import msgspec
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import (
@@ -20,6 +21,7 @@ from litestar.openapi.spec import (
 from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
 
 from service.api.problems import PROBLEM_JSON, TYPE_PREFIX, Problem
+from service.outbox.events import WebhookBody
 
 
 def problems(*cases: tuple[int, str, str]) -> dict[int, ResponseSpec]:
@@ -48,6 +50,25 @@ def problems(*cases: tuple[int, str, str]) -> dict[int, ResponseSpec]:
         )
         for status, found in by_status.items()
     }
+
+
+def _flat_object_schema(struct: type[msgspec.Struct]) -> Schema:
+    """A Struct of plain fields (strings, enums, formats) as an OpenAPI schema, closed."""
+    info = msgspec.json.schema(struct)
+    fields = info["$defs"][struct.__name__]
+    return Schema(
+        type=OpenAPIType.OBJECT,
+        required=fields["required"],
+        additional_properties=False,
+        properties={
+            name: Schema(
+                type=OpenAPIType.STRING,
+                enum=field.get("enum"),
+                format=OpenAPIFormat(field["format"]) if "format" in field else None,
+            )
+            for name, field in fields["properties"].items()
+        },
+    )
 
 
 ORDER_WEBHOOK = PathItem(
@@ -86,19 +107,7 @@ ORDER_WEBHOOK = PathItem(
             required=True,
             content={
                 "application/json": OpenAPIMediaType(
-                    schema=Schema(
-                        type=OpenAPIType.OBJECT,
-                        required=["payment_status", "transaction_id"],
-                        additional_properties=False,
-                        properties={
-                            "payment_status": Schema(
-                                type=OpenAPIType.STRING, enum=["completed", "failed", "refunded"]
-                            ),
-                            "transaction_id": Schema(
-                                type=OpenAPIType.STRING, format=OpenAPIFormat.UUID
-                            ),
-                        },
-                    ),
+                    schema=_flat_object_schema(WebhookBody),
                     example={
                         "payment_status": "completed",
                         "transaction_id": "3b1f8f0e-4f7e-4a57-9a55-0f4d7b1f2c11",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-import asyncpg
 from litestar import Controller, get, post
 from litestar.di import NamedDependency
 from litestar.exceptions import ValidationException
@@ -13,16 +12,17 @@ from litestar.openapi.spec.enums import OpenAPIType
 from litestar.params import FromPath, JSONBody, PathParameter
 
 from service.api.auth import BearerAuthMiddleware
-from service.api.dependencies import WriteSide
+from service.api.dependencies import ReadSide, WriteSide
 from service.api.idempotency import IdempotencyMiddleware
 from service.api.openapi import problems
 from service.api.operations import IdempotentOperation
-from service.api.schemas import CreatePaymentRequest, PaymentResponse, RefundRequest, RefundResponse
+from service.api.schemas import CreatePaymentRequest, RefundRequest
 from service.api.strict_body import CreatePaymentBody, RefundBody
 from service.commands import CreatePayment, RefundPayment
 from service.commands.create_payment import create_payment
 from service.commands.refund_payment import refund_payment
 from service.domain.errors import PaymentNotFound
+from service.domain.model import Payment, Refund
 from service.queries.payment_views import PaymentView, payment_by_id, payment_by_order
 from service.request_context import current_request_id
 
@@ -72,7 +72,7 @@ class PaymentController(Controller):
         self,
         data: JSONBody[CreatePaymentRequest],
         write: NamedDependency[WriteSide],
-    ) -> PaymentResponse:
+    ) -> Payment:
         """Pay one order: validate, record PROCESSING, charge, settle (design section 4).
 
         400 for a broken rule or a duplicate order_id, 402 when declined (stored FAILED).
@@ -83,7 +83,7 @@ class PaymentController(Controller):
             currency=data.currency,
             request_id=current_request_id(),
         )
-        return PaymentResponse.of(await create_payment(command, write.uow, write.gateway))
+        return await create_payment(command, write.uow, write.gateway)
 
     @get(
         "/{payment_id:str}",
@@ -96,12 +96,12 @@ class PaymentController(Controller):
     )
     async def by_id(
         self,
-        pool: NamedDependency[asyncpg.Pool],
+        read: NamedDependency[ReadSide],
         payment_id: Annotated[str, PAYMENT_ID],
     ) -> PaymentView:
         """One payment with its refunds."""
         parsed = parse_id(payment_id)
-        view = await payment_by_id(pool, parsed) if parsed is not None else None
+        view = await payment_by_id(read.db, parsed) if parsed is not None else None
         if view is None:
             raise PaymentNotFound(f"payment {payment_id[:40]} does not exist")
         return view
@@ -114,10 +114,10 @@ class PaymentController(Controller):
         ),
     )
     async def by_order(
-        self, pool: NamedDependency[asyncpg.Pool], order_id: FromPath[int]
+        self, read: NamedDependency[ReadSide], order_id: FromPath[int]
     ) -> PaymentView:
         """The payment of one order (1:1), with its refunds."""
-        view = await payment_by_order(pool, order_id)
+        view = await payment_by_order(read.db, order_id)
         if view is None:
             raise PaymentNotFound(f"order {order_id} has no payment")
         return view
@@ -143,7 +143,7 @@ class PaymentController(Controller):
         self,
         data: JSONBody[RefundRequest],
         write: NamedDependency[WriteSide],
-    ) -> RefundResponse:
+    ) -> Refund:
         """Full refund of a COMPLETED payment (once)."""
         command = RefundPayment(
             payment_id=data.payment_id,
@@ -151,7 +151,7 @@ class PaymentController(Controller):
             amount=data.amount,
             request_id=current_request_id(),
         )
-        return RefundResponse.of(await refund_payment(command, write.uow))
+        return await refund_payment(command, write.uow)
 
 
 INTEGER = re.compile(r"-?[0-9]+")

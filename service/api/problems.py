@@ -10,6 +10,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
 # Re-exported: the readiness check answers 503 on the same errors as every endpoint.
+from service.api.idempotency_store import IdempotencyKeyInUse, IdempotencyKeyReused
 from service.db.errors import DATABASE_DOWN as DATABASE_DOWN
 from service.domain import errors
 from service.signing import SignatureError
@@ -32,16 +33,20 @@ DOMAIN_PROBLEMS: dict[type[errors.DomainError], tuple[int, str, str]] = {
     errors.GatewayUnavailable: (503, "gateway-unavailable", "Payment gateway unavailable"),
 }
 
-# Framework-raised statuses -> (slug, title).
+# The service's own HTTP-level errors -> (slug, title): chosen by class, so that
+# another 409 or 422 can never be reported as an idempotency problem.
+HTTP_ERROR_PROBLEMS: dict[type[HTTPException], tuple[str, str]] = {
+    IdempotencyKeyInUse: ("idempotency-key-in-use", "Idempotency key in use"),
+    IdempotencyKeyReused: ("idempotency-key-reused", "Idempotency key reused with another body"),
+}
+# What the framework raises for generic failures, by status -> (slug, title).
 HTTP_PROBLEMS: dict[int, tuple[str, str]] = {
     400: ("invalid-request", "Invalid request"),
     401: ("unauthorized", "Unauthorized"),
     404: ("not-found", "Not found"),
     405: ("method-not-allowed", "Method not allowed"),
-    409: ("idempotency-key-in-use", "Idempotency key in use"),
     413: ("body-too-large", "Request body too large"),
     415: ("unsupported-media-type", "Unsupported media type"),
-    422: ("idempotency-key-reused", "Idempotency key reused with another body"),
 }
 
 
@@ -73,7 +78,9 @@ def signature_error(_: Request[Any, Any, Any], exc: SignatureError) -> Response[
 
 
 def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
-    slug, title = HTTP_PROBLEMS.get(exc.status_code, ("http-error", "HTTP error"))
+    slug, title = HTTP_ERROR_PROBLEMS.get(type(exc)) or HTTP_PROBLEMS.get(
+        exc.status_code, ("http-error", "HTTP error")
+    )
     extra: dict[str, Any] = {}
     detail = exc.detail
     if isinstance(exc, ValidationException) and isinstance(exc.extra, list) and exc.extra:

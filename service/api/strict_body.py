@@ -6,7 +6,7 @@ number. These DTOs parse the raw bytes once, exactly (service.api.exact_json:
 duplicate keys refused, fractions kept as Decimal), then check the result
 against the Structs in msgspec's strict mode, keeping the Structs as the
 documented OpenAPI request schemas. `amount` reaches the handlers exactly as
-the client wrote it (int or Decimal), never a rounded float.
+the client wrote it (an exact Yen), never a rounded float.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from litestar.openapi.spec import Reference, Schema
 
 from service.api import exact_json
 from service.api.schemas import CreatePaymentRequest, RefundRequest
+from service.domain.model import yen_from_value
 
 if TYPE_CHECKING:
     from litestar._openapi.schema_generation import SchemaCreator
@@ -50,15 +51,9 @@ class StrictJSON(MsgspecDTO[T]):
         except exact_json.MalformedJSON as exc:
             raise ValidationException(f"malformed JSON body: {exc}") from exc
         try:
-            body = msgspec.convert(data, self.model_type, strict=True)
+            return msgspec.convert(data, self.model_type, strict=True, dec_hook=yen_from_value)
         except msgspec.ValidationError as exc:
             raise ValidationException(str(exc)) from exc
-        exact = data.get("amount")  # data is an object: convert() refused anything else
-        if exact is not None:
-            # convert() checked it is a JSON number but made it a binary float, which
-            # would turn 99.99999999999999999 into 100.0: the rules get the exact value.
-            body = msgspec.structs.replace(body, amount=exact)
-        return body
 
     @classmethod
     def create_openapi_schema(

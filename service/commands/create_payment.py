@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 
 from service.commands.messages import CreatePayment
-from service.commands.results import PaymentRecord
-from service.commands.settlement import SETTLED_STATUS, settle
+from service.commands.settlement import SETTLED_STATUS
 from service.db.unit_of_work import UnitOfWork
 from service.domain.errors import DuplicateOrder, GatewayUnavailable, PaymentDeclined
+from service.domain.model import Payment
 from service.domain.rules import PaymentStatus, payment_amount
 from service.gateway import GatewayDecision, PaymentGateway
 from service.metrics import PAYMENTS
@@ -18,22 +18,19 @@ log = logging.getLogger(__name__)
 
 async def create_payment(
     command: CreatePayment, uow: UnitOfWork, gateway: PaymentGateway
-) -> PaymentRecord:
+) -> Payment:
     """Insert PROCESSING and commit; ask the gateway; settle with the outbox row.
 
     The PROCESSING row is committed before the gateway is asked, so a crash in
     between leaves a trace the reconciler settles, never a charge without a record.
     """
     amount = payment_amount(command.amount, command.currency)
-    async with uow.connection() as connection:
-        row = await uow.sql.insert_processing(
-            connection, order_id=command.order_id, amount=amount, currency=command.currency
-        )
-    if row is None:
+    async with uow.connection() as session:
+        payment = await session.insert_processing(command.order_id, amount, command.currency)
+    if payment is None:
         raise DuplicateOrder(
             f"order {command.order_id} already has a payment", order_id=command.order_id
         )
-    payment = PaymentRecord.from_row(row)
 
     try:
         decision = await gateway.charge(payment.transaction_id, payment.order_id, payment.amount)
@@ -48,13 +45,11 @@ async def create_payment(
         PAYMENTS.labels("processing").inc()
         return payment
 
-    settled = await settle(uow, payment.id, SETTLED_STATUS[decision], command.request_id)
-    if settled is None:
-        # A gateway callback or the reconciler settled it first; report that outcome.
-        async with uow.connection() as connection:
-            settled = PaymentRecord.from_row(
-                await uow.sql.find_payment(connection, payment_id=payment.id)
-            )
+    async with uow.connection() as session:
+        settled = await session.settle(payment.id, SETTLED_STATUS[decision], command.request_id)
+        # None: a gateway callback or the reconciler settled it first; report that outcome.
+        settled = settled or await session.find_payment(payment.id)
+    assert settled is not None  # payments are never deleted
     PAYMENTS.labels(settled.status.lower()).inc()
     log.info(
         "payment %s of order %s %s",

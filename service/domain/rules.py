@@ -43,6 +43,12 @@ def can_transition(current: PaymentStatus, new: PaymentStatus) -> bool:
     return new in TRANSITIONS[current]
 
 
+def sources_of(new: PaymentStatus) -> list[str]:
+    """The statuses a payment may move to `new` from: the SQL's compare-and-set
+    (`status = ANY(:from_statuses)`) asks for exactly these."""
+    return [current.value for current, targets in TRANSITIONS.items() if new in targets]
+
+
 def payment_amount(amount: int | float | Decimal, currency: str = CURRENCY) -> Decimal:
     """The exact amount of a new payment, or InvalidPayment saying which rule it breaks.
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 from dataclasses import dataclass, field
 
 import aiohttp
 import httpx
+
+from service.waiting import jittered, parse_retry_after
 
 # The request may not have reached the service, or its answer was lost: safe to send again,
 # because every create carries an Idempotency-Key.
@@ -43,11 +44,11 @@ class RetryPolicy:
     def delay(self, attempt: int, retry_after: str | None = None) -> float:
         """Exponential backoff with jitter before attempt `attempt + 1` (attempt counts from 0).
 
-        A Retry-After the service sent (503 does) is a floor, within the cap.
+        A Retry-After the service sent (503 does), in seconds or as a date, is a
+        floor, within the cap.
         """
-        ceiling = min(self.cap_seconds, self.base_seconds * 2**attempt)
-        wait = self.rng.uniform(ceiling / 2, ceiling)
-        if retry_after:
-            with contextlib.suppress(ValueError):  # an HTTP date: keep our own backoff
-                wait = max(wait, min(float(retry_after), self.cap_seconds))
+        wait = jittered(min(self.cap_seconds, self.base_seconds * 2**attempt), self.rng)
+        requested = parse_retry_after(retry_after)
+        if requested is not None:
+            wait = max(wait, min(requested, self.cap_seconds))
         return wait

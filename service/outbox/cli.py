@@ -15,6 +15,8 @@ import click
 import msgspec
 
 from service.db.embedded import database_url
+from service.db.queries import Queries
+from service.db.sql import load_queries
 from service.outbox.maintenance import OutboxStatus, outbox_status, purge_delivered, replay_dead
 from service.settings import load_settings
 
@@ -22,13 +24,13 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
-def _with_connection(work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+def _with_connection(work: Callable[[Queries, asyncpg.Connection], Awaitable[T]]) -> T:
     url = database_url(load_settings().database)
 
     async def run() -> T:
         connection = await asyncpg.connect(url)
         try:
-            return await work(connection)
+            return await work(load_queries(), connection)
         finally:
             await connection.close()
 
@@ -92,7 +94,8 @@ def replay_command(
     if event_id is None and order_id is None and dead_since is None and not all_dead:
         raise click.UsageError("name what to replay: --id, --order, --since or --all-dead")
     replayed = _with_connection(
-        lambda connection: replay_dead(
+        lambda queries, connection: replay_dead(
+            queries,
             connection,
             event_id=event_id,
             order_id=order_id,
@@ -114,7 +117,9 @@ def replay_command(
 def purge_command(days: float | None, as_json: bool) -> None:
     """Delete delivered events older than the retention; never undelivered ones."""
     retention = load_settings().outbox.retention_days if days is None else days
-    purged = _with_connection(lambda connection: purge_delivered(connection, retention))
+    purged = _with_connection(
+        lambda queries, connection: purge_delivered(queries, connection, retention)
+    )
     if as_json:
         _echo_json({"purged": purged or 0, "busy": purged is None})
     elif purged is None:
@@ -143,7 +148,7 @@ def relay_command() -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        handle = await start_relay(url, settings)
+        handle = await start_relay(url, load_queries(), settings)
         stopping = asyncio.create_task(stop.wait())
         # A relay that dies on its own ends the command too.
         await asyncio.wait({stopping, handle.task}, return_when=asyncio.FIRST_COMPLETED)

@@ -6,9 +6,8 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Mapping
-from typing import Any
 
+import asyncpg
 import msgspec
 
 from service.outbox.delivery import WebhookSender
@@ -35,7 +34,7 @@ class Dispatcher:
         self.delivered = 0
         self.failed = 0
 
-    def dispatch(self, row: Mapping[str, Any], lease_deadline: float) -> None:
+    def dispatch(self, row: asyncpg.Record, lease_deadline: float) -> None:
         self.held.add(row["id"])
         try:
             event = ClaimedEvent.from_row(row, lease_deadline)

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
-from typing import Any
+from typing import Literal
 from uuid import UUID
 
+import asyncpg
 import msgspec
 
 
 class WebhookBody(msgspec.Struct, frozen=True):
-    """The contract's body; decoding drops anything else, encoding is compact."""
+    """The contract's order webhook body, in Python: the relay re-encodes every body
+    through it (compact, anything else dropped) and the OpenAPI document shows it. The SQL
+    that queues it builds it with `order_webhook_body()` (migrations/0007)."""
 
-    payment_status: str
-    transaction_id: str
+    payment_status: Literal["completed", "failed", "refunded"]
+    transaction_id: UUID
 
 
 class ClaimedEvent(msgspec.Struct, frozen=True):
@@ -28,7 +30,7 @@ class ClaimedEvent(msgspec.Struct, frozen=True):
     lease_deadline: float
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any], lease_deadline: float) -> ClaimedEvent:
+    def from_row(cls, row: asyncpg.Record, lease_deadline: float) -> ClaimedEvent:
         # jsonb renders with spaces; the contract's body is compact, so re-encode.
         body = msgspec.json.encode(msgspec.json.decode(row["body"], type=WebhookBody))
         return cls(

@@ -6,12 +6,11 @@ import asyncio
 import logging
 import random
 from collections.abc import Callable
-from typing import Any
 
 import asyncpg
 
 from service.db.errors import DATABASE_ERRORS
-from service.db.sql import load_queries
+from service.db.queries import Queries
 from service.outbox.wakeup import PROCESS_SENDER
 from service.waiting import wait_for_event
 
@@ -32,10 +31,10 @@ class NotifyListener:
     (re)connection, since anything committed while it was not listening went
     unannounced. Polling covers the gaps; this only makes delivery prompt."""
 
-    def __init__(self, url: str, on_notify: Callable[[], None]) -> None:
+    def __init__(self, url: str, queries: Queries, on_notify: Callable[[], None]) -> None:
         self._url = url
+        self._sql = queries
         self._on_notify = on_notify
-        self._sql: Any = load_queries()
         self.connections = 0
         self._delay = RECONNECT_MIN_SECONDS
 

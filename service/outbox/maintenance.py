@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 import asyncpg
 import msgspec
 from asyncpg.pool import PoolConnectionProxy
 
-from service.db.errors import DATABASE_ERRORS
-from service.db.sql import load_queries
+from service.db.queries import Queries
+from service.db.rows import row_as
 
 log = logging.getLogger(__name__)
 PURGE_CHUNK = 5000
@@ -37,12 +35,12 @@ class ReplayedEvent(msgspec.Struct, frozen=True):
     seq: int
 
 
-async def outbox_status(connection: Connection) -> OutboxStatus:
-    row = await load_queries().outbox_status(connection)
-    return OutboxStatus(**dict(row))
+async def outbox_status(queries: Queries, connection: Connection) -> OutboxStatus:
+    return row_as(await queries.outbox_status(connection), OutboxStatus)
 
 
 async def replay_dead(
+    queries: Queries,
     connection: Connection,
     *,
     event_id: UUID | None = None,
@@ -54,11 +52,10 @@ async def replay_dead(
 
     Filters combine; with none, `all_dead` must be set, so a bare call replays nothing.
     """
-    sql: Any = load_queries()
     async with connection.transaction():
         rows = [
             row
-            async for row in sql.replay_dead_events(
+            async for row in queries.replay_dead_events(
                 connection,
                 event_id=event_id,
                 order_id=order_id,
@@ -68,25 +65,24 @@ async def replay_dead(
         ]
         if rows:
             # Sent on commit, so relays never wake before the rows are visible.
-            await sql.wake_relays(connection, sender="replay")
-    return [ReplayedEvent(id=r["id"], order_id=r["order_id"], seq=r["seq"]) for r in rows]
+            await queries.wake_relays(connection, sender="replay")
+    return [row_as(row, ReplayedEvent) for row in rows]
 
 
 async def purge_delivered(
-    connection: Connection, retention_days: float, *, chunk: int = PURGE_CHUNK
+    queries: Queries, connection: Connection, retention_days: float, *, chunk: int = PURGE_CHUNK
 ) -> int | None:
     """Delete events delivered more than `retention_days` ago, a chunk per transaction.
 
     Returns how many, or None when another relay holds the retention lock.
     Undelivered events, pending or dead, are never touched.
     """
-    sql: Any = load_queries()
     total = 0
     while True:
         async with connection.transaction():
-            if not await sql.try_lock_outbox_retention(connection):
+            if not await queries.try_lock_outbox_retention(connection):
                 return total or None
-            purged: int = await sql.purge_delivered_events(
+            purged = await queries.purge_delivered_events(
                 connection, retention_days=retention_days, max_events=chunk
             )
         total += purged
@@ -94,16 +90,9 @@ async def purge_delivered(
             return total
 
 
-async def retention_loop(
-    pool: asyncpg.Pool, retention_days: float, interval: float = RETENTION_INTERVAL_SECONDS
-) -> None:
-    """Run retention every `interval` seconds until cancelled."""
-    while True:
-        try:
-            async with pool.acquire() as connection:
-                purged = await purge_delivered(connection, retention_days)
-            if purged:
-                log.info("outbox retention deleted %d delivered events", purged)
-        except DATABASE_ERRORS as exc:
-            log.warning("outbox retention failed, will try again: %s", exc)
-        await asyncio.sleep(interval)
+async def purge_delivered_now(queries: Queries, pool: asyncpg.Pool, retention_days: float) -> None:
+    """One round of retention, for the relay's periodic loop."""
+    async with pool.acquire() as connection:
+        purged = await purge_delivered(queries, connection, retention_days)
+    if purged:
+        log.info("outbox retention deleted %d delivered events", purged)

@@ -6,13 +6,12 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 from uuid import UUID
 
 import asyncpg
 
 from service.db.errors import DATABASE_ERRORS
-from service.db.sql import load_queries
+from service.db.queries import Queries
 from service.metrics import WEBHOOK_ATTEMPTS
 from service.outbox.events import Outcome, Result
 
@@ -31,11 +30,13 @@ class AttemptRecorder:
     database off the critical path at thousands of webhooks a second.
     """
 
-    def __init__(self, pool: asyncpg.Pool, relay_id: str, on_recorded: OnRecorded) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, queries: Queries, relay_id: str, on_recorded: OnRecorded
+    ) -> None:
         self._pool = pool
+        self._sql = queries
         self._relay_id = relay_id
         self._on_recorded = on_recorded
-        self._sql: Any = load_queries()
         self._pending: list[Outcome] = []
         self._ready = asyncio.Event()
         self._closing = False

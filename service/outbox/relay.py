@@ -8,16 +8,17 @@ import os
 import socket
 import time
 import uuid
-from typing import Any
+from collections.abc import AsyncIterator
 
 import asyncpg
 
 from service.db.errors import DATABASE_ERRORS
-from service.db.sql import load_queries
+from service.db.periodic import every
+from service.db.queries import Queries
 from service.outbox.delivery import WebhookSender, create_client
 from service.outbox.dispatch import Dispatcher
 from service.outbox.listener import NotifyListener
-from service.outbox.maintenance import RETENTION_INTERVAL_SECONDS, retention_loop
+from service.outbox.maintenance import RETENTION_INTERVAL_SECONDS, purge_delivered_now
 from service.outbox.recorder import AttemptRecorder
 from service.settings import Settings
 from service.waiting import wait_for_event
@@ -49,6 +50,7 @@ class OutboxRelay:
     def __init__(
         self,
         pool: asyncpg.Pool,
+        queries: Queries,
         settings: Settings,
         *,
         listen_url: str | None,
@@ -63,7 +65,7 @@ class OutboxRelay:
         self._settings = settings
         self._listen_url = listen_url
         self._retention_interval = retention_interval
-        self._sql: Any = load_queries()
+        self._sql = queries
         # A second batch waits locally while the first is sent, so the sends never
         # stall on a claim round trip.
         self._max_held = max(2 * outbox.batch_size, outbox.batch_size + outbox.concurrency)
@@ -80,7 +82,7 @@ class OutboxRelay:
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until `stop` is set, then finish or hand back what is held."""
         async with create_client(self._settings) as client:
-            recorder = AttemptRecorder(self._pool, self.relay_id, self._recorded)
+            recorder = AttemptRecorder(self._pool, self._sql, self.relay_id, self._recorded)
             dispatcher = self.dispatcher = Dispatcher(
                 WebhookSender(client, self._settings),
                 recorder,
@@ -90,11 +92,10 @@ class OutboxRelay:
             recording = asyncio.create_task(recorder.run())
             background = [asyncio.create_task(self._nudge_on(stop))]
             if self._listen_url:
-                listener = NotifyListener(self._listen_url, self._nudge.set)
+                listener = NotifyListener(self._listen_url, self._sql, self._nudge.set)
                 background.append(asyncio.create_task(listener.run()))
             if self._retention_interval is not None:
-                days, every = self._outbox.retention_days, self._retention_interval
-                background.append(asyncio.create_task(retention_loop(self._pool, days, every)))
+                background.append(asyncio.create_task(self._retention(stop)))
             log.info("outbox relay %s started", self.relay_id)
             try:
                 await self._claim_loop(stop, dispatcher)
@@ -108,6 +109,13 @@ class OutboxRelay:
                 recorder.close()
                 await recording
                 await self._release_claims(dispatcher)
+
+    async def _retention(self, stop: asyncio.Event) -> None:
+        async def purge_delivered_events() -> None:
+            await purge_delivered_now(self._sql, self._pool, self._outbox.retention_days)
+
+        assert self._retention_interval is not None
+        await every(self._retention_interval, purge_delivered_events, stop)
 
     def wake(self) -> None:
         """Look for due events now: an outbox row of this process has committed."""
@@ -151,7 +159,7 @@ class OutboxRelay:
             if len(rows) < batch:
                 await self._sleep()
 
-    def _claim(self, batch: int) -> Any:
+    def _claim(self, batch: int) -> AsyncIterator[asyncpg.Record]:
         return self._sql.claim_due_events(
             self._pool,
             relay_id=self.relay_id,

@@ -9,6 +9,7 @@ import asyncpg
 import msgspec
 
 from service.db.pool import create_pool
+from service.db.queries import Queries
 from service.outbox.relay import STOP_GRACE_SECONDS, OutboxRelay
 from service.settings import Settings
 
@@ -59,7 +60,12 @@ class RelayHandle:
 
 
 async def start_relay(
-    url: str, settings: Settings, *, listen: bool = True, relay_id: str | None = None
+    url: str,
+    queries: Queries,
+    settings: Settings,
+    *,
+    listen: bool = True,
+    relay_id: str | None = None,
 ) -> RelayHandle:
     """Start a relay on its own small pool and LISTEN connection to `url`.
 
@@ -75,7 +81,9 @@ async def start_relay(
     # webhook than the payment itself.
     pool = await create_pool(url, database, durable_commits=False)
     try:
-        relay = OutboxRelay(pool, settings, listen_url=url if listen else None, relay_id=relay_id)
+        relay = OutboxRelay(
+            pool, queries, settings, listen_url=url if listen else None, relay_id=relay_id
+        )
     except Exception:
         await pool.close()
         raise

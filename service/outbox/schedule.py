@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Sequence
-from email.utils import parsedate_to_datetime
 
-JITTER = 0.2
+from service.waiting import jittered, parse_retry_after
+
+__all__ = ["backoff", "is_dead", "parse_retry_after", "retry_delay"]
+
+
 # Answers whose Retry-After header is a request to wait, not a hint.
 RETRY_AFTER_STATUSES = frozenset({429, 503})
 # A Retry-After is honoured up to the schedule's longest delay, but never
@@ -24,24 +26,7 @@ def backoff(attempts_made: int, schedule: Sequence[float], rng: random.Random) -
     """The scheduled delay after `attempts_made` attempts, spread by +-20% so that
     events which failed together (an Order Service outage) do not retry in lockstep."""
     base = schedule[min(attempts_made, len(schedule)) - 1] if schedule else 0.0
-    return max(0.0, base * rng.uniform(1 - JITTER, 1 + JITTER))
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date)."""
-    if value is None or not value.strip():
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        return None
-    current = time.time() if now is None else now
-    return max(0.0, when.timestamp() - current)
+    return jittered(base, rng)
 
 
 def retry_delay(

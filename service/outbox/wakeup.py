@@ -14,12 +14,9 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Callable
-from typing import Any
 
-import asyncpg
-
+from service.db.database import Database
 from service.db.errors import DATABASE_ERRORS
-from service.db.sql import load_queries
 
 log = logging.getLogger(__name__)
 # At most one NOTIFY per this many seconds while rows keep committing.
@@ -45,14 +42,13 @@ class OutboxWakeup:
             wake()
         self._pending.set()
 
-    async def notify_other_processes(self, pool: asyncpg.Pool) -> None:
+    async def notify_other_processes(self, db: Database) -> None:
         """Until cancelled: one NOTIFY per burst of commits, for relays elsewhere."""
-        sql: Any = load_queries()
         while True:
             await self._pending.wait()
             self._pending.clear()
             try:
-                await sql.wake_relays(pool, sender=PROCESS_SENDER)
+                await db.queries.wake_relays(db.pool, sender=PROCESS_SENDER)
             except DATABASE_ERRORS as exc:
                 # The other relays poll; the database being away is reported elsewhere.
                 log.debug("could not notify other relays: %s", exc)

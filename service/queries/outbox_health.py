@@ -1,13 +1,11 @@
-"""The outbox's backlog, for readiness and the metrics gauges."""
+"""The outbox's backlog (view `outbox_backlog`), for readiness and the metrics gauges."""
 
 from __future__ import annotations
 
-from typing import Any
-
-import asyncpg
 import msgspec
 
-from service.db.sql import load_queries
+from service.db.database import Database
+from service.db.rows import row_as
 from service.metrics import OUTBOX_DEAD, OUTBOX_OLDEST_AGE, OUTBOX_PENDING
 
 
@@ -17,13 +15,9 @@ class OutboxBacklog(msgspec.Struct, frozen=True):
     dead: int
 
 
-async def outbox_backlog(pool: asyncpg.Pool) -> OutboxBacklog:
+async def outbox_backlog(db: Database) -> OutboxBacklog:
     """Read the backlog and publish it as gauges (every reader keeps them fresh)."""
-    sql: Any = load_queries()
-    row = await sql.outbox_lag(pool)
-    backlog = OutboxBacklog(
-        pending=row["pending"], oldest_age_seconds=row["oldest_age_seconds"], dead=row["dead"]
-    )
+    backlog = row_as(await db.queries.outbox_lag(db.pool), OutboxBacklog)
     OUTBOX_PENDING.set(backlog.pending)
     OUTBOX_OLDEST_AGE.set(backlog.oldest_age_seconds)
     OUTBOX_DEAD.set(backlog.dead)

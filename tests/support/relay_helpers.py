@@ -57,7 +57,11 @@ async def create_payments(
                             conn, order_id=order_id, amount=Decimal(1000), currency="JPY"
                         )
                         await q.settle_payment(
-                            conn, payment_id=row["id"], status="COMPLETED", request_id="t"
+                            conn,
+                            payment_id=row["id"],
+                            status="COMPLETED",
+                            from_statuses=["PROCESSING"],
+                            request_id="t",
                         )
                         ids[order_id] = int(row["id"])
                 # As the service does: the relays are woken after the commit.
@@ -77,7 +81,12 @@ async def create_payments(
 async def refund(conn: asyncpg.Connection, payment_id: int) -> None:
     q = load_queries()
     row = await q.refund_payment(
-        conn, payment_id=payment_id, amount=None, reason="r", request_id="t"
+        conn,
+        payment_id=payment_id,
+        from_statuses=["COMPLETED"],
+        amount=None,
+        reason="r",
+        request_id="t",
     )
     assert row is not None
     await q.wake_relays(conn, sender="tests")
@@ -107,7 +116,7 @@ async def wait_all_delivered(conn: asyncpg.Connection, within: float = 15.0) -> 
 
 @asynccontextmanager
 async def running_relay(url: str, settings: Settings, **options: Any) -> AsyncIterator[RelayHandle]:
-    handle = await start_relay(url, settings, **options)
+    handle = await start_relay(url, load_queries(), settings, **options)
     try:
         yield handle
     finally:

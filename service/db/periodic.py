@@ -1,4 +1,5 @@
-"""Periodic background work of each service process (reconciler, key expiry)."""
+"""The one periodic loop: background work that must outlive database outages
+(reconciler, key expiry, gauges, outbox retention)."""
 
 from __future__ import annotations
 

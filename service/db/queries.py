@@ -1,0 +1,163 @@
+"""The typed face of `sql/*.sql`: one method per named query, as aiosql builds it.
+
+aiosql makes these methods at run time, so nothing would check a query's name or
+parameters before it runs. `Queries` says what each one takes and returns, for
+mypy; `tests/test_query_types.py` checks that it names exactly the queries of
+`sql/` with exactly their parameters. The SQL itself stays in `sql/`.
+
+Shapes follow aiosql's operators: `^` one row or None, `$` one value, `!` the
+command's status text, `<!` the returned value, none a stream of rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Protocol, TypeAlias
+from uuid import UUID
+
+import asyncpg
+
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
+
+    # What a query runs on: a connection, a pooled one, or the pool itself
+    # (which acquires one around the statement).
+    Executor: TypeAlias = (
+        asyncpg.Connection | PoolConnectionProxy[asyncpg.Record] | asyncpg.Pool[asyncpg.Record]
+    )
+
+Row: TypeAlias = asyncpg.Record
+Rows: TypeAlias = AsyncIterator[asyncpg.Record]
+
+
+class PaymentQueries(Protocol):
+    """sql/payments.sql, sql/refunds.sql, sql/gateway_events.sql: the write side."""
+
+    async def insert_processing(
+        self, conn: Executor, *, order_id: int, amount: Decimal, currency: str
+    ) -> Row | None: ...
+    async def settle_payment(
+        self,
+        conn: Executor,
+        *,
+        payment_id: int,
+        status: str,
+        from_statuses: Sequence[str],
+        request_id: str | None,
+    ) -> Row | None: ...
+    async def find_payment(self, conn: Executor, *, payment_id: int) -> Row | None: ...
+    async def lock_payment_by_transaction(
+        self, conn: Executor, *, transaction_id: UUID
+    ) -> Row | None: ...
+    def list_stuck_processing(
+        self, conn: Executor, *, older_than_seconds: float, max_rows: int
+    ) -> Rows: ...
+    async def mark_reconcile_checked(self, conn: Executor, *, payment_id: int) -> str: ...
+    async def refund_payment(
+        self,
+        conn: Executor,
+        *,
+        payment_id: int,
+        from_statuses: Sequence[str],
+        amount: Decimal | None,
+        reason: str,
+        request_id: str | None,
+    ) -> Row | None: ...
+    async def record_gateway_event(
+        self, conn: Executor, *, webhook_id: str, transaction_id: UUID, status: str
+    ) -> str | None: ...
+
+
+class ReadQueries(Protocol):
+    """sql/payment_views.sql and sql/health.sql: the read side."""
+
+    async def payment_by_id(self, conn: Executor, *, payment_id: int) -> Row | None: ...
+    async def payment_by_order(self, conn: Executor, *, order_id: int) -> Row | None: ...
+    async def outbox_lag(self, conn: Executor) -> Row: ...
+
+
+class IdempotencyQueries(Protocol):
+    """sql/idempotency.sql."""
+
+    async def claim_idempotency_key(
+        self,
+        conn: Executor,
+        *,
+        endpoint: str,
+        key: str,
+        request_hash: bytes,
+        ttl_seconds: float,
+        lock_seconds: float,
+    ) -> bool | None: ...
+    async def find_idempotency_key(
+        self, conn: Executor, *, endpoint: str, key: str
+    ) -> Row | None: ...
+    async def complete_idempotency_key(
+        self,
+        conn: Executor,
+        *,
+        endpoint: str,
+        key: str,
+        response_status: int,
+        response_content_type: str,
+        response_body: bytes,
+    ) -> str: ...
+    async def release_idempotency_key(self, conn: Executor, *, endpoint: str, key: str) -> str: ...
+    async def purge_expired_idempotency_keys(self, conn: Executor) -> str: ...
+
+
+class OutboxQueries(Protocol):
+    """sql/outbox.sql: the relay, retention, and the operators' status and replay."""
+
+    def claim_due_events(
+        self, conn: Executor, *, relay_id: str, lease_seconds: float, max_events: int
+    ) -> Rows: ...
+    async def record_deliveries(self, conn: Executor, *, ids: Sequence[UUID]) -> str: ...
+    async def record_failures(
+        self,
+        conn: Executor,
+        *,
+        relay_id: str,
+        ids: Sequence[UUID],
+        errors: Sequence[str],
+        delays_seconds: Sequence[float],
+        dead: Sequence[bool],
+    ) -> str: ...
+    async def release_events(
+        self, conn: Executor, *, relay_id: str, ids: Sequence[UUID]
+    ) -> str: ...
+    async def release_claims_of_relay(self, conn: Executor, *, relay_id: str) -> int: ...
+    async def wake_relays(self, conn: Executor, *, sender: str) -> bool: ...
+    async def relay_listener_ping(self, conn: Executor) -> int: ...
+    async def try_lock_outbox_retention(self, conn: Executor) -> bool: ...
+    async def purge_delivered_events(
+        self, conn: Executor, *, retention_days: float, max_events: int
+    ) -> int: ...
+    async def outbox_status(self, conn: Executor) -> Row: ...
+    def replay_dead_events(
+        self,
+        conn: Executor,
+        *,
+        event_id: UUID | None,
+        order_id: int | None,
+        dead_since: datetime | None,
+        all_dead: bool,
+    ) -> Rows: ...
+
+
+class MigrationQueries(Protocol):
+    """sql/migrations.sql."""
+
+    async def create_migrations_table(self, conn: Executor) -> str: ...
+    async def lock_migrations(self, conn: Executor) -> None: ...
+    def applied_migrations(self, conn: Executor) -> Rows: ...
+    async def record_migration(self, conn: Executor, *, version: str) -> str: ...
+
+
+class Queries(
+    PaymentQueries, ReadQueries, IdempotencyQueries, OutboxQueries, MigrationQueries, Protocol
+):
+    """Every query of `sql/` but the operators' `ops_*`, which `payments ops` runs by name
+    (service/ops/queries.py) because operators choose them at run time."""

@@ -1,0 +1,102 @@
+"""The write side's statements on one connection, typed, as the domain's shapes."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import TYPE_CHECKING, TypeAlias
+from uuid import UUID
+
+import asyncpg
+
+from service.db.queries import Queries
+from service.db.rows import row_as
+from service.domain.model import Payment, Refund
+from service.domain.rules import PaymentStatus, sources_of
+
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
+
+    # What a pooled connection is; it has the whole asyncpg.Connection API.
+    Connection: TypeAlias = PoolConnectionProxy[asyncpg.Record]
+
+REFUND_SOURCES = sources_of(PaymentStatus.REFUNDED)
+
+
+class Session:
+    """`queued_webhooks` tells the unit of work that an outbox row was written."""
+
+    def __init__(self, connection: Connection, queries: Queries) -> None:
+        self.connection = connection
+        self._sql = queries
+        self.queued_webhooks = False
+
+    async def insert_processing(
+        self, order_id: int, amount: Decimal, currency: str
+    ) -> Payment | None:
+        """The new PROCESSING payment, or None when the order already has one."""
+        row = await self._sql.insert_processing(
+            self.connection, order_id=order_id, amount=amount, currency=currency
+        )
+        return None if row is None else row_as(row, Payment)
+
+    async def settle(
+        self, payment_id: int, status: PaymentStatus, request_id: str | None
+    ) -> Payment | None:
+        """COMPLETED or FAILED with its order webhook queued; None when the payment
+        could no longer move there (someone else settled it, and that stands)."""
+        row = await self._sql.settle_payment(
+            self.connection,
+            payment_id=payment_id,
+            status=status.value,
+            from_statuses=sources_of(status),
+            request_id=request_id,
+        )
+        if row is None:
+            return None
+        self.queued_webhooks = True
+        return row_as(row, Payment)
+
+    async def refund(
+        self, payment_id: int, amount: Decimal | None, reason: str, request_id: str | None
+    ) -> Refund | None:
+        """REFUNDED, the refund and its order webhook; None when the refund does not apply."""
+        row = await self._sql.refund_payment(
+            self.connection,
+            payment_id=payment_id,
+            from_statuses=REFUND_SOURCES,
+            amount=amount,
+            reason=reason,
+            request_id=request_id,
+        )
+        if row is None:
+            return None
+        self.queued_webhooks = True
+        return row_as(row, Refund)
+
+    async def find_payment(self, payment_id: int) -> Payment | None:
+        row = await self._sql.find_payment(self.connection, payment_id=payment_id)
+        return None if row is None else row_as(row, Payment)
+
+    async def lock_payment_by_transaction(self, transaction_id: UUID) -> Payment | None:
+        row = await self._sql.lock_payment_by_transaction(
+            self.connection, transaction_id=transaction_id
+        )
+        return None if row is None else row_as(row, Payment)
+
+    async def record_gateway_event(
+        self, webhook_id: str, transaction_id: UUID, status: str
+    ) -> bool:
+        """Whether this callback id is new (False: seen before, a no-op)."""
+        recorded = await self._sql.record_gateway_event(
+            self.connection, webhook_id=webhook_id, transaction_id=transaction_id, status=status
+        )
+        return recorded is not None
+
+    async def stuck_processing(self, older_than_seconds: float, max_rows: int) -> list[Payment]:
+        rows = self._sql.list_stuck_processing(
+            self.connection, older_than_seconds=older_than_seconds, max_rows=max_rows
+        )
+        return [row_as(row, Payment) async for row in rows]
+
+    async def mark_reconcile_checked(self, payment_id: int) -> None:
+        await self._sql.mark_reconcile_checked(self.connection, payment_id=payment_id)

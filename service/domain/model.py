@@ -1,0 +1,56 @@
+"""The payment and the refund: one shape each, for the write side, the read side and the API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import msgspec
+
+from service.domain.rules import PaymentStatus
+
+
+class Yen(Decimal):
+    """An exact amount of yen.
+
+    A Decimal, so rules and storage stay exact; a type of its own so that the API
+    renders it as a JSON number (`89800.0`, `yen_to_json`) where msgspec would
+    render a plain Decimal as a string.
+    """
+
+
+def yen_to_json(amount: Yen) -> float:
+    # Whole yen up to 1,000,000 are exact as binary floats.
+    return float(amount)
+
+
+def yen_from_value(kind: type, value: Any) -> Any:
+    """msgspec's dec_hook: a JSON or SQL number (never a bool or a string) as Yen."""
+    if kind is Yen:
+        if isinstance(value, bool) or not isinstance(value, int | Decimal):
+            raise TypeError("Expected a JSON number")
+        return Yen(value)
+    raise NotImplementedError(f"no conversion to {kind!r}")
+
+
+class Refund(msgspec.Struct, frozen=True):
+    id: int
+    payment_id: int
+    amount: Yen
+    reason: str
+    status: str
+    created_at: datetime
+
+
+class Payment(msgspec.Struct, frozen=True):
+    id: int
+    order_id: int
+    amount: Yen
+    currency: str
+    status: PaymentStatus
+    payment_method: str
+    transaction_id: UUID
+    created_at: datetime
+    updated_at: datetime

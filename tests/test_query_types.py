@@ -1,0 +1,95 @@
+"""`service.db.queries.Queries` is the typed face of `sql/`: it must name exactly the
+queries aiosql loads, with exactly their parameters, or mypy checks calls against a
+fiction. And the lean aiosql adapter relies on aiosql internals: a library upgrade
+that changes them must fail here, loudly, not in production."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import asyncpg
+from aiosql.adapters.asyncpg import AsyncPGAdapter
+
+from service.db.aiosql_adapter import LeanAsyncPGAdapter
+from service.db.queries import Queries
+from service.db.sql import load_queries
+
+OPERATORS_PREFIX = "ops_"  # run by name by `payments ops`, not through Queries
+
+
+def loaded() -> dict[str, tuple[str, ...]]:
+    queries: Any = load_queries()
+    names = set(queries.available_queries)
+    return {
+        name: tuple(getattr(queries, name).parameters or ())
+        for name in names
+        if not name.startswith(OPERATORS_PREFIX)
+        and not (name.endswith("_cursor") and name.removesuffix("_cursor") in names)
+    }
+
+
+def declared() -> dict[str, tuple[str, ...]]:
+    found: dict[str, tuple[str, ...]] = {}
+    for name, member in inspect.getmembers(Queries, inspect.isfunction):
+        if name.startswith("_"):
+            continue
+        parameters = list(inspect.signature(member).parameters)
+        assert parameters[:2] == ["self", "conn"], f"{name}: (self, conn, *, ...) expected"
+        found[name] = tuple(parameters[2:])
+    return found
+
+
+def test_queries_declares_every_loaded_query_and_nothing_else() -> None:
+    assert sorted(declared()) == sorted(loaded())
+
+
+def test_each_declared_query_takes_exactly_the_sql_parameters() -> None:
+    sql = loaded()
+    mismatched = {
+        name: (params, sql[name])
+        for name, params in declared().items()
+        if name in sql and sorted(params) != sorted(sql[name])
+    }
+    assert mismatched == {}
+
+
+def test_the_lean_adapter_overrides_methods_aiosql_still_has() -> None:
+    overridden = {
+        name
+        for name, value in vars(LeanAsyncPGAdapter).items()
+        if callable(value) and not name.startswith("_")
+    }
+    assert overridden == {
+        "select",
+        "select_one",
+        "select_value",
+        "insert_returning",
+        "insert_update_delete",
+    }
+    for name in overridden:
+        ours = inspect.signature(getattr(LeanAsyncPGAdapter, name))
+        theirs = inspect.signature(getattr(AsyncPGAdapter, name))
+        assert list(ours.parameters) == list(theirs.parameters), name
+
+
+async def test_the_lean_adapter_orders_keyword_parameters_from_aiosql(database_url: str) -> None:
+    # var_sorted is aiosql's record of each query's $n order: the adapter reads it.
+    queries = load_queries()
+    connection = await asyncpg.connect(database_url)
+    try:
+        settled = await queries.settle_payment(
+            connection,
+            request_id="r",
+            from_statuses=["PROCESSING"],
+            status="COMPLETED",
+            payment_id=1,
+        )
+        row = await queries.insert_processing(connection, currency="JPY", amount=1234, order_id=77)
+    finally:
+        await connection.close()
+    assert settled is None  # no payment 1 yet: nothing settled, nothing raised
+    assert row is not None
+    assert (row["order_id"], row["amount"], row["currency"]) == (77, 1234, "JPY")
+    adapter: Any = load_queries()
+    assert "insert_processing" in adapter.driver_adapter.var_sorted
