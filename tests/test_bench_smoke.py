@@ -1,79 +1,54 @@
-"""The benchmark keeps working: `python -m bench --quick` runs every phase at tiny size.
+"""The benchmark keeps working: `python -m bench --quick` runs every phase at tiny sizes.
 
-No timing is asserted (the targets are the benchmark's business, printed, never tested);
-only that each phase measured something and that every bulk payment, and every row of the
-import (`payments import`), got its webhook.
+No timing is asserted (the numbers of a smoke run mean nothing); what is asserted is what a
+broken benchmark or service would get wrong: every payment paid and its webhook received, the
+ratio computed from the two figures it relates, every phase in the table and the JSON.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-TIMEOUT_SECONDS = 600
-
-
-def _positive(value: Any) -> bool:
-    return isinstance(value, int | float) and value > 0
 
 
 @pytest.mark.slow
 def test_quick_benchmark_runs_every_phase(tmp_path: Path) -> None:
-    out = tmp_path / "r.json"
-    argv = [sys.executable, "-m", "bench", "--quick", "--out", str(out)]
-    if url := os.environ.get("PAYMENTS_TEST_DATABASE_URL"):
-        argv += ["--database-url", url]  # the same server the other tests use
+    out = tmp_path / "results.json"
     completed = subprocess.run(
-        argv, cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT_SECONDS, check=False
+        [sys.executable, "-m", "bench", "--quick", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert completed.returncode == 0, completed.stderr[-4000:] + completed.stdout[-4000:]
-    report = json.loads(out.read_text())
-    phases = report["phases"]
+    phases = json.loads(out.read_text())["phases"]
+    assert list(phases) == ["limit", "create", "bulk", "webhook_latency", "import_rows", "memory"]
+    for phase in phases.values():
+        assert phase["label"] in completed.stdout
 
-    limit = phases["limit"]
-    assert [run["concurrency"] for run in limit["runs"]] == [1, 16, 64]
-    what_if = [limit["without_notify"]] if limit["without_notify"] else []
-    for run in [*limit["runs"], *what_if]:
-        assert _positive(run["payments_per_s"]), run
-
-    create = phases["create"]
-    assert [run["concurrency"] for run in create["runs"]] == [1, 16, 64]
-    for run in create["runs"]:
-        assert _positive(run["ok_per_s"]), run
-        assert _positive(run["latency_ms"]["p50"]) and _positive(run["latency_ms"]["p99"]), run
-    assert _positive(create["ratio_to_limit_at_64"])
-
-    for name in ("by_id", "by_order"):
-        run = phases["read"][name]
-        assert _positive(run["ok_per_s"]) and _positive(run["latency_ms"]["p99"]), run
+    limit, create = phases["limit"]["payments_per_s"], phases["create"]
+    assert create["ratio_to_limit"] == pytest.approx(create["per_s"] / limit, abs=1e-3)
+    assert create["errors"] == 0 and set(create["statuses"]) == {"201"}, create
 
     bulk = phases["bulk"]
-    assert bulk["payments_ok"] == bulk["orders"] > 0, bulk
-    assert bulk["webhooks_received"] == bulk["payments_ok"], bulk
-    assert _positive(bulk["payments_wall_s"]) and _positive(bulk["webhooks_wall_s"]), bulk
+    assert bulk["orders"] == 200 and bulk["calls"]["ok"] == 200, bulk
+    assert bulk["webhooks"] == 200 and bulk["last_webhook_s"] > 0, bulk
 
-    webhook = phases["webhook"]
-    assert _positive(webhook["payments_ok"]) and _positive(webhook["webhooks_received"]), webhook
-    assert webhook["transaction_id_mismatches"] == 0, webhook
-    latency = webhook["commit_to_receipt_ms"]
-    assert _positive(latency["count"]) and _positive(latency["p50"]), latency
+    webhook = phases["webhook_latency"]
+    assert webhook["paid"] == webhook["webhooks"] == webhook["matched"] == 400, webhook
+    assert webhook["p50_ms"] <= webhook["p99_ms"], webhook
 
-    imported = phases["import"]
-    assert imported["exit_code"] == 0 and not imported["timed_out"], imported
-    assert imported["rows_paid"] == imported["rows"] > 0, imported
-    assert imported["outcomes"] == {"paid": imported["rows"]}, imported
-    assert imported["webhooks_received"] == imported["rows"], imported
-    assert _positive(imported["command_wall_s"]) and _positive(imported["webhooks_wall_s"])
+    imported = phases["import_rows"]
+    assert imported["exit_code"] == 0 and imported["outcomes"] == {"paid": 200}, imported
+    assert imported["webhooks"] == 200, imported
 
-    memory = phases["memory"]
-    assert memory["processes"] and _positive(memory["max_peak_rss_mb"]), memory
-
-    assert len(report["targets"]) == 5
-    assert report["machine"]["postgresql"]
+    peaks = [value for key, value in phases["memory"].items() if key.endswith("_peak_rss_mb")]
+    assert len(peaks) >= 2 and all(20 < mb < 2000 for mb in peaks), peaks  # granian main, worker
