@@ -19,8 +19,10 @@ from service.db.sql import SQL_DIR
 
 PLACEHOLDER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")  # `:name`, not a `::type` cast
 INSERT = {"order_id": "order_id", "amount": "amount", "currency": "currency"}
-SETTLE = {"payment_id": "p_id", "status": "status", "request_id": "request_id"}
+SETTLE = {name: name for name in ("status", "from_statuses", "request_id")} | {"payment_id": "p_id"}
+# from_statuses as a text[] literal: the compare-and-set's sources of COMPLETED.
 DEFINES = ["--define=currency=JPY", "--define=status=COMPLETED", "--define=request_id=bench"]
+DEFINES += ["--define=from_statuses={PROCESSING}"]
 
 
 def statement(query: aiosql.types.QueryFn, variables: dict[str, str]) -> str:
