@@ -15,7 +15,7 @@ import asyncpg
 from service.db.errors import DATABASE_ERRORS
 from service.db.periodic import every
 from service.db.queries import Queries
-from service.outbox.delivery import WebhookSender, create_client
+from service.outbox.delivery import WebhookSender, create_transport
 from service.outbox.dispatch import Dispatcher
 from service.outbox.listener import NotifyListener
 from service.outbox.maintenance import RETENTION_INTERVAL_SECONDS, purge_delivered_now
@@ -81,10 +81,10 @@ class OutboxRelay:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until `stop` is set, then finish or hand back what is held."""
-        async with create_client(self._settings) as client:
+        async with create_transport(self._settings) as transport:
             recorder = AttemptRecorder(self._pool, self._sql, self.relay_id, self._recorded)
             dispatcher = self.dispatcher = Dispatcher(
-                WebhookSender(client, self._settings),
+                WebhookSender(transport, self._settings),
                 recorder,
                 concurrency=self._outbox.concurrency,
                 timeout=self._outbox.request_timeout_seconds,
