@@ -3,6 +3,10 @@
 payments run                 serve (uvicorn, via Litestar; default 127.0.0.1:8001)
 payments db migrate          apply pending migrations
 payments db psql             open psql on the configured database (embedded too)
+
+The app's CLI plugin adds the project's commands (`db`, `serve`, `ops`, `outbox`,
+`relay`, `import`) to Litestar's CLI, from the `payments.commands` entry points
+of pyproject.toml.
 """
 
 from __future__ import annotations
@@ -16,9 +20,6 @@ import click
 
 from service.db.embedded import bin_dir, database_url
 from service.db.migrate import migrate
-from service.importer import import_command
-from service.ops import ops_group
-from service.outbox.cli import outbox_group, relay_command
 from service.settings import load_settings
 
 
@@ -76,10 +77,5 @@ def main() -> None:
 
     from litestar.cli.main import litestar_group
 
-    litestar_group.add_command(db_group)  # type: ignore[arg-type]
-    litestar_group.add_command(serve)  # type: ignore[arg-type]
-    litestar_group.add_command(ops_group)  # type: ignore[arg-type]
-    litestar_group.add_command(outbox_group)  # type: ignore[arg-type]
-    litestar_group.add_command(relay_command)  # type: ignore[arg-type]
-    litestar_group.add_command(import_command)  # type: ignore[arg-type]
+    # The project's commands come from the app's CLI plugin (service/app.py).
     litestar_group(prog_name="payments")
