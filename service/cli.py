@@ -18,7 +18,7 @@ import sys
 
 import click
 
-from service.db.embedded import bin_dir, database_url
+from service.db.embedded import NoEmbeddedCluster, bin_dir, database_url, existing_database_url
 from service.db.migrate import migrate
 from service.settings import load_settings
 
@@ -40,7 +40,10 @@ def db_migrate() -> None:
 @click.argument("psql_args", nargs=-1, type=click.UNPROCESSED)
 def db_psql(psql_args: tuple[str, ...]) -> None:
     """Open psql on the configured database; extra arguments go to psql (e.g. -c '...')."""
-    url = database_url(load_settings().database)
+    try:
+        url = existing_database_url(load_settings().database)
+    except NoEmbeddedCluster as exc:
+        raise click.ClickException(str(exc)) from exc
     # A child process, not exec: the embedded server must see this process exit
     # normally to release it.
     completed = subprocess.run([str(bin_dir() / "psql"), url, *psql_args], check=False)
