@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from importlib.metadata import entry_points
+
+from click import Group
 from litestar import Litestar
 from litestar.datastructures import State
+from litestar.plugins import CLIPlugin
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 from service.api.amounts import TYPE_ENCODERS, YenSchemaPlugin
@@ -20,6 +24,20 @@ from service.settings import Settings, load_settings
 
 # HTTP request counts and latencies; paths grouped by route template.
 PROMETHEUS = PrometheusConfig(app_name="payments", prefix="payments_http", group_path=True)
+# pyproject.toml's entry points naming the project's commands (service/cli.py and beside it).
+COMMANDS_ENTRY_POINTS = "payments.commands"
+
+
+class ProjectCommands(CLIPlugin):
+    """Adds the project's commands (db, serve, ops, outbox, relay, import) to Litestar's CLI.
+
+    Found through the package's entry points, so that the app imports nothing of
+    the CLI (imports run cli -> app).
+    """
+
+    def on_cli_init(self, cli: Group) -> None:
+        for entry_point in entry_points(group=COMMANDS_ENTRY_POINTS):
+            cli.add_command(entry_point.load(), entry_point.name)
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -42,5 +60,5 @@ def create_app(settings: Settings | None = None) -> Litestar:
         request_max_body_size=settings.server.max_body_bytes,
         openapi_config=openapi_config(),
         type_encoders=TYPE_ENCODERS,
-        plugins=[YenSchemaPlugin()],
+        plugins=[ProjectCommands(), YenSchemaPlugin()],
     )

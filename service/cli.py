@@ -3,6 +3,10 @@
 payments run                 serve (uvicorn, via Litestar; default 127.0.0.1:8001)
 payments db migrate          apply pending migrations
 payments db psql             open psql on the configured database (embedded too)
+
+The app's CLI plugin adds the project's commands (`db`, `serve`, `ops`, `outbox`,
+`relay`, `import`) to Litestar's CLI, from the `payments.commands` entry points
+of pyproject.toml.
 """
 
 from __future__ import annotations
@@ -14,11 +18,8 @@ import sys
 
 import click
 
-from service.db.embedded import bin_dir, database_url
+from service.db.embedded import NoEmbeddedCluster, bin_dir, database_url, existing_database_url
 from service.db.migrate import migrate
-from service.importer import import_command
-from service.ops import ops_group
-from service.outbox.cli import outbox_group, relay_command
 from service.settings import load_settings
 
 
@@ -39,7 +40,10 @@ def db_migrate() -> None:
 @click.argument("psql_args", nargs=-1, type=click.UNPROCESSED)
 def db_psql(psql_args: tuple[str, ...]) -> None:
     """Open psql on the configured database; extra arguments go to psql (e.g. -c '...')."""
-    url = database_url(load_settings().database)
+    try:
+        url = existing_database_url(load_settings().database)
+    except NoEmbeddedCluster as exc:
+        raise click.ClickException(str(exc)) from exc
     # A child process, not exec: the embedded server must see this process exit
     # normally to release it.
     completed = subprocess.run([str(bin_dir() / "psql"), url, *psql_args], check=False)
@@ -76,10 +80,5 @@ def main() -> None:
 
     from litestar.cli.main import litestar_group
 
-    litestar_group.add_command(db_group)  # type: ignore[arg-type]
-    litestar_group.add_command(serve)  # type: ignore[arg-type]
-    litestar_group.add_command(ops_group)  # type: ignore[arg-type]
-    litestar_group.add_command(outbox_group)  # type: ignore[arg-type]
-    litestar_group.add_command(relay_command)  # type: ignore[arg-type]
-    litestar_group.add_command(import_command)  # type: ignore[arg-type]
+    # The project's commands come from the app's CLI plugin (service/app.py).
     litestar_group(prog_name="payments")

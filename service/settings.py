@@ -124,13 +124,28 @@ def _check_secrets(settings: Settings) -> None:
                 raise ConfigError(f"{name}: {exc}") from exc
 
 
+def _resolve_embedded_dir(settings: Settings, base: Path) -> Settings:
+    """A relative [database] embedded_dir, made absolute against `base`.
+
+    `base` is the config file's directory (or the working directory without a file),
+    so the data stays where the file says whichever directory a command runs from.
+    """
+    embedded_dir = Path(settings.database.embedded_dir).expanduser()
+    database = msgspec.structs.replace(
+        settings.database, embedded_dir=str(base.absolute() / embedded_dir)
+    )
+    return msgspec.structs.replace(settings, database=database)
+
+
 def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
     """Read the TOML file (if present), then apply the environment overrides."""
     env = os.environ if env is None else env
     path = path or config_path(env)
     raw: dict[str, Any] = {}
+    base = Path.cwd()
     if path.exists():
         raw = _read_toml(path)
+        base = path.parent
     elif "PAYMENTS_CONFIG" in env:
         raise ConfigError(f"PAYMENTS_CONFIG names {path}, which does not exist")
     for variable, (section, key) in ENV_OVERRIDES.items():
@@ -145,4 +160,4 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
     except msgspec.ValidationError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
     _check_secrets(settings)
-    return settings
+    return _resolve_embedded_dir(settings, base)

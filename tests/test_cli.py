@@ -57,9 +57,18 @@ def test_the_console_script_is_installed() -> None:
     assert PAYMENTS.exists()
 
 
-def test_payments_help_lists_run_and_db() -> None:
+PROJECT_COMMANDS = {"db", "serve", "ops", "outbox", "relay", "import"}
+
+
+def test_payments_help_lists_run_and_the_project_commands() -> None:
     output = ok(run(PAYMENTS, "--help"))
-    assert {"run", "db"} <= commands_listed(output)
+    assert {"run", *PROJECT_COMMANDS} <= commands_listed(output)
+
+
+def test_litestar_with_the_app_has_the_project_commands_too() -> None:
+    """The app's CLI plugin adds them, not the `payments` script."""
+    output = ok(run(LITESTAR, "--app", "service.app:create_app", "--help"))
+    assert {"run", *PROJECT_COMMANDS} <= commands_listed(output)
 
 
 def test_payments_db_help_lists_migrate_and_psql() -> None:

@@ -50,8 +50,16 @@ def test_the_repository_file_holds_every_default_and_only_the_defaults() -> None
         assert in_file[section] == values, f"values of [{section}]"
 
 
+def defaults_with_data_in(base: Path) -> Settings:
+    """The built-in defaults, with the relative embedded_dir resolved against `base`."""
+    database = msgspec.structs.replace(
+        Settings().database, embedded_dir=str(base / Settings().database.embedded_dir)
+    )
+    return msgspec.structs.replace(Settings(), database=database)
+
+
 def test_the_repository_file_loads_as_the_defaults() -> None:
-    assert load_settings(REPO_TOML, env={}) == Settings()
+    assert load_settings(REPO_TOML, env={}) == defaults_with_data_in(PROJECT_ROOT)
 
 
 def test_every_setting_of_the_repository_file_is_commented() -> None:
@@ -146,7 +154,7 @@ def test_without_any_file_the_built_in_defaults_apply(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    assert load_settings() == Settings()
+    assert load_settings() == defaults_with_data_in(tmp_path)
 
 
 # --- refused files ---------------------------------------------------------------------------

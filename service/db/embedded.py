@@ -18,19 +18,34 @@ _attached: list[Any] = []
 logging.getLogger("pgserver").setLevel(logging.WARNING)
 
 
+class NoEmbeddedCluster(Exception):
+    """The embedded data directory holds no database cluster yet."""
+
+
 def bin_dir() -> Path:
-    """Where pgserver keeps its PostgreSQL binaries (psql, pgbench, createdb, ...)."""
+    """Where pgserver keeps its PostgreSQL binaries (psql, pgbench, createdb, ...).
+
+    The one private name of pgserver this project uses: pgserver runs its tools
+    itself and has no public way to find them. tests/test_packaging.py fails
+    loudly if an upgrade moves it.
+    """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from pgserver._commands import POSTGRES_BIN_PATH
     return Path(POSTGRES_BIN_PATH)
 
 
+def has_cluster(data_dir: str | Path) -> bool:
+    """Whether `data_dir` holds an initialised cluster (PostgreSQL's PG_VERSION marker)."""
+    return (Path(data_dir).expanduser() / "PG_VERSION").is_file()
+
+
 def start_embedded(data_dir: str | Path) -> Any:
     """Start (or attach to) the embedded server whose data lives in `data_dir`.
 
-    pgserver shares one server per data directory among the processes attached
-    to it and stops it when the last one exits.
+    pgserver creates the cluster when the directory has none, shares one server
+    per data directory among the processes attached to it and stops it when the
+    last one exits.
     """
     with warnings.catch_warnings():
         # pgserver warns when XDG_RUNTIME_DIR is unset; it falls back to /tmp.
@@ -60,9 +75,11 @@ def detach_embedded() -> None:
     pgserver does this at interpreter exit, but uvicorn re-raises SIGTERM after its
     graceful shutdown, which ends the process before exit handlers run and would
     leave the server running (and this process registered) after `payments run`.
+    With cleanup_mode="stop", cleanup() stops the server only when this process is
+    the last one attached, and never deletes the data.
     """
     while _attached:
-        _attached.pop().__exit__(None, None, None)
+        _attached.pop().cleanup()
 
 
 def embedded_url(data_dir: str | Path) -> str:
@@ -71,5 +88,19 @@ def embedded_url(data_dir: str | Path) -> str:
 
 
 def database_url(settings: DatabaseSettings) -> str:
-    """The configured URL, or the embedded server's (started on demand)."""
+    """The configured URL, or the embedded server's (started, and created, on demand)."""
     return settings.url or embedded_url(settings.embedded_dir)
+
+
+def existing_database_url(settings: DatabaseSettings) -> str:
+    """Like database_url, for commands that only read: an absent cluster is an error.
+
+    Creating an empty cluster there would only hide a wrong directory or a missing step.
+    """
+    if not settings.url and not has_cluster(settings.embedded_dir):
+        raise NoEmbeddedCluster(
+            f"no embedded database in {Path(settings.embedded_dir).expanduser()} yet: "
+            "run `payments db migrate` (or start the service with `payments run`) "
+            "to create it, or check [database] embedded_dir and PAYMENTS_CONFIG"
+        )
+    return database_url(settings)

@@ -8,7 +8,9 @@ leaves nothing half-applied.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
+from fnmatch import fnmatch
+from importlib.resources.abc import Traversable
+from pathlib import PurePath
 
 import asyncpg
 
@@ -21,8 +23,10 @@ class MigrationError(Exception):
     """The migrations on disk do not fit the ones applied."""
 
 
-def migration_files(directory: Path = MIGRATIONS_DIR) -> list[Path]:
-    return sorted(directory.glob("[0-9][0-9][0-9][0-9]_*.sql"))
+def migration_files(directory: Traversable = MIGRATIONS_DIR) -> list[Traversable]:
+    """The migration files, in the order they apply (read as package resources)."""
+    found = [f for f in directory.iterdir() if fnmatch(f.name, "[0-9][0-9][0-9][0-9]_*.sql")]
+    return sorted(found, key=lambda file: file.name)
 
 
 async def apply_migrations(connection: asyncpg.Connection) -> list[str]:
@@ -35,7 +39,7 @@ async def apply_migrations(connection: asyncpg.Connection) -> list[str]:
         done = {row["version"] async for row in queries.applied_migrations(connection)}
         latest = max(done, default="")
         for path in migration_files():
-            version = path.stem
+            version = PurePath(path.name).stem
             if version in done:
                 continue
             if version < latest:

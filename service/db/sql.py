@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import cache
+from importlib.resources import as_file, files
 from pathlib import Path
 from typing import Any, cast
 
@@ -11,9 +12,12 @@ import aiosql
 from service.db.aiosql_adapter import LeanAsyncPGAdapter
 from service.db.queries import Queries
 
+# sql/ and migrations/ of the repository ship in the wheel as these resource packages.
+SQL_DIR = files("service.sql")
+MIGRATIONS_DIR = files("service.migrations")
+# The checkout, for the tests and the benchmark that run from it; the service reads
+# nothing through it (in a wheel install it is not a checkout at all).
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-SQL_DIR = PROJECT_ROOT / "sql"
-MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
 
 
 @cache
@@ -25,4 +29,6 @@ def load_queries() -> Queries:
     `Queries` is their checked, typed face.
     """
     adapter: Any = LeanAsyncPGAdapter  # aiosql's protocol type does not fit a subclass
-    return cast(Queries, aiosql.from_path(SQL_DIR, adapter))
+    # A directory on disk in an editable and a wheel install alike: as_file hands it over as is.
+    with as_file(SQL_DIR) as directory:
+        return cast(Queries, aiosql.from_path(directory, adapter))

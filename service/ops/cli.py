@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from service.db.embedded import database_url
+from service.db.embedded import NoEmbeddedCluster, existing_database_url
 from service.db.errors import DATABASE_ERRORS
 from service.ops.queries import OpsQuery, find_query, ops_queries, run_query
 from service.ops.table import format_json, format_table
@@ -73,9 +73,11 @@ def run_command(name: str, params: tuple[str, ...], as_json: bool) -> None:
     if query is None:
         raise click.UsageError(f"no ops query named {name!r}; `payments ops` lists them")
     values = parse_params(query, params)
-    url = database_url(load_settings().database)
     try:
+        url = existing_database_url(load_settings().database)
         result = asyncio.run(run_query(url, query, values))
+    except NoEmbeddedCluster as exc:
+        raise click.ClickException(str(exc)) from exc
     except DATABASE_ERRORS as exc:
         raise click.ClickException(f"{query.name}: {exc}") from exc
     click.echo(format_json(result) if as_json else format_table(result))
