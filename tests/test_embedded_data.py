@@ -119,7 +119,12 @@ def test_detaching_stops_the_server_this_process_started(cluster: Path) -> None:
 
 @pytest.mark.parametrize(
     "command",
-    [("db", "psql", "-c", "select 1"), ("ops", "run", "stuck_payments", "older_than_seconds=60")],
+    [
+        ("db", "psql", "-c", "select 1"),
+        ("ops", "run", "stuck_payments", "older_than_seconds=60"),
+        ("outbox", "status"),
+        ("outbox", "replay", "--all-dead"),
+    ],
 )
 def test_reading_commands_refuse_a_directory_without_a_cluster(
     tmp_path: Path, command: tuple[str, ...]

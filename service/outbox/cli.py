@@ -14,7 +14,7 @@ import asyncpg
 import click
 import msgspec
 
-from service.db.embedded import database_url
+from service.db.embedded import NoEmbeddedCluster, database_url, existing_database_url
 from service.db.queries import Queries
 from service.db.sql import load_queries
 from service.outbox.maintenance import OutboxStatus, outbox_status, purge_delivered, replay_dead
@@ -25,7 +25,12 @@ log = logging.getLogger(__name__)
 
 
 def _with_connection(work: Callable[[Queries, asyncpg.Connection], Awaitable[T]]) -> T:
-    url = database_url(load_settings().database)
+    try:
+        # Status, replay and purge read what exists: a missing cluster is an error,
+        # never an empty one made on the spot.
+        url = existing_database_url(load_settings().database)
+    except NoEmbeddedCluster as exc:
+        raise click.ClickException(str(exc)) from exc
 
     async def run() -> T:
         connection = await asyncpg.connect(url)
