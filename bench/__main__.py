@@ -61,8 +61,8 @@ def table(report: dict[str, Any]) -> str:
         rows.append((data["label"], shown, " ".join([*cores[:-1], "|", *cores[-1:]])))
     width = [max(len(row[i]) for row in rows) for i in (0, 1)]
     quick = "  [--quick: smoke sizes, the numbers mean nothing]" * report["options"]["quick"]
-    lines = [f"Payment service benchmark, {report['started_at']}{quick}"]
-    return "\n".join(lines + [f"{a:<{width[0]}}  {b:<{width[1]}}  {c}" for a, b, c in rows])
+    lines = [f"{a:<{width[0]}}  {b:<{width[1]}}  {c}" for a, b, c in rows]
+    return "\n".join([f"Payment service benchmark, {report['started_at']}{quick}", *lines])
 
 
 def main() -> int:

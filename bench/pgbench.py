@@ -33,10 +33,8 @@ def statement(query: aiosql.types.QueryFn, variables: dict[str, str]) -> str:
 
 def payment_script() -> str:
     queries = aiosql.from_path(SQL_DIR / "payments.sql", "sqlite3")
-    insert, settle = (
-        statement(queries.insert_processing, INSERT),
-        statement(queries.settle_payment, SETTLE),
-    )
+    insert = statement(queries.insert_processing, INSERT)
+    settle = statement(queries.settle_payment, SETTLE)
     return (
         "\\set order_id random(1, 1000000000000)\n\\set amount random(100, 1000000)\n"
         f"{insert} \\gset p_\n{settle};\n"

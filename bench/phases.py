@@ -1,7 +1,5 @@
 """The phases, in order. Each returns its figures (the table shows the top-level numbers) and
-pays orders from a block of ids of its own, so the stub can tell its webhooks apart. A new phase
-is a function and a line in PHASES; `paid_until_webhooks` is any "pay N orders, wait for their
-N webhooks" phase (bulk, a batch endpoint)."""
+pays orders from a block of ids of its own, so the stub can tell its webhooks apart."""
 
 from __future__ import annotations
 
@@ -27,8 +25,8 @@ from bench.stack import Stack
 from tests.support.processes import PAYMENTS
 
 CONCURRENCY = 64
-IMPORT_CONCURRENCY = 16
-CREATE = "/api/v1/payments/"
+CREATE, BATCH = "/api/v1/payments/", "/api/v1/payments/batch"
+BATCH_SIZE, BATCH_CONCURRENCY = 500, 4  # as `payments import` sends them
 BLOCK = 10**12  # order ids per phase
 Bodies = Callable[[int], Body]  # first order id of the block -> bodies
 
@@ -117,6 +115,17 @@ async def bulk(bench: Bench) -> dict[str, Any]:
     return await paid_until_webhooks(bench, CREATE, payments, n, n, CONCURRENCY)
 
 
+async def batch(bench: Bench) -> dict[str, Any]:
+    n, size = bench.options.bulk, BATCH_SIZE
+
+    def bodies(base: int) -> Body:  # call i pays the block's orders i * size onwards
+        ids = [range(base + i, base + min(n, i + size)) for i in range(0, n, size)]
+        return lambda i: msgspec.json.encode({"payments": [*map(payment, ids[i])]})
+
+    data = await paid_until_webhooks(bench, BATCH, bodies, -(-n // size), n, BATCH_CONCURRENCY)
+    return data | {"creates_per_s": round(n / data["answered_s"], 1) if data["answered_s"] else 0}
+
+
 async def webhook_latency(bench: Bench) -> dict[str, Any]:
     rate, seconds = bench.options.webhook_rate, bench.options.webhook_seconds
     base, count, url = next(bench.blocks), round(rate * seconds), bench.stack.service.url + CREATE
@@ -136,7 +145,7 @@ async def import_rows(bench: Bench) -> dict[str, Any]:
     rows = (f"{p['order_id']},{p['amount']},JPY\n" for p in map(payment, range(base, base + n)))
     source.write_text("order_id,amount,currency\n" + "".join(rows))
     argv = [*PAYMENTS, "import", str(source), "--url", bench.stack.service.url]
-    argv += ["--report", str(report), "--concurrency", str(IMPORT_CONCURRENCY)]
+    argv += ["--report", str(report)]  # its defaults: batches of 500, 4 in flight
     env = {k: v for k, v in os.environ.items() if not k.startswith("PAYMENTS_")}
     started_ns = time.time_ns()
     with (tmp / "import.log").open("wb") as log:
@@ -168,7 +177,8 @@ PHASES: list[tuple[str, Callable[[Bench], Awaitable[dict[str, Any]]]]] = [
     ("limit: pgbench, c=64", limit),
     ("create: POST closed loop, c=64", create),
     ("bulk: orders at c=64, to last webhook", bulk),
+    (f"batch: {BATCH_SIZE} orders a call, c={BATCH_CONCURRENCY}, to last webhook", batch),
     ("webhook latency: paced, answer->webhook", webhook_latency),
-    (f"import: `payments import`, c={IMPORT_CONCURRENCY}", import_rows),
+    ("import: `payments import` (batches)", import_rows),
     ("memory: service processes (whole run)", memory),
 ]

@@ -23,11 +23,8 @@ from tests.support.service import free_port
 ROOT = Path(__file__).resolve().parents[1]
 # Webhooks are signed, as in production (the benchmark's own key, not a secret).
 WEBHOOK_SECRET = "whsec_YmVuY2htYXJrLW9ubHktc2lnbmluZy1rZXktMDAwMDAwMDA="
-CONFIG = """[server]
-workers = {workers}
-[gateway]
-reconcile_after_seconds = 86400.0  # no reconciliation: each payment is settled by its request
-"""
+# No reconciliation: each payment is settled by its own request.
+CONFIG = "[server]\nworkers = {workers}\n[gateway]\nreconcile_after_seconds = 86400.0\n"
 
 
 @dataclass(frozen=True)
@@ -90,8 +87,6 @@ async def started(workers: int) -> AsyncIterator[Stack]:
         stop.callback(service.stop)
         service.start()
         await service.wait_ready()
-        service_pid = next(
-            child.pid for child in psutil.Process().children() if "serve" in child.cmdline()
-        )
+        service_pid = next(c.pid for c in psutil.Process().children() if "serve" in c.cmdline())
         pids = {"service": service_pid, "postgres": postgres_pid, "stub": stub.pid}
         yield Stack(tmp, service, stub_url, urls[1], service_pid, pids)

@@ -28,10 +28,8 @@ def in_range(request: web.Request) -> list[tuple[int, int]]:
 
 
 async def count(request: web.Request) -> web.Response:
-    found = in_range(request)
-    return web.Response(
-        body=msgspec.json.encode([len(found), max(dict(found).values(), default=0)])
-    )
+    found = dict(in_range(request))
+    return web.Response(body=msgspec.json.encode([len(found), max(found.values(), default=0)]))
 
 
 async def received(request: web.Request) -> web.Response:

@@ -11,6 +11,7 @@ from litestar.plugins import CLIPlugin
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 from service.api.amounts import TYPE_ENCODERS, YenSchemaPlugin
+from service.api.batch import batch_router
 from service.api.dependencies import DEPENDENCIES
 from service.api.gateway_callbacks import GatewayCallbackController
 from service.api.health import HealthController
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     return Litestar(
         route_handlers=[
             PaymentController,
+            batch_router(settings),
             GatewayCallbackController,
             HealthController,
             PrometheusController,

@@ -18,6 +18,7 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     port: int = 8001
     workers: int = 1
     max_body_bytes: int = 16384
+    max_batch_body_bytes: int = 1048576
 
 
 class DatabaseSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

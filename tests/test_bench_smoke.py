@@ -30,7 +30,15 @@ def test_quick_benchmark_runs_every_phase(tmp_path: Path) -> None:
     )
     assert completed.returncode == 0, completed.stderr[-4000:] + completed.stdout[-4000:]
     phases = json.loads(out.read_text())["phases"]
-    assert list(phases) == ["limit", "create", "bulk", "webhook_latency", "import_rows", "memory"]
+    assert list(phases) == [
+        "limit",
+        "create",
+        "bulk",
+        "batch",
+        "webhook_latency",
+        "import_rows",
+        "memory",
+    ]
     for phase in phases.values():
         assert phase["label"] in completed.stdout
 
@@ -41,6 +49,10 @@ def test_quick_benchmark_runs_every_phase(tmp_path: Path) -> None:
     bulk = phases["bulk"]
     assert bulk["orders"] == 200 and bulk["calls"]["ok"] == 200, bulk
     assert bulk["webhooks"] == 200 and bulk["last_webhook_s"] > 0, bulk
+
+    batch = phases["batch"]
+    assert batch["orders"] == 200 and batch["calls"]["ok"] == 1, batch  # 200 orders, one call
+    assert batch["webhooks"] == 200 and batch["creates_per_s"] > 0, batch
 
     webhook = phases["webhook_latency"]
     assert webhook["paid"] == webhook["webhooks"] == webhook["matched"] == 400, webhook

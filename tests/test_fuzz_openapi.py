@@ -30,6 +30,7 @@ EXAMPLES_PER_OPERATION_AND_MODE = 50
 CHECKS = [schemathesis.checks.not_a_server_error, schemathesis.checks.response_schema_conformance]
 EXPECTED_OPERATIONS = {
     "createPayment",
+    "createPayments",
     "getPayment",
     "getPaymentByOrder",
     "refundPayment",

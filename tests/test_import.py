@@ -1,4 +1,5 @@
-"""`payments import FILE` (issue 7): a bulk import is one idempotent payment call per order.
+"""`payments import FILE` (issue 7): a bulk import pays each order once, in idempotent batch
+calls by default, or one call per order with `--one-by-one`.
 
 The end-to-end tests run the command as an operator would, in a subprocess against the
 service over real HTTP, and check the report, the summary, the exit status, the stored
@@ -27,6 +28,7 @@ from aiohttp import web
 from click.testing import CliRunner
 
 from service.db.sql import PROJECT_ROOT, load_queries
+from service.importer.batches import BatchClient
 from service.importer.cli import import_command
 from service.importer.client import PaymentsClient
 from service.importer.outcomes import Outcome
@@ -224,8 +226,8 @@ async def test_the_same_file_imported_twice_pays_and_notifies_each_order_once(
     orders = list(range(1, 301))
     path = write_csv(tmp_path / "orders.csv", [f"{n},{200 + n}," for n in orders])
 
-    first = await run_import(path, service.url)
-    second = await run_import(path, service.url)
+    first = await run_import(path, service.url, "--batch-size", "70")
+    second = await run_import(path, service.url, "--batch-size", "70")
 
     assert (first.code, second.code) == (0, 0), first.stdout + second.stdout
     assert first.outcomes() == ["paid"] * 300
@@ -251,7 +253,7 @@ async def test_an_import_interrupted_with_ctrl_c_then_run_again_pays_every_order
 ) -> None:
     orders = list(range(1, 601))
     path = write_csv(tmp_path / "orders.csv", [f"{n},{1000 + n}," for n in orders])
-    process = await start_import(path, service.url, "--concurrency", "4")
+    process = await start_import(path, service.url, "--batch-size", "20", "--concurrency", "2")
     while (await service.client.get(f"{PAYMENTS}order/100")).status_code != 200:
         assert process.returncode is None, "the import ended before it was interrupted"
         await asyncio.sleep(0.05)
@@ -269,7 +271,7 @@ async def test_an_import_interrupted_with_ctrl_c_then_run_again_pays_every_order
     counts = await payments_per_order(db, orders)
     assert {o: counts[o] for o in orders} == {o: int(o in paid_first) for o in orders}
 
-    final = await run_import(path, service.url)
+    final = await run_import(path, service.url, "--batch-size", "20")
 
     assert final.code == 0, final.stdout + final.stderr
     assert [int(r["order_id"]) for r in final.report] == orders
@@ -305,7 +307,7 @@ async def test_a_second_ctrl_c_abandons_the_calls_in_flight_and_reports_them_fai
     url = f"http://127.0.0.1:{runner.addresses[0][1]}"
     path = write_csv(tmp_path / "orders.csv", [f"{n},1000," for n in range(1, 6)])
     try:
-        process = await start_import(path, url, "--concurrency", "2")
+        process = await start_import(path, url, "--one-by-one", "--concurrency", "2")
         await asyncio.wait_for(both_in_flight.wait(), 30)
         process.send_signal(signal.SIGINT)
         assert process.stderr is not None
@@ -355,7 +357,7 @@ async def test_a_token_is_sent_and_a_refused_one_stops_the_import(
     settings = make_settings(database_url, order_stub.url, auth={"tokens": ["s3cret"]})
     path = write_csv(tmp_path / "orders.csv", [f"{n},1000," for n in range(1, 101)])
     async with serve(settings) as running:
-        refused = await run_import(path, running.url, "--concurrency", "2")
+        refused = await run_import(path, running.url, "--batch-size", "10", "--concurrency", "2")
         accepted = await run_import(path, running.url, env=clean_env(PAYMENTS_API_TOKEN="s3cret"))
 
     assert refused.code == 1
@@ -454,3 +456,125 @@ async def test_network_errors_and_5xx_are_retried_a_bounded_number_of_times_4xx_
     assert result.attempts == len(seen) == attempts
     assert len({request.headers["idempotency-key"] for request in seen}) == 1
     assert len({request.content for request in seen}) == 1
+
+
+def batch_answering(*answers: int | Exception) -> tuple[httpx.MockTransport, list[httpx.Request]]:
+    """A transport answering the batch call in turn (200: every row paid); the last repeats."""
+    seen: list[httpx.Request] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        answer = answers[min(len(seen), len(answers)) - 1]
+        if isinstance(answer, Exception):
+            raise answer
+        if answer != 200:
+            return httpx.Response(answer, json={"type": f"https://x/problems/{answer}"})
+        entries = json.loads(request.content)["payments"]
+        results = [
+            {"index": i, "order_id": e["order_id"], "status": 201, "payment": {"id": i + 1}}
+            for i, e in enumerate(entries)
+        ]
+        return httpx.Response(200, json={"results": results})
+
+    return httpx.MockTransport(handle), seen
+
+
+@pytest.mark.parametrize(
+    ("answers", "outcome", "attempts"),
+    [
+        ((503, httpx.ConnectError("refused"), 409, 200), Outcome.PAID, 4),
+        ((503,), Outcome.FAILED, 3),
+        ((413,), Outcome.REJECTED, 1),
+    ],
+)
+async def test_a_batch_call_is_retried_whole_with_one_key_and_reported_per_row(
+    answers: tuple[int | Exception, ...], outcome: Outcome, attempts: int
+) -> None:
+    transport, seen = batch_answering(*answers)
+    policy = RetryPolicy(retries=2 if outcome is Outcome.FAILED else 5, base_seconds=0.001)
+    payments = [Payment(1, 5000), Payment(2, 6000), Payment(3, 7000)]
+    async with httpx.AsyncClient(base_url="http://payments", transport=transport) as http:
+        results = await BatchClient(http, policy).pay_batch(payments)
+
+    assert [result.outcome for result in results] == [outcome] * 3
+    assert {result.attempts for result in results} == {len(seen)} == {attempts}
+    assert {request.url.path for request in seen} == {"/api/v1/payments/batch"}
+    assert len({request.headers["idempotency-key"] for request in seen}) == 1
+    assert len({request.content for request in seen}) == 1
+    if outcome is Outcome.PAID:
+        assert [result.payment_id for result in results] == [1, 2, 3]
+
+
+async def recording_service() -> tuple[web.AppRunner, str, list[tuple[str, str, Any]]]:
+    """A stand-in payments API that pays everything and records (path, key, body) per call."""
+    calls: list[tuple[str, str, Any]] = []
+
+    async def single(request: web.Request) -> web.Response:
+        body = await request.json()
+        calls.append((request.path, request.headers["idempotency-key"], body))
+        return web.json_response({"id": body["order_id"], "status": "COMPLETED"}, status=201)
+
+    async def batch(request: web.Request) -> web.Response:
+        body = await request.json()
+        calls.append((request.path, request.headers["idempotency-key"], body))
+        results = [
+            {"index": i, "order_id": e["order_id"], "status": 201, "payment": {"id": e["order_id"]}}
+            for i, e in enumerate(body["payments"])
+        ]
+        return web.json_response({"results": results})
+
+    app = web.Application()
+    app.router.add_post(PAYMENTS, single)
+    app.router.add_post("/api/v1/payments/batch", batch)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}", calls
+
+
+async def test_the_default_sends_batches_of_batch_size_and_one_by_one_sends_rows(
+    tmp_path: Path,
+) -> None:
+    path = write_csv(tmp_path / "orders.csv", [f"{n},{1000 + n}," for n in range(1, 8)])
+    runner, url, calls = await recording_service()
+    try:
+        batched = await run_import(path, url, "--batch-size", "3")
+        batch_calls = list(calls)
+        again = await run_import(path, url, "--batch-size", "3")
+        rerun_calls = calls[len(batch_calls) :]
+        calls.clear()
+        single = await run_import(path, url, "--one-by-one")
+    finally:
+        await runner.cleanup()
+
+    assert (batched.code, again.code, single.code) == (0, 0, 0)
+    assert batched.outcomes() == single.outcomes() == ["paid"] * 7
+    assert [r["payment_id"] for r in batched.report] == [str(n) for n in range(1, 8)]
+    paths = {call_path for call_path, _, _ in batch_calls}
+    assert paths == {"/api/v1/payments/batch"}
+    sizes = [[e["order_id"] for e in body["payments"]] for _, _, body in batch_calls]
+    assert sorted(sizes) == [[1, 2, 3], [4, 5, 6], [7]]
+    # The rerun made the same batches: the same keys, so the service would replay them.
+    keys = {key for _, key, _ in batch_calls}
+    assert len(keys) == 3 and {key for _, key, _ in rerun_calls} == keys
+    assert sorted(body["order_id"] for _, _, body in calls) == list(range(1, 8))
+    assert {call_path for call_path, _, _ in calls} == {PAYMENTS}
+
+
+async def test_one_by_one_still_pays_each_row_and_a_batch_rerun_reports_them_paid(
+    service: RunningService, db: asyncpg.Connection, tmp_path: Path
+) -> None:
+    orders = list(range(1, 41))
+    path = write_csv(tmp_path / "orders.csv", [f"{n},{300 + n}," for n in orders])
+
+    first = await run_import(path, service.url, "--one-by-one", "--concurrency", "4")
+    second = await run_import(path, service.url)
+
+    assert (first.code, second.code) == (0, 0), first.stdout + second.stdout
+    assert first.outcomes() == ["paid"] * 40
+    assert all(r["http_status"] == "201" for r in first.report)
+    # Other keys (a batch's), so the service runs it: every order is a duplicate, found paid.
+    assert second.outcomes() == ["already_paid"] * 40
+    assert [r["payment_id"] for r in second.report] == [r["payment_id"] for r in first.report]
+    assert all(r["problem_type"].endswith("/duplicate-order") for r in second.report)
+    assert set((await payments_per_order(db, orders)).values()) == {1}

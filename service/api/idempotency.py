@@ -1,4 +1,4 @@
-"""Idempotency-Key support for the two POST commands (Stripe / IETF draft semantics).
+"""Idempotency-Key support for the POST commands (Stripe / IETF draft semantics).
 
 The first response to a key (status and body) is stored and replayed for the
 same key and body, marked `Idempotent-Replayed: true`; the same key with
@@ -14,6 +14,7 @@ from typing import Any, cast
 
 from litestar.enums import ScopeType
 from litestar.exceptions import ClientException, HTTPException
+from litestar.handlers import HTTPRouteHandler
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
@@ -43,7 +44,7 @@ def _key(scope: Scope) -> str | None:
     return None
 
 
-async def _read_body(receive: Receive, limit: int) -> bytes | None:
+async def _read_body(receive: Receive, limit: int | None) -> bytes | None:
     """The whole request body, or None past `limit` (the app then answers 413)."""
     chunks: list[bytes] = []
     size = 0
@@ -53,7 +54,7 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
             return b"".join(chunks)
         chunk = message.get("body", b"")
         size += len(chunk)
-        if size > limit:
+        if limit is not None and size > limit:
             return None
         chunks.append(chunk)
         if not message.get("more_body", False):
@@ -83,7 +84,10 @@ class IdempotencyMiddleware(ASGIMiddleware):
             return
         app_state = scope["litestar_app"].state
         settings: Settings = app_state.settings
-        body = await _read_body(receive, settings.server.max_body_bytes)
+        # The route's own limit, as the handler would read it (the batch has a larger one).
+        handler = cast(HTTPRouteHandler, scope["route_handler"])
+        limit = handler.resolve_request_max_body_size()
+        body = await _read_body(receive, limit)
         if body is None:
             raise HTTPException(status_code=413, detail="Request Entity Too Large")
         http_scope = cast(HTTPScope, scope)

@@ -34,7 +34,7 @@ IDEMPOTENCY_KEY = Parameter(
 
 @dataclass
 class IdempotentOperation(Operation):
-    """The create and refund commands: IdempotencyMiddleware reads the header."""
+    """The create, batch and refund commands: IdempotencyMiddleware reads the header."""
 
     def __post_init__(self) -> None:
         self.parameters = [*(self.parameters or []), IDEMPOTENCY_KEY]

@@ -59,25 +59,21 @@ class Problem(msgspec.Struct, frozen=True):
     detail: str
 
 
-def problem(
+def problem_document(
     status: int, slug: str, title: str, detail: str, **extra: Any
-) -> Response[dict[str, Any]]:
+) -> dict[str, Any]:
+    """The body of a problem+json answer: what an error response and a batch item both carry."""
     body = {"type": TYPE_PREFIX + slug, "title": title, "status": status, "detail": detail}
     body.update(extra)
-    headers = {"Retry-After": "1"} if status == 503 else None
-    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+    return body
 
 
-def domain_error(_: Request[Any, Any, Any], exc: errors.DomainError) -> Response[Any]:
+def domain_problem(exc: errors.DomainError) -> dict[str, Any]:
     status, slug, title = DOMAIN_PROBLEMS[type(exc)]
-    return problem(status, slug, title, exc.detail, **exc.extra)
+    return problem_document(status, slug, title, exc.detail, **exc.extra)
 
 
-def signature_error(_: Request[Any, Any, Any], exc: SignatureError) -> Response[Any]:
-    return problem(401, "invalid-signature", "Invalid gateway signature", str(exc))
-
-
-def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+def http_problem(exc: HTTPException) -> dict[str, Any]:
     slug, title = HTTP_ERROR_PROBLEMS.get(type(exc)) or HTTP_PROBLEMS.get(
         exc.status_code, ("http-error", "HTTP error")
     )
@@ -88,8 +84,32 @@ def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
         messages = [_message(item) for item in exc.extra if isinstance(item, dict)]
         detail = "; ".join(m for m in messages if m) or detail
         extra["errors"] = exc.extra
+    return problem_document(exc.status_code, slug, title, detail, **extra)
+
+
+def respond(body: dict[str, Any]) -> Response[dict[str, Any]]:
+    status = body["status"]
+    headers = {"Retry-After": "1"} if status == 503 else None
+    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def problem(
+    status: int, slug: str, title: str, detail: str, **extra: Any
+) -> Response[dict[str, Any]]:
+    return respond(problem_document(status, slug, title, detail, **extra))
+
+
+def domain_error(_: Request[Any, Any, Any], exc: errors.DomainError) -> Response[Any]:
+    return respond(domain_problem(exc))
+
+
+def signature_error(_: Request[Any, Any, Any], exc: SignatureError) -> Response[Any]:
+    return problem(401, "invalid-signature", "Invalid gateway signature", str(exc))
+
+
+def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    response = respond(http_problem(exc))
     headers = getattr(exc, "headers", None) or None
-    response = problem(exc.status_code, slug, title, detail, **extra)
     if headers:
         response.headers.update(headers)
     return response

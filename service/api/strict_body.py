@@ -17,14 +17,19 @@ import msgspec
 from litestar.dto import MsgspecDTO
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.spec import Reference, Schema
+from litestar.typing import FieldDefinition
 
 from service.api import exact_json
-from service.api.schemas import CreatePaymentRequest, RefundRequest
+from service.api.schemas import (
+    MAX_BATCH_ITEMS,
+    CreatePaymentRequest,
+    CreatePaymentsRequest,
+    RefundRequest,
+)
 from service.domain.model import yen_from_value
 
 if TYPE_CHECKING:
     from litestar._openapi.schema_generation import SchemaCreator
-    from litestar.typing import FieldDefinition
 
 T = TypeVar("T", bound=msgspec.Struct)
 
@@ -50,23 +55,29 @@ class StrictJSON(MsgspecDTO[T]):
             data = exact_json.decode(value)
         except exact_json.MalformedJSON as exc:
             raise ValidationException(f"malformed JSON body: {exc}") from exc
-        try:
-            return msgspec.convert(data, self.model_type, strict=True, dec_hook=yen_from_value)
-        except msgspec.ValidationError as exc:
-            raise ValidationException(str(exc)) from exc
+        return strictly(data, self.model_type)
 
     @classmethod
     def create_openapi_schema(
         cls, field_definition: FieldDefinition, handler_id: str, schema_creator: SchemaCreator
     ) -> Reference | Schema:
         created = super().create_openapi_schema(field_definition, handler_id, schema_creator)
-        schema = (
-            schema_creator.schema_registry.from_reference(created).schema
-            if isinstance(created, Reference)
-            else created
-        )
-        _document_strictly(schema, cls.model_type)
+        _document_strictly(_schema_of(created, schema_creator), cls.model_type)
         return created
+
+
+def strictly(data: Any, model: type[T]) -> T:
+    """Decoded JSON as `model`, in msgspec's strict mode, or a 400 saying what is wrong."""
+    try:
+        return msgspec.convert(data, model, strict=True, dec_hook=yen_from_value)
+    except msgspec.ValidationError as exc:
+        raise ValidationException(str(exc)) from exc
+
+
+def _schema_of(created: Reference | Schema, schema_creator: SchemaCreator) -> Schema:
+    if isinstance(created, Reference):
+        return schema_creator.schema_registry.from_reference(created).schema
+    return created
 
 
 def _document_strictly(schema: Schema, model: type[msgspec.Struct]) -> None:
@@ -97,3 +108,23 @@ class CreatePaymentBody(StrictJSON[CreatePaymentRequest]):
 
 class RefundBody(StrictJSON[RefundRequest]):
     pass
+
+
+class CreatePaymentsBody(StrictJSON[CreatePaymentsRequest]):
+    """Only the envelope is decoded here; each entry is converted on its own, so that a
+    malformed one fails alone (service.api.batch). The schema says what an entry must be."""
+
+    @classmethod
+    def create_openapi_schema(
+        cls, field_definition: FieldDefinition, handler_id: str, schema_creator: SchemaCreator
+    ) -> Reference | Schema:
+        created = super().create_openapi_schema(field_definition, handler_id, schema_creator)
+        entry = schema_creator.for_field_definition(
+            FieldDefinition.from_annotation(CreatePaymentRequest)
+        )
+        _document_strictly(_schema_of(entry, schema_creator), CreatePaymentRequest)
+        payments = (_schema_of(created, schema_creator).properties or {})["payments"]
+        assert isinstance(payments, Schema)
+        payments.items = entry
+        payments.min_items, payments.max_items = 1, MAX_BATCH_ITEMS
+        return created

@@ -3,8 +3,15 @@
 from service.commands.messages import (
     ApplyGatewayEvent,
     CreatePayment,
+    CreatePayments,
     ReconcileStuckPayments,
     RefundPayment,
 )
 
-__all__ = ["ApplyGatewayEvent", "CreatePayment", "ReconcileStuckPayments", "RefundPayment"]
+__all__ = [
+    "ApplyGatewayEvent",
+    "CreatePayment",
+    "CreatePayments",
+    "ReconcileStuckPayments",
+    "RefundPayment",
+]

@@ -15,6 +15,13 @@ class CreatePayment(msgspec.Struct, frozen=True):
     request_id: str | None = None
 
 
+class CreatePayments(msgspec.Struct, frozen=True):
+    """Pay many orders in one call, each as its own payment (a transport, not an entity)."""
+
+    payments: tuple[CreatePayment, ...]
+    request_id: str | None = None
+
+
 class RefundPayment(msgspec.Struct, frozen=True):
     payment_id: int
     reason: str

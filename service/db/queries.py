@@ -70,6 +70,29 @@ class PaymentQueries(Protocol):
     ) -> str | None: ...
 
 
+class PaymentBatchQueries(Protocol):
+    """sql/payment_batches.sql: a batch of creates, one statement per step."""
+
+    def insert_processing_many(
+        self,
+        conn: Executor,
+        *,
+        order_ids: Sequence[int],
+        amounts: Sequence[Decimal],
+        currencies: Sequence[str],
+    ) -> Rows: ...
+    def settle_payments(
+        self,
+        conn: Executor,
+        *,
+        payment_ids: Sequence[int],
+        statuses: Sequence[str],
+        from_statuses: Sequence[str],
+        request_id: str | None,
+    ) -> Rows: ...
+    def find_payments(self, conn: Executor, *, payment_ids: Sequence[int]) -> Rows: ...
+
+
 class ReadQueries(Protocol):
     """sql/payment_views.sql and sql/health.sql: the read side."""
 
@@ -157,7 +180,13 @@ class MigrationQueries(Protocol):
 
 
 class Queries(
-    PaymentQueries, ReadQueries, IdempotencyQueries, OutboxQueries, MigrationQueries, Protocol
+    PaymentQueries,
+    PaymentBatchQueries,
+    ReadQueries,
+    IdempotencyQueries,
+    OutboxQueries,
+    MigrationQueries,
+    Protocol,
 ):
     """Every query of `sql/` but the operators' `ops_*`, which `payments ops` runs by name
     (service/ops/queries.py) because operators choose them at run time."""

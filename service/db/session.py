@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, TypeAlias
 from uuid import UUID
@@ -55,6 +56,41 @@ class Session:
             return None
         self.queued_webhooks = True
         return row_as(row, Payment)
+
+    async def insert_processing_many(
+        self, order_ids: Sequence[int], amounts: Sequence[Decimal], currencies: Sequence[str]
+    ) -> list[Payment]:
+        """The new PROCESSING payments; an order that already has one gets none."""
+        rows = self._sql.insert_processing_many(
+            self.connection, order_ids=order_ids, amounts=amounts, currencies=currencies
+        )
+        return [row_as(row, Payment) async for row in rows]
+
+    async def settle_many(
+        self, decisions: Sequence[tuple[int, PaymentStatus]], request_id: str | None
+    ) -> list[Payment]:
+        """Each (payment id, COMPLETED or FAILED) settled with its order webhook queued, as
+        `settle` does one by one; a payment someone else settled first is left out."""
+        if not decisions:
+            return []
+        targets = {status for _, status in decisions}
+        # Every row is checked against the sources all its batch's targets share.
+        sources = set.intersection(*(set(sources_of(status)) for status in targets))
+        rows = self._sql.settle_payments(
+            self.connection,
+            payment_ids=[payment_id for payment_id, _ in decisions],
+            statuses=[status.value for _, status in decisions],
+            from_statuses=sorted(sources),
+            request_id=request_id,
+        )
+        settled = [row_as(row, Payment) async for row in rows]
+        if settled:
+            self.queued_webhooks = True
+        return settled
+
+    async def find_payments(self, payment_ids: Sequence[int]) -> list[Payment]:
+        rows = self._sql.find_payments(self.connection, payment_ids=payment_ids)
+        return [row_as(row, Payment) async for row in rows]
 
     async def refund(
         self, payment_id: int, amount: Decimal | None, reason: str, request_id: str | None

@@ -1,13 +1,16 @@
-"""`payments import FILE`: pay many orders from a file, one API call per order.
+"""`payments import FILE`: pay many orders from a file, each order its own payment.
 
-The service has no batch endpoint (design 5.1, DD-PAY-LIM-001..004), so a bulk
-import is N individual, idempotent calls: rows are checked locally with the
-domain rules, sent with bounded concurrency and a per-row Idempotency-Key,
-retried on network errors and 5xx, and every row ends in a CSV report.
+By default rows go to the batch endpoint (POST /api/v1/payments/batch, design 5.1 and
+DD-PAY-LIM-001) in batches of --batch-size, a few calls in flight; `--one-by-one`
+makes one POST /api/v1/payments/ call per row instead. Either way rows are checked
+locally with the domain rules, every call carries an Idempotency-Key derived from its
+rows (a rerun replays instead of paying twice), network errors, 5xx and 409 are
+retried, and every row ends in the CSV report.
 
 Modules: formats (CSV / JSON lines records), rows (validation, duplicates),
-client (one row's HTTP calls and retries), runner (concurrency, stopping),
-progress, report (CSV report, summary), cli (the click command).
+client (one row's HTTP calls and retries), batches (a batch call, reported per row),
+runner (concurrency, stopping), progress, report (CSV report, summary), cli (the
+click command).
 """
 
 from service.importer.cli import import_command

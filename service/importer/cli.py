@@ -14,6 +14,9 @@ from service.importer.rows import read_rows
 from service.settings import ConfigError, load_settings
 
 INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a Ctrl-C
+CALLS_IN_FLIGHT = 16
+BATCHES_IN_FLIGHT = 4
+MAX_BATCH_ITEMS = 1000  # the service's limit per batch call
 LOOPBACK = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}
 
 
@@ -43,9 +46,21 @@ def default_url() -> str:
 @click.option(
     "--concurrency",
     type=click.IntRange(1, 1024),
-    default=16,
+    default=None,
+    help=f"Payment calls in flight at once [default: {BATCHES_IN_FLIGHT} batches, "
+    f"or {CALLS_IN_FLIGHT} calls with --one-by-one].",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, MAX_BATCH_ITEMS),
+    default=500,
     show_default=True,
-    help="Payment calls in flight at once.",
+    help="Rows per call to POST /api/v1/payments/batch.",
+)
+@click.option(
+    "--one-by-one",
+    is_flag=True,
+    help="One POST /api/v1/payments/ call per row instead of batches.",
 )
 @click.option(
     "--retries",
@@ -62,17 +77,25 @@ def default_url() -> str:
     help="The CSV report, one line per row (default: FILE.report.csv).",
 )
 def import_command(
-    file: Path, url: str | None, token: str | None, concurrency: int, retries: int, report: Path
+    file: Path,
+    url: str | None,
+    token: str | None,
+    concurrency: int | None,
+    batch_size: int,
+    one_by_one: bool,
+    retries: int,
+    report: Path,
 ) -> None:
-    """Pay every order of FILE, one payment call per order.
+    """Pay every order of FILE, each as its own payment, in batch calls (or one by one).
 
     FILE is CSV with the header order_id,amount[,currency], or JSON lines
     ({"order_id": 1, "amount": 5000}). Rows are checked locally first; invalid
     rows and repeated orders are reported, never sent. Each call carries an
-    Idempotency-Key derived from the row, so running the same file again never
-    pays an order twice. Ctrl-C stops sending, waits for the calls in flight and
-    writes the report (a second Ctrl-C abandons them). Exit status: 0 when every
-    row ended paid or already paid, 1 otherwise, 130 when interrupted.
+    Idempotency-Key derived from its rows, so running the same file again (with
+    the same --batch-size) never pays an order twice. Ctrl-C stops sending, waits
+    for the calls in flight and writes the report (a second Ctrl-C abandons them).
+    Exit status: 0 when every row ended paid or already paid, 1 otherwise, 130
+    when interrupted.
     """
     try:
         rows = read_rows(file)
@@ -81,9 +104,10 @@ def import_command(
             raise click.BadParameter(f"{base_url!r} is not an http(s) URL", param_hint="--url")
         from service.importer import session  # httpx, aiohttp, rich: only when importing
 
-        options = session.Options(
-            base_url, token or None, concurrency, retries, report or default_report_path(file)
-        )
+        in_flight = concurrency or (CALLS_IN_FLIGHT if one_by_one else BATCHES_IN_FLIGHT)
+        report = report or default_report_path(file)
+        batches = None if one_by_one else batch_size
+        options = session.Options(base_url, token or None, in_flight, retries, report, batches)
         code = asyncio.run(session.run(rows, options))
     except FileFormatError as exc:
         raise click.BadParameter(str(exc), param_hint="FILE") from exc

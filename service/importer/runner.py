@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from service.importer.batches import BatchClient
 from service.importer.client import PaymentsClient
 from service.importer.outcomes import Outcome, Result
 from service.importer.rows import Row
@@ -63,8 +64,14 @@ async def run_import(
     concurrency: int,
     stop: Stop,
     on_result: Callable[[Result], None] = lambda _: None,
+    batch_size: int | None = None,
 ) -> list[Result]:
-    """One result per row, in row order. Rows never sent end `not_sent`."""
+    """One result per row, in row order. Rows never sent end `not_sent`.
+
+    With `batch_size` (and a BatchClient), each call pays up to that many rows; the
+    batches are cut from the rows to send in file order, so a rerun of the same file
+    makes the same batches (and so replays their Idempotency-Keys).
+    """
     results: list[Result | None] = [None] * len(rows)
     to_send: list[int] = []
     for index, row in enumerate(rows):
@@ -74,28 +81,36 @@ async def run_import(
         else:
             results[index] = local
             on_result(local)
-    pending = iter(to_send)
+    size = batch_size or 1
+    pending = iter([to_send[i : i + size] for i in range(0, len(to_send), size)])
     in_flight: set[int] = set()
+
+    async def send(unit: list[int]) -> list[Result]:
+        payments = [payment for index in unit if (payment := rows[index].payment) is not None]
+        if batch_size is None:
+            return [await client.pay(payments[0])]
+        assert isinstance(client, BatchClient)
+        return await client.pay_batch(payments)
 
     async def worker() -> None:
         while not stop.graceful.is_set():
-            index = next(pending, None)
-            if index is None:
+            unit = next(pending, None)
+            if unit is None:
                 return
-            payment = rows[index].payment
-            assert payment is not None
-            in_flight.add(index)
+            in_flight.update(unit)
             try:
-                result = await client.pay(payment)
+                answers = await send(unit)
             except Exception as exc:  # one odd answer must not end the whole import
-                result = Result(Outcome.FAILED, detail=f"unexpected error: {exc!r}", attempts=1)
-            in_flight.discard(index)
-            results[index] = result
-            on_result(result)
-            if result.http_status in HALTING:
-                stop.halt(f"{HALTING[result.http_status]}: {result.detail}")
+                failed = Result(Outcome.FAILED, detail=f"unexpected error: {exc!r}", attempts=1)
+                answers = [failed] * len(unit)
+            in_flight.difference_update(unit)
+            for index, result in zip(unit, answers, strict=True):
+                results[index] = result
+                on_result(result)
+                if result.http_status in HALTING:
+                    stop.halt(f"{HALTING[result.http_status]}: {result.detail}")
 
-    slots = max(1, min(concurrency, len(to_send)))
+    slots = max(1, min(concurrency, -(-len(to_send) // size)))
     workers = asyncio.gather(*(worker() for _ in range(slots)))
     aborting = asyncio.ensure_future(stop.abort.wait())
     aborted = True

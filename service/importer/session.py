@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from service.importer.client import PaymentsClient
+from service.importer.batches import BatchClient
 from service.importer.connection import open_http
 from service.importer.progress import progress_for
 from service.importer.report import summarize, write_report
@@ -30,6 +30,7 @@ class Options:
     concurrency: int
     retries: int
     report: Path
+    batch_size: int | None = None  # None: one call per row
 
 
 async def run(rows: list[Row], options: Options) -> int:
@@ -54,7 +55,7 @@ async def run(rows: list[Row], options: Options) -> int:
     started = time.monotonic()
     try:
         async with open_http(options.url, options.token, options.concurrency) as http:
-            client = PaymentsClient(http, RetryPolicy(retries=options.retries))
+            client = BatchClient(http, RetryPolicy(retries=options.retries))
             with display:
                 results = await run_import(
                     rows,
@@ -62,6 +63,7 @@ async def run(rows: list[Row], options: Options) -> int:
                     concurrency=options.concurrency,
                     stop=stop,
                     on_result=display.advance,
+                    batch_size=options.batch_size,
                 )
         summary = summarize(results, time.monotonic() - started)
         try:

@@ -1,0 +1,110 @@
+"""POST /api/v1/payments/batch: many orders in one call, each still its own payment.
+
+The batch is a transport, not an entity (design DD-PAY-LIM-001, scenario 5.1): every
+entry is decoded and answered as if it had been sent alone to POST /api/v1/payments/,
+and only a malformed envelope is refused as a whole.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Router, post
+from litestar.di import NamedDependency
+from litestar.exceptions import ValidationException
+from litestar.params import JSONBody
+
+from service.api.auth import BearerAuthMiddleware
+from service.api.dependencies import WriteSide
+from service.api.idempotency import IdempotencyMiddleware
+from service.api.openapi import problems
+from service.api.operations import IdempotentOperation
+from service.api.problems import domain_problem, http_problem
+from service.api.schemas import (
+    BatchItemResult,
+    CreatePaymentRequest,
+    CreatePaymentsRequest,
+    CreatePaymentsResponse,
+)
+from service.api.strict_body import CreatePaymentsBody, strictly
+from service.commands import CreatePayment, CreatePayments
+from service.commands.create_payments import ItemOutcome, create_payments
+from service.request_context import current_request_id
+from service.settings import Settings
+
+
+class PaymentBatchController(Controller):
+    path = "/api/v1/payments/batch"
+    tags = ["payments"]
+    # Authentication first, so an unauthenticated call can never claim an idempotency key.
+    middleware = [BearerAuthMiddleware()]
+    security = [{"bearer": []}]
+
+    @post(
+        "/",
+        operation_id="createPayments",
+        status_code=200,
+        dto=CreatePaymentsBody,
+        return_dto=None,
+        middleware=[IdempotencyMiddleware()],
+        operation_class=IdempotentOperation,
+        responses=problems(
+            (400, "invalid-request", "not an object with exactly `payments`, 1 to 1,000 entries"),
+            (401, "unauthorized", "authentication is on and the bearer token is missing or wrong"),
+            (409, "idempotency-key-in-use", "a request with this Idempotency-Key is still running"),
+            (413, "body-too-large", "the body exceeds the batch limit (max_batch_body_bytes)"),
+            (415, "unsupported-media-type", "the body is not application/json"),
+            (422, "idempotency-key-reused", "this Idempotency-Key came with another body"),
+            (503, "database-unavailable", "the database is unreachable; retry"),
+        ),
+    )
+    async def create_many(
+        self, data: JSONBody[CreatePaymentsRequest], write: NamedDependency[WriteSide]
+    ) -> CreatePaymentsResponse:
+        """Pay many orders, each as its own payment, exactly as one create per entry would.
+
+        200 with one result per entry, in request order: its status (201, 400, 402, 503),
+        the payment (201, 402) or the problem the single create would have answered.
+        Every 201 and 402 item sends its own order webhook.
+        """
+        results: dict[int, BatchItemResult] = {}
+        accepted: list[tuple[int, CreatePayment]] = []
+        request_id = current_request_id()
+        for index, entry in enumerate(data.payments):
+            try:
+                body = strictly(entry, CreatePaymentRequest)
+            except ValidationException as exc:
+                problem = http_problem(exc)
+                results[index] = BatchItemResult(index, _order_id_of(entry), 400, problem=problem)
+                continue
+            command = CreatePayment(body.order_id, body.amount, body.currency, request_id)
+            accepted.append((index, command))
+        outcomes = await create_payments(
+            CreatePayments(tuple(command for _, command in accepted), request_id),
+            write.uow,
+            write.gateway,
+        )
+        for (index, command), outcome in zip(accepted, outcomes, strict=True):
+            results[index] = _result(index, command.order_id, outcome)
+        return CreatePaymentsResponse([results[index] for index in range(len(data.payments))])
+
+
+def _result(index: int, order_id: int, outcome: ItemOutcome) -> BatchItemResult:
+    if outcome.error is None:
+        return BatchItemResult(index, order_id, 201, payment=outcome.payment)
+    problem = domain_problem(outcome.error)
+    return BatchItemResult(index, order_id, problem["status"], outcome.payment, problem)
+
+
+def _order_id_of(entry: Any) -> int | None:
+    order_id = entry.get("order_id") if isinstance(entry, dict) else None
+    return order_id if isinstance(order_id, int) and not isinstance(order_id, bool) else None
+
+
+def batch_router(settings: Settings) -> Router:
+    """The batch endpoint with its own body limit (the app's limit is for single bodies)."""
+    return Router(
+        path="/",
+        route_handlers=[PaymentBatchController],
+        request_max_body_size=settings.server.max_batch_body_bytes,
+    )

@@ -1,0 +1,107 @@
+"""A batch of rows in one call (POST /api/v1/payments/batch), reported row by row exactly
+as the one-by-one calls report them."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+import httpx
+
+from service.importer.client import (
+    DUPLICATE_ORDER,
+    Attempts,
+    PaymentsClient,
+    _cut,
+    _gave_up,
+    _int,
+    _json,
+)
+from service.importer.outcomes import Outcome, Result
+from service.importer.retry import RetryPolicy, is_retryable
+from service.importer.rows import Payment
+
+BATCH_PATH = "/api/v1/payments/batch"
+BATCH_KEY_PREFIX = "import-batch-"
+
+
+class BatchClient(PaymentsClient):
+    def __init__(self, http: httpx.AsyncClient, policy: RetryPolicy | None = None) -> None:
+        super().__init__(http, policy)
+        self._url = httpx.URL(str(http.base_url).rstrip("/") + BATCH_PATH)
+
+    async def pay_batch(self, payments: Sequence[Payment]) -> list[Result]:
+        """The rows in one batch call; a result per row, in order, as `pay` would report it.
+
+        The Idempotency-Key is derived from the batch's body, so a rerun of the file (which
+        makes the same batches) replays the stored answer instead of paying again.
+        """
+        body = batch_body(payments)
+        key = BATCH_KEY_PREFIX + hashlib.sha256(body).hexdigest()[:32]
+        headers = {"content-type": "application/json", "idempotency-key": key}
+        sent = await self._send("POST", self._url, content=body, headers=headers)
+        response, n = sent.response, sent.count
+        if response is None:
+            return [Result(Outcome.FAILED, detail=_gave_up(sent), attempts=n) for _ in payments]
+        if response.status_code != 200:
+            status, problem = response.status_code, _json(response)
+            outcome = Outcome.FAILED if is_retryable(status) else Outcome.REJECTED
+            detail = str(problem.get("detail", ""))
+            detail = _gave_up(sent, detail) if outcome is Outcome.FAILED else _cut(detail)
+            problem_type = str(problem.get("type", ""))
+            return [Result(outcome, None, "", status, problem_type, detail, n) for _ in payments]
+        replayed = response.headers.get("idempotent-replayed", "").lower() == "true"
+        items = _json(response).get("results")
+        if not isinstance(items, list) or len(items) != len(payments):
+            detail = f"the batch answer does not have one result per row: {_cut(response.text)}"
+            return [Result(Outcome.FAILED, detail=detail, attempts=n) for _ in payments]
+        return list(
+            await asyncio.gather(
+                *(
+                    self._item(payment, _object(item), replayed, sent)
+                    for payment, item in zip(payments, items, strict=True)
+                )
+            )
+        )
+
+    async def _item(
+        self, payment: Payment, item: dict[str, Any], replayed: bool, sent: Attempts
+    ) -> Result:
+        status = _int(item.get("status")) or 0
+        paid, problem = _object(item.get("payment")), _object(item.get("problem"))
+        problem_type, detail = str(problem.get("type", "")), str(problem.get("detail", ""))
+        if status == 201:
+            mine = not replayed or sent.lost_answer
+            return Result(
+                Outcome.PAID if mine else Outcome.ALREADY_PAID,
+                payment_id=_int(paid.get("id")),
+                payment_status=str(paid.get("status", "")),
+                http_status=status,
+                detail="" if mine else "paid by an earlier import of this row (replayed)",
+                attempts=sent.count,
+            )
+        if status == 402:
+            payment_id = _int(paid.get("id"))
+            return Result(
+                Outcome.DECLINED, payment_id, "FAILED", status, problem_type, detail, sent.count
+            )
+        if status >= 500:
+            # The payment exists, PROCESSING when this was answered: report what it is now.
+            lost = Attempts(sent.response, sent.count, sent.error, True)
+            now = await self._existing(payment, status, problem_type, lost)
+            return replace(now, detail=_cut(f"{detail} (now {now.payment_status or 'unknown'})"))
+        if status == 400 and problem_type.endswith(DUPLICATE_ORDER):
+            return await self._existing(payment, status, problem_type, sent)
+        return Result(Outcome.REJECTED, None, "", status, problem_type, _cut(detail), sent.count)
+
+
+def batch_body(payments: Sequence[Payment]) -> bytes:
+    """The batch's request body: always the same bytes for the same rows (idempotent replays)."""
+    return b'{"payments":[' + b",".join(payment.body() for payment in payments) + b"]}"
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}

@@ -1,0 +1,53 @@
+-- Write side of a batch of payments (POST /api/v1/payments/batch): the same two
+-- steps as a single create, each one statement for every item of the batch.
+-- The batch is a transport only: every row is an ordinary payment of one order.
+
+-- name: insert_processing_many(order_ids, amounts, currencies)
+-- Step 1 for many orders at once: record each payment as PROCESSING.
+-- Returns a row per payment created; an order that already has a payment (any
+-- status) returns none. Rows go in by order_id so that two batches naming the
+-- same orders wait for each other in one order instead of deadlocking.
+INSERT INTO payments (order_id, amount, currency, status)
+SELECT item.order_id, item.amount, item.currency, 'PROCESSING'
+  FROM unnest(CAST(:order_ids AS bigint[]), CAST(:amounts AS numeric[]),
+              CAST(:currencies AS text[])) AS item(order_id, amount, currency)
+ ORDER BY item.order_id
+ON CONFLICT (order_id) DO NOTHING
+RETURNING id, order_id, amount, currency, status, payment_method, transaction_id,
+          created_at, updated_at;
+
+-- name: settle_payments(payment_ids, statuses, from_statuses, request_id)
+-- Moves each payment to its status (COMPLETED or FAILED) and queues its order
+-- webhook, if its status is still one of from_statuses (as settle_payment does,
+-- row by row). Returns a row per payment settled; one that had moved on (settled
+-- by a callback or the reconciler) returns none.
+WITH decided AS (
+    SELECT item.id, item.status
+      FROM unnest(CAST(:payment_ids AS bigint[]), CAST(:statuses AS text[]))
+           AS item(id, status)
+), settled AS (
+    UPDATE payments
+       SET status = decided.status, updated_at = now()
+      FROM decided
+     WHERE payments.id = decided.id
+       AND payments.status = ANY(CAST(:from_statuses AS text[]))
+ RETURNING payments.id, payments.order_id, payments.amount, payments.currency,
+           payments.status, payments.payment_method, payments.transaction_id,
+           payments.created_at, payments.updated_at
+), queued AS (
+    INSERT INTO outbox (order_id, payment_id, body, request_id)
+    SELECT order_id, id, order_webhook_body(status, transaction_id), :request_id
+      FROM settled
+     ORDER BY id
+    RETURNING payment_id
+)
+SELECT settled.*
+  FROM settled JOIN queued ON queued.payment_id = settled.id;
+
+-- name: find_payments(payment_ids)
+-- The payments as the write side sees them (no refunds), by id: how a batch
+-- reports the items someone else settled first.
+SELECT id, order_id, amount, currency, status, payment_method, transaction_id,
+       created_at, updated_at
+  FROM payments
+ WHERE id = ANY(CAST(:payment_ids AS bigint[]));
