@@ -1,6 +1,6 @@
--- Write side of a batch of payments (POST /api/v1/payments/batch): the same two
--- steps as a single create, each one statement for every item of the batch.
--- The batch is a transport only: every row is an ordinary payment of one order.
+-- The two steps of creating payments, each one statement for many payments: the
+-- items of a batch (POST /api/v1/payments/batch), or the single creates that arrive
+-- together (service/db/group_commit.py). Every row is an ordinary payment of one order.
 
 -- name: insert_processing_many(order_ids, amounts, currencies)
 -- Step 1 for many orders at once: record each payment as PROCESSING.
@@ -16,27 +16,28 @@ ON CONFLICT (order_id) DO NOTHING
 RETURNING id, order_id, amount, currency, status, payment_method, transaction_id,
           created_at, updated_at;
 
--- name: settle_payments(payment_ids, statuses, from_statuses, request_id)
+-- name: settle_payments(payment_ids, statuses, request_ids, from_statuses)
 -- Moves each payment to its status (COMPLETED or FAILED) and queues its order
 -- webhook, if its status is still one of from_statuses (as settle_payment does,
 -- row by row). Returns a row per payment settled; one that had moved on (settled
--- by a callback or the reconciler) returns none.
+-- by a callback or the reconciler) returns none. request_ids: each webhook carries
+-- the id of the API call that caused it.
 WITH decided AS (
-    SELECT item.id, item.status
-      FROM unnest(CAST(:payment_ids AS bigint[]), CAST(:statuses AS text[]))
-           AS item(id, status)
+    SELECT item.id, item.status, item.request_id
+      FROM unnest(CAST(:payment_ids AS bigint[]), CAST(:statuses AS text[]),
+                  CAST(:request_ids AS text[])) AS item(id, status, request_id)
 ), settled AS (
     UPDATE payments
        SET status = decided.status, updated_at = now()
       FROM decided
      WHERE payments.id = decided.id
        AND payments.status = ANY(CAST(:from_statuses AS text[]))
- RETURNING payments.id, payments.order_id, payments.amount, payments.currency,
+ RETURNING decided.request_id, payments.id, payments.order_id, payments.amount, payments.currency,
            payments.status, payments.payment_method, payments.transaction_id,
            payments.created_at, payments.updated_at
 ), queued AS (
     INSERT INTO outbox (order_id, payment_id, body, request_id)
-    SELECT order_id, id, order_webhook_body(status, transaction_id), :request_id
+    SELECT order_id, id, order_webhook_body(status, transaction_id), request_id
       FROM settled
      ORDER BY id
     RETURNING payment_id

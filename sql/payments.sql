@@ -1,15 +1,7 @@
--- Write side of payments: the statements the command handlers issue.
--- Each status change and its outbox row are one statement, so they commit
--- together even without an explicit transaction.
-
--- name: insert_processing(order_id, amount, currency)^
--- Step 1 of the design's sequence: record the payment as PROCESSING.
--- Returns no row when the order already has a payment (any status).
-INSERT INTO payments (order_id, amount, currency, status)
-VALUES (:order_id, :amount, :currency, 'PROCESSING')
-ON CONFLICT (order_id) DO NOTHING
-RETURNING id, order_id, amount, currency, status, payment_method, transaction_id,
-          created_at, updated_at;
+-- Write side of one payment: the statements of gateway callbacks, the reconciler
+-- and refunds (creating payments is in payment_batches.sql). Each status change and
+-- its outbox row are one statement, so they commit together even without an
+-- explicit transaction.
 
 -- name: settle_payment(payment_id, status, from_statuses, request_id)^
 -- Moves a payment to COMPLETED or FAILED and queues its order webhook, if its

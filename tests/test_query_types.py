@@ -85,11 +85,13 @@ async def test_the_lean_adapter_orders_keyword_parameters_from_aiosql(database_u
             status="COMPLETED",
             payment_id=1,
         )
-        row = await queries.insert_processing(connection, currency="JPY", amount=1234, order_id=77)
+        rows = queries.insert_processing_many(
+            connection, currencies=["JPY"], amounts=[1234], order_ids=[77]
+        )
+        [row] = [row async for row in rows]
     finally:
         await connection.close()
     assert settled is None  # no payment 1 yet: nothing settled, nothing raised
-    assert row is not None
     assert (row["order_id"], row["amount"], row["currency"]) == (77, 1234, "JPY")
     adapter: Any = load_queries()
-    assert "insert_processing" in adapter.driver_adapter.var_sorted
+    assert "insert_processing_many" in adapter.driver_adapter.var_sorted

@@ -26,6 +26,7 @@ from service.db.unit_of_work import UnitOfWork
 from service.gateway import GatewayDecision, SimulatedGateway
 from service.settings import GatewaySettings
 from tests.support.order_stub import OrderServiceStub
+from tests.support.payments import insert_processing as insert_processing_row
 from tests.support.service import serve
 from tests.support.settings import make_settings
 
@@ -50,8 +51,7 @@ async def insert_processing(
     db: asyncpg.Connection, order_id: int, amount: int = 5000, *, aged_seconds: float = 0
 ) -> dict[str, Any]:
     """A payment as left by a crash between the two steps of create."""
-    row = await sql.insert_processing(db, order_id=order_id, amount=Decimal(amount), currency="JPY")
-    assert row is not None
+    row = await insert_processing_row(db, order_id, Decimal(amount))
     if aged_seconds:
         await sql.age_payment(db, payment_id=row["id"], seconds=aged_seconds)
     return dict(row)

@@ -6,6 +6,7 @@ import logging
 
 from service.commands.messages import CreatePayment
 from service.commands.settlement import SETTLED_STATUS
+from service.db.session import NewPayment, Settlement
 from service.db.unit_of_work import UnitOfWork
 from service.domain.errors import DuplicateOrder, GatewayUnavailable, PaymentDeclined
 from service.domain.model import Payment
@@ -25,8 +26,7 @@ async def create_payment(
     between leaves a trace the reconciler settles, never a charge without a record.
     """
     amount = payment_amount(command.amount, command.currency)
-    async with uow.connection() as session:
-        payment = await session.insert_processing(command.order_id, amount, command.currency)
+    payment = await uow.insert_processing(NewPayment(command.order_id, amount, command.currency))
     if payment is None:
         raise DuplicateOrder(
             f"order {command.order_id} already has a payment", order_id=command.order_id
@@ -45,10 +45,11 @@ async def create_payment(
         PAYMENTS.labels("processing").inc()
         return payment
 
-    async with uow.connection() as session:
-        settled = await session.settle(payment.id, SETTLED_STATUS[decision], command.request_id)
-        # None: a gateway callback or the reconciler settled it first; report that outcome.
-        settled = settled or await session.find_payment(payment.id)
+    settled = await uow.settle(Settlement(payment.id, SETTLED_STATUS[decision], command.request_id))
+    if settled is None:
+        # A gateway callback or the reconciler settled it first; report that outcome.
+        async with uow.connection() as session:
+            settled = await session.find_payment(payment.id)
     assert settled is not None  # payments are never deleted
     PAYMENTS.labels(settled.status.lower()).inc()
     log.info(

@@ -15,6 +15,7 @@ from decimal import Decimal
 
 from service.commands.messages import CreatePayments
 from service.commands.settlement import SETTLED_STATUS
+from service.db.session import NewPayment, Settlement
 from service.db.unit_of_work import UnitOfWork
 from service.domain.errors import (
     DomainError,
@@ -76,9 +77,7 @@ async def create_payments(
     if items:
         async with uow.connection() as session:
             created = await session.insert_processing_many(
-                [item.order_id for _, item in items],
-                [amounts[index] for index, _ in items],
-                [item.currency for _, item in items],
+                [NewPayment(item.order_id, amounts[index], item.currency) for index, item in items]
             )
     by_order = {payment.order_id: payment for payment in created}
     for index, item in items:
@@ -104,7 +103,7 @@ async def _charge_and_settle(
 
     answers = await asyncio.gather(*map(charge, created), return_exceptions=True)
     ended: dict[int, ItemOutcome] = {}
-    decisions: list[tuple[int, PaymentStatus]] = []
+    decisions: list[Settlement] = []
     for payment, answer in zip(created, answers, strict=True):
         if isinstance(answer, BaseException):
             log.warning("gateway failed for payment %s: %r", payment.id, answer)
@@ -119,15 +118,15 @@ async def _charge_and_settle(
             PAYMENTS.labels("processing").inc()
             ended[payment.id] = ItemOutcome(payment=payment)
         else:
-            decisions.append((payment.id, SETTLED_STATUS[answer]))
+            decisions.append(Settlement(payment.id, SETTLED_STATUS[answer], request_id))
     if not decisions:
         return ended
 
     async with uow.connection() as session:
-        settled = await session.settle_many(decisions, request_id)
+        settled = await session.settle_many(decisions)
         done = {payment.id for payment in settled}
         # Not settled here: a gateway callback or the reconciler settled it first; report that.
-        others = [payment_id for payment_id, _ in decisions if payment_id not in done]
+        others = [d.payment_id for d in decisions if d.payment_id not in done]
         current = await session.find_payments(others) if others else []
     for payment in (*settled, *current):
         PAYMENTS.labels(payment.status.lower()).inc()

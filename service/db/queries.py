@@ -35,9 +35,6 @@ Rows: TypeAlias = AsyncIterator[asyncpg.Record]
 class PaymentQueries(Protocol):
     """sql/payments.sql, sql/refunds.sql, sql/gateway_events.sql: the write side."""
 
-    async def insert_processing(
-        self, conn: Executor, *, order_id: int, amount: Decimal, currency: str
-    ) -> Row | None: ...
     async def settle_payment(
         self,
         conn: Executor,
@@ -87,8 +84,8 @@ class PaymentBatchQueries(Protocol):
         *,
         payment_ids: Sequence[int],
         statuses: Sequence[str],
+        request_ids: Sequence[str | None],
         from_statuses: Sequence[str],
-        request_id: str | None,
     ) -> Rows: ...
     def find_payments(self, conn: Executor, *, payment_ids: Sequence[int]) -> Rows: ...
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, NamedTuple, TypeAlias
 from uuid import UUID
 
 import asyncpg
@@ -23,6 +23,20 @@ if TYPE_CHECKING:
 REFUND_SOURCES = sources_of(PaymentStatus.REFUNDED)
 
 
+class NewPayment(NamedTuple):
+    order_id: int
+    amount: Decimal
+    currency: str
+
+
+class Settlement(NamedTuple):
+    """COMPLETED or FAILED for one payment, asked for by the API call `request_id`."""
+
+    payment_id: int
+    status: PaymentStatus
+    request_id: str | None
+
+
 class Session:
     """`queued_webhooks` tells the unit of work that an outbox row was written."""
 
@@ -30,15 +44,6 @@ class Session:
         self.connection = connection
         self._sql = queries
         self.queued_webhooks = False
-
-    async def insert_processing(
-        self, order_id: int, amount: Decimal, currency: str
-    ) -> Payment | None:
-        """The new PROCESSING payment, or None when the order already has one."""
-        row = await self._sql.insert_processing(
-            self.connection, order_id=order_id, amount=amount, currency=currency
-        )
-        return None if row is None else row_as(row, Payment)
 
     async def settle(
         self, payment_id: int, status: PaymentStatus, request_id: str | None
@@ -57,31 +62,30 @@ class Session:
         self.queued_webhooks = True
         return row_as(row, Payment)
 
-    async def insert_processing_many(
-        self, order_ids: Sequence[int], amounts: Sequence[Decimal], currencies: Sequence[str]
-    ) -> list[Payment]:
+    async def insert_processing_many(self, payments: Sequence[NewPayment]) -> list[Payment]:
         """The new PROCESSING payments; an order that already has one gets none."""
         rows = self._sql.insert_processing_many(
-            self.connection, order_ids=order_ids, amounts=amounts, currencies=currencies
+            self.connection,
+            order_ids=[payment.order_id for payment in payments],
+            amounts=[payment.amount for payment in payments],
+            currencies=[payment.currency for payment in payments],
         )
         return [row_as(row, Payment) async for row in rows]
 
-    async def settle_many(
-        self, decisions: Sequence[tuple[int, PaymentStatus]], request_id: str | None
-    ) -> list[Payment]:
-        """Each (payment id, COMPLETED or FAILED) settled with its order webhook queued, as
-        `settle` does one by one; a payment someone else settled first is left out."""
+    async def settle_many(self, decisions: Sequence[Settlement]) -> list[Payment]:
+        """Each payment settled with its order webhook queued, as `settle` does one by
+        one; a payment someone else settled first is left out."""
         if not decisions:
             return []
-        targets = {status for _, status in decisions}
+        targets = {decision.status for decision in decisions}
         # Every row is checked against the sources all its batch's targets share.
         sources = set.intersection(*(set(sources_of(status)) for status in targets))
         rows = self._sql.settle_payments(
             self.connection,
-            payment_ids=[payment_id for payment_id, _ in decisions],
-            statuses=[status.value for _, status in decisions],
+            payment_ids=[decision.payment_id for decision in decisions],
+            statuses=[decision.status.value for decision in decisions],
+            request_ids=[decision.request_id for decision in decisions],
             from_statuses=sorted(sources),
-            request_id=request_id,
         )
         settled = [row_as(row, Payment) async for row in rows]
         if settled:

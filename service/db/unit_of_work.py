@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 
+from service.db.group_commit import GroupCommit
 from service.db.queries import Queries
-from service.db.session import Session
+from service.db.session import NewPayment, Session, Settlement
+from service.domain.model import Payment
 
 if TYPE_CHECKING:
     from service.db.session import Connection
@@ -40,6 +42,32 @@ class UnitOfWork:
         self.queries = queries
         self.acquire_timeout = acquire_timeout
         self._on_webhooks_queued = on_webhooks_queued
+        self._inserts = GroupCommit(self._insert_group)
+        self._settlements = GroupCommit(self._settle_group)
+
+    async def insert_processing(self, payment: NewPayment) -> Payment | None:
+        """The new PROCESSING payment, committed, or None when the order already has one.
+
+        Group commit: one INSERT for every create that arrives meanwhile.
+        """
+        return await self._inserts(payment)
+
+    async def settle(self, settlement: Settlement) -> Payment | None:
+        """The payment settled with its order webhook queued, committed; None when it
+        could no longer move there. Group commit: one UPDATE for the settlements that
+        arrive meanwhile."""
+        return await self._settlements(settlement)
+
+    async def _insert_group(self, group: list[NewPayment]) -> list[Payment | None]:
+        async with self.connection() as session:
+            created = {p.order_id: p for p in await session.insert_processing_many(group)}
+        # Two creates of one order in one group: the first gets the payment, the other none.
+        return [created.pop(payment.order_id, None) for payment in group]
+
+    async def _settle_group(self, group: list[Settlement]) -> list[Payment | None]:
+        async with self.connection() as session:
+            settled = {p.id: p for p in await session.settle_many(group)}
+        return [settled.pop(settlement.payment_id, None) for settlement in group]
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Session]:

@@ -6,7 +6,6 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -14,6 +13,7 @@ import asyncpg
 from service.db.sql import load_queries
 from service.outbox import RelayHandle, start_relay
 from service.settings import Settings
+from tests.support.payments import insert_processing
 from tests.support.settings import make_settings
 
 # Fast retries, a short poll, a timeout well inside the lease: tests finish in seconds.
@@ -53,9 +53,7 @@ async def create_payments(
             for start in range(0, len(order_ids), 100):
                 async with conn.transaction():
                     for order_id in order_ids[start : start + 100]:
-                        row = await q.insert_processing(
-                            conn, order_id=order_id, amount=Decimal(1000), currency="JPY"
-                        )
+                        row = await insert_processing(conn, order_id)
                         await q.settle_payment(
                             conn,
                             payment_id=row["id"],
