@@ -12,7 +12,6 @@ from typing import Any
 import httpx
 
 from service.importer.client import (
-    DUPLICATE_ORDER,
     Attempts,
     PaymentsClient,
     _cut,
@@ -71,31 +70,15 @@ class BatchClient(PaymentsClient):
         self, payment: Payment, item: dict[str, Any], replayed: bool, sent: Attempts
     ) -> Result:
         status = _int(item.get("status")) or 0
-        paid, problem = _object(item.get("payment")), _object(item.get("problem"))
-        problem_type, detail = str(problem.get("type", "")), str(problem.get("detail", ""))
-        if status == 201:
-            mine = not replayed or sent.lost_answer
-            return Result(
-                Outcome.PAID if mine else Outcome.ALREADY_PAID,
-                payment_id=_int(paid.get("id")),
-                payment_status=str(paid.get("status", "")),
-                http_status=status,
-                detail="" if mine else "paid by an earlier import of this row (replayed)",
-                attempts=sent.count,
-            )
-        if status == 402:
-            payment_id = _int(paid.get("id"))
-            return Result(
-                Outcome.DECLINED, payment_id, "FAILED", status, problem_type, detail, sent.count
-            )
+        problem = _object(item.get("problem"))
         if status >= 500:
             # The payment exists, PROCESSING when this was answered: report what it is now.
+            problem_type, detail = str(problem.get("type", "")), str(problem.get("detail", ""))
             lost = Attempts(sent.response, sent.count, sent.error, True)
             now = await self._existing(payment, status, problem_type, lost)
             return replace(now, detail=_cut(f"{detail} (now {now.payment_status or 'unknown'})"))
-        if status == 400 and problem_type.endswith(DUPLICATE_ORDER):
-            return await self._existing(payment, status, problem_type, sent)
-        return Result(Outcome.REJECTED, None, "", status, problem_type, _cut(detail), sent.count)
+        body = _object(item.get("payment")) if status == 201 else problem
+        return await self._answered(payment, status, body, replayed, sent)
 
 
 def batch_body(payments: Sequence[Payment]) -> bytes:

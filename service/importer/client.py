@@ -42,11 +42,16 @@ class PaymentsClient:
         response, n = sent.response, sent.count
         if response is None:
             return Result(Outcome.FAILED, detail=_gave_up(sent), attempts=n)
-        status = response.status_code
-        body = _json(response)
+        replayed = response.headers.get("idempotent-replayed", "").lower() == "true"
+        return await self._answered(payment, response.status_code, _json(response), replayed, sent)
+
+    async def _answered(
+        self, payment: Payment, status: int, body: dict[str, Any], replayed: bool, sent: Attempts
+    ) -> Result:
+        """How the service's answer for the row ends it; `body` is the payment (201) or the
+        problem document (else), from a single call or a batch item alike."""
         problem_type, detail = str(body.get("type", "")), str(body.get("detail", ""))
         if status == 201:
-            replayed = response.headers.get("idempotent-replayed", "").lower() == "true"
             mine = not replayed or sent.lost_answer
             return Result(
                 Outcome.PAID if mine else Outcome.ALREADY_PAID,
@@ -54,17 +59,19 @@ class PaymentsClient:
                 payment_status=str(body.get("status", "")),
                 http_status=status,
                 detail="" if mine else "paid by an earlier import of this row (replayed)",
-                attempts=n,
+                attempts=sent.count,
             )
         if status == 402:
             payment_id = _int(body.get("payment_id"))
-            return Result(Outcome.DECLINED, payment_id, "FAILED", status, problem_type, detail, n)
+            return Result(
+                Outcome.DECLINED, payment_id, "FAILED", status, problem_type, detail, sent.count
+            )
         if status == 400 and problem_type.endswith(DUPLICATE_ORDER):
             return await self._existing(payment, status, problem_type, sent)
         outcome = Outcome.FAILED if is_retryable(status) else Outcome.REJECTED
         if outcome is Outcome.FAILED:
             detail = _gave_up(sent, detail)
-        return Result(outcome, None, "", status, problem_type, _cut(detail), n)
+        return Result(outcome, None, "", status, problem_type, _cut(detail), sent.count)
 
     async def _existing(
         self, payment: Payment, status: int, problem_type: str, sent: Attempts
