@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 
+from litestar import Controller
 from litestar.enums import ScopeType
 from litestar.exceptions import NotAuthorizedException
 from litestar.middleware import ASGIMiddleware
@@ -50,3 +51,12 @@ class BearerAuthMiddleware(ASGIMiddleware):
             if not token_is_valid(presented, tokens):
                 raise NotAuthorizedException(detail="invalid bearer token", headers=CHALLENGE)
         await next_app(scope, receive, send)
+
+
+class PaymentsAPI(Controller):
+    """What every controller of the payments API shares: its tag and bearer authentication."""
+
+    tags = ["payments"]
+    # Authentication first, so an unauthenticated call can never claim an idempotency key.
+    middleware = [BearerAuthMiddleware()]
+    security = [{"bearer": []}]

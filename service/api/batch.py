@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, Router, post
+from litestar import Router, post
 from litestar.di import NamedDependency
 from litestar.exceptions import ValidationException
 from litestar.params import JSONBody
 
-from service.api.auth import BearerAuthMiddleware
+from service.api.auth import PaymentsAPI
 from service.api.dependencies import WriteSide
 from service.api.idempotency import IdempotencyMiddleware
-from service.api.openapi import problems
+from service.api.openapi import WRITE_PROBLEMS, problems
 from service.api.operations import IdempotentOperation
 from service.api.problems import domain_problem, http_problem
 from service.api.schemas import (
@@ -33,12 +33,8 @@ from service.request_context import current_request_id
 from service.settings import Settings
 
 
-class PaymentBatchController(Controller):
+class PaymentBatchController(PaymentsAPI):
     path = "/api/v1/payments/batch"
-    tags = ["payments"]
-    # Authentication first, so an unauthenticated call can never claim an idempotency key.
-    middleware = [BearerAuthMiddleware()]
-    security = [{"bearer": []}]
 
     @post(
         "/",
@@ -50,12 +46,7 @@ class PaymentBatchController(Controller):
         operation_class=IdempotentOperation,
         responses=problems(
             (400, "invalid-request", "not an object with exactly `payments`, 1 to 1,000 entries"),
-            (401, "unauthorized", "authentication is on and the bearer token is missing or wrong"),
-            (409, "idempotency-key-in-use", "a request with this Idempotency-Key is still running"),
-            (413, "body-too-large", "the body exceeds the batch limit (max_batch_body_bytes)"),
-            (415, "unsupported-media-type", "the body is not application/json"),
-            (422, "idempotency-key-reused", "this Idempotency-Key came with another body"),
-            (503, "database-unavailable", "the database is unreachable; retry"),
+            *WRITE_PROBLEMS,
         ),
     )
     async def create_many(

@@ -23,6 +23,19 @@ from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
 from service.api.problems import PROBLEM_JSON, TYPE_PREFIX, Problem
 from service.outbox.events import WebhookBody
 
+# (status, problem slug, when) of what every payments operation, or every write, may answer.
+COMMON_PROBLEMS = (
+    (401, "unauthorized", "authentication is on and the bearer token is missing or wrong"),
+    (503, "database-unavailable", "the database is unreachable; retry"),
+)
+WRITE_PROBLEMS = (
+    (409, "idempotency-key-in-use", "a request with this Idempotency-Key is still running"),
+    (413, "body-too-large", "the body exceeds the configured limit"),
+    (415, "unsupported-media-type", "the body is not application/json"),
+    (422, "idempotency-key-reused", "this Idempotency-Key came with another body"),
+    *COMMON_PROBLEMS,
+)
+
 
 def problems(*cases: tuple[int, str, str]) -> dict[int, ResponseSpec]:
     """Response specs for (status, problem slug, when) cases, grouped by status."""

@@ -5,16 +5,16 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from litestar import Controller, get, post
+from litestar import get, post
 from litestar.di import NamedDependency
 from litestar.exceptions import ValidationException
 from litestar.openapi.spec.enums import OpenAPIType
 from litestar.params import FromPath, JSONBody, PathParameter
 
-from service.api.auth import BearerAuthMiddleware
+from service.api.auth import PaymentsAPI
 from service.api.dependencies import ReadSide, WriteSide
 from service.api.idempotency import IdempotencyMiddleware
-from service.api.openapi import problems
+from service.api.openapi import COMMON_PROBLEMS, WRITE_PROBLEMS, problems
 from service.api.operations import IdempotentOperation
 from service.api.schemas import CreatePaymentRequest, RefundRequest
 from service.api.strict_body import CreatePaymentBody, RefundBody
@@ -26,17 +26,9 @@ from service.domain.model import Payment, Refund
 from service.queries.payment_views import PaymentView, payment_by_id, payment_by_order
 from service.request_context import current_request_id
 
-COMMON_PROBLEMS = (
-    (401, "unauthorized", "authentication is on and the bearer token is missing or wrong"),
-    (503, "database-unavailable", "the database is unreachable; retry"),
-)
 COMMON_WRITE_PROBLEMS = (
-    (409, "idempotency-key-in-use", "a request with this Idempotency-Key is still running"),
-    (413, "body-too-large", "the body exceeds the configured limit"),
-    (415, "unsupported-media-type", "the body is not application/json"),
-    (422, "idempotency-key-reused", "this Idempotency-Key came with another body"),
+    *WRITE_PROBLEMS,
     (503, "gateway-unavailable", "the gateway did not answer; the payment stays PROCESSING"),
-    *COMMON_PROBLEMS,
 )
 # Taken as text so that a non-integer is the contract's 400 (parse_id), not a routing
 # 404; documented as what it is, a bigint.
@@ -45,12 +37,8 @@ PAYMENT_ID = PathParameter(
 )
 
 
-class PaymentController(Controller):
+class PaymentController(PaymentsAPI):
     path = "/api/v1/payments"
-    tags = ["payments"]
-    # Authentication first, so an unauthenticated call can never claim an idempotency key.
-    middleware = [BearerAuthMiddleware()]
-    security = [{"bearer": []}]
 
     @post(
         "/",
