@@ -372,27 +372,28 @@ async def failed(client: httpx.AsyncClient, order_id: int) -> dict[str, Any]:
     return await get_payment(client, payment_id)
 
 
-@pytest.mark.parametrize(
-    ("make", "status"),
-    [(completed, "COMPLETED"), (failed, "FAILED"), (refunded, "REFUNDED")],
-    ids=["completed", "failed", "refunded"],
-)
 async def test_a_second_payment_for_an_order_is_400_whatever_the_first_ones_status(
-    database_url: str, order_stub: OrderServiceStub, db: asyncpg.Connection, make: Any, status: str
+    database_url: str,
+    order_stub: OrderServiceStub,
+    db: asyncpg.Connection,
+    subtests: pytest.Subtests,
 ) -> None:
+    firsts = [(10, completed, "COMPLETED"), (11, failed, "FAILED"), (12, refunded, "REFUNDED")]
     async with running(
         database_url, order_stub, gateway={"decline_amounts": [DECLINED_AMOUNT]}
     ) as svc:
-        first = await make(svc.client, 10)
-        assert first["status"] == status
-        events_before = len(await outbox_rows(db, first["id"]))
+        for order_id, make, status in firsts:
+            with subtests.test(status):
+                first = await make(svc.client, order_id)
+                assert first["status"] == status
+                events_before = len(await outbox_rows(db, first["id"]))
 
-        response = await create(svc.client, order_id=10, amount=5000)
+                response = await create(svc.client, order_id=order_id, amount=5000)
 
-        assert_problem(response, 400)
-        assert await checks.count_payments_of_order(db, order_id=10) == 1
-        assert await get_payment(svc.client, first["id"]) == first
-        assert len(await outbox_rows(db, first["id"])) == events_before
+                assert_problem(response, 400)
+                assert await checks.count_payments_of_order(db, order_id=order_id) == 1
+                assert await get_payment(svc.client, first["id"]) == first
+                assert len(await outbox_rows(db, first["id"])) == events_before
 
 
 async def test_twenty_concurrent_creates_for_one_order_make_exactly_one_payment(
