@@ -30,10 +30,11 @@ def template_database(postgres: TestPostgres) -> str:
 
 
 @pytest.fixture
-def database_url(postgres: TestPostgres, template_database: str) -> Iterator[str]:
-    name, url = postgres.create_database(template=template_database)
+async def database_url(postgres: TestPostgres, template_database: str) -> AsyncIterator[str]:
+    """A fresh copy of the template for this test, dropped afterwards."""
+    name, url = await postgres.copy_of(template_database)
     yield url
-    postgres.drop_database(name)
+    await postgres.drop(name)
 
 
 @pytest.fixture

@@ -24,11 +24,13 @@ import asyncpg
 import httpx
 import pytest
 
-from service.db.sql import load_queries
 from tests.support.order_stub import OrderServiceStub
 from tests.support.processes import ServiceProcess, service_env
 from tests.support.relay_helpers import wait_until
 from tests.support.service import free_port
+from tests.support.sql import load_test_queries
+
+checks: Any = load_test_queries()
 
 SEED = 20240607
 ORDERS = 2500
@@ -362,7 +364,6 @@ def service_process(
 async def test_sigkill_under_load_loses_nothing(
     service_process: ServiceProcess, order_stub: OrderServiceStub, db: asyncpg.Connection
 ) -> None:
-    sql = load_queries()
     rng = random.Random(SEED)
     plans = make_plans(rng)
     points = kill_points(rng)
@@ -387,10 +388,10 @@ async def test_sigkill_under_load_loses_nothing(
     tally = driver.tally
 
     async def reconciled() -> bool:
-        return await sql.reliability_count_processing(db) == 0
+        return await checks.count_processing_payments(db) == 0
 
     async def outbox_settled() -> bool:
-        return (await sql.reliability_outbox_counts(db))["pending"] == 0
+        return (await checks.outbox_counts(db))["pending"] == 0
 
     await wait_until(reconciled, 60, "no payment PROCESSING")
     await wait_until(outbox_settled, 90, "no outbox event waiting for delivery")
@@ -405,8 +406,8 @@ async def test_sigkill_under_load_loses_nothing(
     assert tally.answered_after_interruption > 0
 
     # No order paid twice; every order the client paid exists exactly once.
-    assert [dict(r) async for r in sql.reliability_orders_paid_more_than_once(db)] == []
-    payments = [r async for r in sql.reliability_payment_orders(db)]
+    assert [dict(r) async for r in checks.orders_paid_more_than_once(db)] == []
+    payments = [r async for r in checks.all_payments(db)]
     assert sorted(r["order_id"] for r in payments) == [p.order_id for p in plans]
     by_order = {r["order_id"]: r for r in payments}
     for order_id, payment_id in driver.payment_ids.items():
@@ -414,7 +415,7 @@ async def test_sigkill_under_load_loses_nothing(
 
     # Nothing PROCESSING, and each payment ended as the client's answers say it must
     # (an acknowledged refund is REFUNDED, a declined amount FAILED, the rest COMPLETED).
-    assert await sql.reliability_count_processing(db) == 0
+    assert await checks.count_processing_payments(db) == 0
     lost = {
         order_id: (expected, by_order[order_id]["status"])
         for order_id, expected in driver.expected_status.items()
@@ -424,7 +425,7 @@ async def test_sigkill_under_load_loses_nothing(
 
     # Each payment has exactly the outbox events its status implies, in seq order,
     # and exactly one refund if REFUNDED (none otherwise).
-    trails = [r async for r in sql.reliability_payment_trails(db)]
+    trails = [r async for r in checks.payment_trails(db)]
     wrong_events = {
         r["id"]: (r["status"], list(r["event_statuses"]))
         for r in trails
@@ -437,12 +438,12 @@ async def test_sigkill_under_load_loses_nothing(
         if r["refunds"] != (1 if r["status"] == "REFUNDED" else 0)
     }
     assert wrong_refunds == {}
-    assert [dict(r) async for r in sql.reliability_refunds_without_refunded_payment(db)] == []
+    assert [dict(r) async for r in checks.refunds_without_refunded_payment(db)] == []
 
     # Every event delivered (none dead), and accepted by the Order Service stub at least
     # once under its webhook-id, with the body it stands for, on its order's URL.
-    counts = await sql.reliability_outbox_counts(db)
-    events = [r async for r in sql.reliability_outbox_events(db)]
+    counts = await checks.outbox_counts(db)
+    events = [r async for r in checks.all_outbox_events_decoded(db)]
     assert (counts["pending"], counts["dead"], counts["delivered"]) == (0, 0, len(events))
     assert all(e["delivered_at"] is not None for e in events)
     accepted = list(order_stub.accepted)

@@ -26,13 +26,15 @@ import pytest
 
 from service.db.embedded import bin_dir
 from service.db.migrate import migrate
-from service.db.sql import load_queries
 from service.outbox.listener import APPLICATION_NAME
 from tests.support.order_stub import OrderServiceStub
 from tests.support.postgres import with_database
 from tests.support.relay_helpers import FAST_OUTBOX, wait_until
 from tests.support.service import RunningService, serve
 from tests.support.settings import make_settings
+from tests.support.sql import load_test_queries
+
+checks: Any = load_test_queries()
 
 CLIENTS = 6
 # "Did not hang": every answer, 503s included, must come within this.
@@ -241,7 +243,6 @@ async def test_service_rides_out_a_database_restart(
     order_stub: OrderServiceStub,
 ) -> None:
     running, url = outage_service
-    sql = load_queries()
     async with httpx.AsyncClient(base_url=running.url, timeout=ANSWER_WITHIN_SECONDS) as client:
         load = Load(client)
         load.start()
@@ -291,24 +292,24 @@ async def test_service_rides_out_a_database_restart(
     try:
         # A create cut off by the outage is settled by the reconciler, never left half-done.
         async def reconciled() -> bool:
-            return await sql.reliability_count_processing(connection) == 0
+            return await checks.count_processing_payments(connection) == 0
 
         # The relay came back too: its LISTEN connection is open on the restarted server,
         # and every webhook is delivered, those committed before the outage included.
         async def listening() -> bool:
-            backends = sql.relay_listener_backends(connection, application_name=APPLICATION_NAME)
+            backends = checks.sessions_of_application(connection, application_name=APPLICATION_NAME)
             return len([row async for row in backends]) > 0
 
         async def delivered() -> bool:
-            return (await sql.reliability_outbox_counts(connection))["pending"] == 0
+            return (await checks.outbox_counts(connection))["pending"] == 0
 
         await _eventually(reconciled, 30)
         listening_in_time = await _eventually(listening, 30)
         await _eventually(delivered, 30)
-        processing = await sql.reliability_count_processing(connection)
-        counts = await sql.reliability_outbox_counts(connection)
-        events = [r async for r in sql.reliability_outbox_events(connection)]
-        payments = [r async for r in sql.reliability_payment_orders(connection)]
+        processing = await checks.count_processing_payments(connection)
+        counts = await checks.outbox_counts(connection)
+        events = [r async for r in checks.all_outbox_events_decoded(connection)]
+        payments = [r async for r in checks.all_payments(connection)]
     finally:
         await connection.close()
 
@@ -343,7 +344,7 @@ async def test_service_rides_out_a_database_restart(
         f"{len(order_stub.accepted)} accepted by the stub"
     )
 
-    checks: dict[str, object] = {
+    broken: dict[str, object] = {
         # Never a hang, never a dropped connection, never a 500, never a traceback.
         "no answer (timeout or dropped connection)": [c.brief for c in calls if c.status is None],
         "slower than the did-not-hang bound": [
@@ -379,7 +380,7 @@ async def test_service_rides_out_a_database_restart(
             o for o in acknowledged if event_of_payment.get(paid.get(o, -1)) not in accepted
         ],
     }
-    failures = {name: value for name, value in checks.items() if value}
+    failures = {name: value for name, value in broken.items() if value}
     assert failures == {}, _describe(failures)
 
 

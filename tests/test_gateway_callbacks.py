@@ -17,15 +17,15 @@ import asyncpg
 import httpx
 import pytest
 
-from service.db.sql import load_queries
 from service.signing import secret_key
 from tests.support.callbacks import signed_headers
 from tests.support.order_stub import OrderServiceStub
 from tests.support.problems import assert_problem
 from tests.support.service import RunningService, serve
 from tests.support.settings import GATEWAY_SECRET, make_settings
+from tests.support.sql import load_test_queries
 
-sql: Any = load_queries()
+checks: Any = load_test_queries()
 
 WEBHOOK = "/api/v1/payments/webhook"
 KEY = secret_key(GATEWAY_SECRET)
@@ -74,7 +74,7 @@ async def create_processing_payment(
 async def outbox_bodies(db: asyncpg.Connection, payment_id: int) -> list[dict[str, Any]]:
     return [
         json.loads(row["body"])
-        async for row in sql.outbox_events_of_payment(db, payment_id=payment_id)
+        async for row in checks.outbox_events_of_payment(db, payment_id=payment_id)
     ]
 
 
@@ -153,18 +153,20 @@ REFUSED_SIGNATURES = [
 ]
 
 
-@pytest.mark.parametrize("make_headers", REFUSED_SIGNATURES, ids=lambda f: f.__name__)
 async def test_a_callback_without_a_valid_fresh_signature_is_401(
-    svc: RunningService, db: asyncpg.Connection, make_headers: Any
+    svc: RunningService, db: asyncpg.Connection, subtests: pytest.Subtests
 ) -> None:
     payment = await create_processing_payment(svc.client)
-    body = callback_body(payment["transaction_id"], "completed")
 
-    response = await svc.client.post(WEBHOOK, content=body, headers=make_headers(body))
+    for make_headers in REFUSED_SIGNATURES:
+        with subtests.test(make_headers.__name__):
+            body = callback_body(payment["transaction_id"], "completed")
 
-    assert_problem(response, 401)
-    assert await status_of(svc.client, payment["id"]) == "PROCESSING"
-    assert await outbox_bodies(db, payment["id"]) == []
+            response = await svc.client.post(WEBHOOK, content=body, headers=make_headers(body))
+
+            assert_problem(response, 401)
+            assert await status_of(svc.client, payment["id"]) == "PROCESSING"
+            assert await outbox_bodies(db, payment["id"]) == []
 
 
 async def test_without_a_gateway_secret_every_callback_is_401(
@@ -201,7 +203,7 @@ async def test_the_same_webhook_id_twice_is_processed_once(
     assert second.json() == {"payment_id": payment["id"], "status": "COMPLETED"}
     assert len(await outbox_bodies(db, payment["id"])) == 1
     tx = uuid.UUID(payment["transaction_id"])
-    assert await sql.checks_b_gateway_events_of_transaction(db, transaction_id=tx) == 1
+    assert await checks.count_gateway_events_of_transaction(db, transaction_id=tx) == 1
 
 
 async def test_a_repeated_webhook_id_is_not_processed_again_even_with_another_status(
@@ -323,9 +325,12 @@ async def test_an_unknown_transaction_id_is_404(svc: RunningService) -> None:
     assert_problem(response, 404)
 
 
-@pytest.mark.parametrize(
-    "body",
-    [
+async def test_a_well_signed_malformed_callback_is_400(
+    svc: RunningService, db: asyncpg.Connection, subtests: pytest.Subtests
+) -> None:
+    payment = await create_processing_payment(svc.client)
+
+    for body in [
         b"{not json",
         b"",
         b"[]",
@@ -336,28 +341,12 @@ async def test_an_unknown_transaction_id_is_404(svc: RunningService) -> None:
         b'{"transaction_id": "TX"}',
         b'{"transaction_id": "not-a-uuid", "status": "completed"}',
         b'{"transaction_id": 12345, "status": "completed"}',
-    ],
-    ids=[
-        "invalid-json",
-        "empty",
-        "array",
-        "no-transaction-id",
-        "status-weird",
-        "status-upper-case",
-        "status-refunded",
-        "no-status",
-        "transaction-id-not-uuid",
-        "transaction-id-number",
-    ],
-)
-async def test_a_well_signed_malformed_callback_is_400(
-    svc: RunningService, db: asyncpg.Connection, body: bytes
-) -> None:
-    payment = await create_processing_payment(svc.client)
-    body = body.replace(b"TX", payment["transaction_id"].encode())
+    ]:
+        with subtests.test(body=body):
+            body = body.replace(b"TX", payment["transaction_id"].encode())
 
-    response = await svc.client.post(WEBHOOK, content=body, headers=signed_headers(body))
+            response = await svc.client.post(WEBHOOK, content=body, headers=signed_headers(body))
 
-    assert_problem(response, 400)
-    assert await status_of(svc.client, payment["id"]) == "PROCESSING"
-    assert await outbox_bodies(db, payment["id"]) == []
+            assert_problem(response, 400)
+            assert await status_of(svc.client, payment["id"]) == "PROCESSING"
+            assert await outbox_bodies(db, payment["id"]) == []

@@ -9,19 +9,20 @@ a row lock in a separate transaction, so the first request waits inside PostgreS
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 
-from service.db.sql import load_queries
 from tests.support.order_stub import OrderServiceStub
 from tests.support.problems import assert_problem
 from tests.support.service import RunningService, serve
 from tests.support.settings import make_settings
+from tests.support.sql import load_test_queries
 
 PAYMENTS = "/api/v1/payments/"
 REFUND = "/api/v1/payments/refund"
@@ -30,7 +31,7 @@ REFUND_ENDPOINT = "POST /api/v1/payments/refund"
 REPLAYED = "idempotent-replayed"
 DECLINED_AMOUNT = 666
 
-q: Any = load_queries()
+checks: Any = load_test_queries()
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -59,19 +60,19 @@ def assert_replay_of(first: httpx.Response, replay: httpx.Response) -> None:
 
 
 async def count_payments(db: asyncpg.Connection) -> int:
-    return int(await q.api_checks_count_payments(db))
+    return int(await checks.count_payments(db))
 
 
 async def count_outbox(db: asyncpg.Connection) -> int:
-    return int(await q.security_count_outbox_events(db))
+    return int(await checks.count_outbox_events(db))
 
 
 async def count_refunds(db: asyncpg.Connection) -> int:
-    return int(await q.security_count_refunds(db))
+    return int(await checks.count_refunds(db))
 
 
 async def stored_key(db: asyncpg.Connection, endpoint: str, key: str) -> asyncpg.Record | None:
-    row: asyncpg.Record | None = await q.security_idempotency_key(db, endpoint=endpoint, key=key)
+    row: asyncpg.Record | None = await checks.idempotency_key(db, endpoint=endpoint, key=key)
     return row
 
 
@@ -85,14 +86,16 @@ async def wait_for(check: Any, what: str, within: float = 15.0) -> None:
 
 
 @asynccontextmanager
-async def held_lock(database_url: str, lock: str, **params: Any) -> AsyncIterator[None]:
-    """A separate session holding a row lock (`lock` names a query of sql/security_checks.sql)
-    in a transaction that is rolled back when the block ends."""
+async def held_lock(
+    database_url: str, lock: Callable[..., Awaitable[Any]], **params: Any
+) -> AsyncIterator[None]:
+    """A separate session holding a row lock (taken by the query `lock`, e.g.
+    `checks.lock_payment`) in a transaction that is rolled back when the block ends."""
     conn = await asyncpg.connect(database_url)
     try:
         transaction = conn.transaction()
         await transaction.start()
-        await getattr(q, lock)(conn, **params)
+        await lock(conn, **params)
         try:
             yield
         finally:
@@ -101,9 +104,21 @@ async def held_lock(database_url: str, lock: str, **params: Any) -> AsyncIterato
         await conn.close()
 
 
+def held_order(database_url: str, order_id: int) -> AbstractAsyncContextManager[None]:
+    """An uncommitted payment row of this order: a create of the same order waits on it."""
+    return held_lock(
+        database_url,
+        checks.insert_payment_row,
+        order_id=order_id,
+        amount=Decimal(1000),
+        currency="JPY",
+        status="PROCESSING",
+    )
+
+
 async def wait_until_blocked(db: asyncpg.Connection) -> None:
     async def blocked() -> bool:
-        return int(await q.security_backends_waiting_on_locks(db)) >= 1
+        return int(await checks.count_sessions_waiting_on_locks(db)) >= 1
 
     await wait_for(blocked, "the first request waiting on the held lock")
 
@@ -154,7 +169,7 @@ async def test_a_refund_is_replayed_for_the_same_key_and_body_without_a_second_r
     assert first.status_code == 201, first.text
     assert_replay_of(first, replay)
     assert await count_refunds(db) == 1
-    events = [row async for row in q.outbox_events_of_payment(db, payment_id=payment["id"])]
+    events = [row async for row in checks.outbox_events_of_payment(db, payment_id=payment["id"])]
     assert [row["body"].count("refunded") for row in events] == [0, 1]
 
 
@@ -259,7 +274,7 @@ async def test_a_create_with_a_key_still_running_is_409(
     settings = make_settings(database_url, order_stub.url, database={"command_timeout": 30.0})
     body = {"order_id": 11, "amount": 1200}
     async with serve(settings) as svc:
-        async with held_lock(database_url, "security_hold_order", order_id=11):
+        async with held_order(database_url, order_id=11):
             first_task = asyncio.create_task(create(svc.client, body, "slow"))
             await wait_until_blocked(db)
             row = await stored_key(db, CREATE_ENDPOINT, "slow")
@@ -285,7 +300,7 @@ async def test_a_refund_with_a_key_still_running_is_409(
     async with serve(settings) as svc:
         payment = (await create(svc.client, {"order_id": 12, "amount": 1200}, None)).json()
         body = {"payment_id": payment["id"], "reason": "r"}
-        async with held_lock(database_url, "security_lock_payment", payment_id=payment["id"]):
+        async with held_lock(database_url, checks.lock_payment, payment_id=payment["id"]):
             first_task = asyncio.create_task(refund(svc.client, body, "slow-refund"))
             await wait_until_blocked(db)
 
@@ -392,7 +407,7 @@ async def test_a_5xx_is_not_stored_so_a_retry_runs_again(
     settings = make_settings(database_url, order_stub.url, database={"command_timeout": 1.0})
     body = {"order_id": 18, "amount": 1000}
     async with serve(settings) as svc:
-        async with held_lock(database_url, "security_hold_order", order_id=18):
+        async with held_order(database_url, order_id=18):
             failed = await create(svc.client, body, "outage")
             assert_problem(failed, 503)
             assert await stored_key(db, CREATE_ENDPOINT, "outage") is None
@@ -409,19 +424,16 @@ async def test_a_5xx_is_not_stored_so_a_retry_runs_again(
 # --- key validation and authentication -------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "key",
-    ["", '""', "k" * 256, "a\x7fb", "tab\there"],
-    ids=["empty", "empty-quoted", "256-chars", "DEL", "tab"],
-)
 async def test_an_invalid_key_is_400_and_runs_nothing(
-    service: RunningService, db: asyncpg.Connection, key: str
+    service: RunningService, db: asyncpg.Connection, subtests: pytest.Subtests
 ) -> None:
-    response = await create(service.client, {"order_id": 19, "amount": 1000}, key)
+    for key in ["", '""', "k" * 256, "a\x7fb", "tab\there"]:
+        with subtests.test(key=key):
+            response = await create(service.client, {"order_id": 19, "amount": 1000}, key)
 
-    assert_problem(response, 400)
-    assert await count_payments(db) == 0
-    assert int(await q.security_count_idempotency_keys(db)) == 0
+            assert_problem(response, 400)
+            assert await count_payments(db) == 0
+            assert int(await checks.count_idempotency_keys(db)) == 0
 
 
 async def test_a_key_of_255_characters_is_accepted(

@@ -3,7 +3,7 @@ calls by default, or one call per order with `--one-by-one`.
 
 The end-to-end tests run the command as an operator would, in a subprocess against the
 service over real HTTP, and check the report, the summary, the exit status, the stored
-payments (GET, sql/inspection.sql) and the Order Service's webhooks. The unit tests at
+payments (GET, tests/sql/) and the Order Service's webhooks. The unit tests at
 the end cover row checks and retries without a service.
 """
 
@@ -27,7 +27,7 @@ import pytest
 from aiohttp import web
 from click.testing import CliRunner
 
-from service.db.sql import PROJECT_ROOT, load_queries
+from service.db.sql import PROJECT_ROOT
 from service.importer.batches import BatchClient
 from service.importer.cli import import_command
 from service.importer.client import PaymentsClient
@@ -37,8 +37,9 @@ from service.importer.rows import Payment, read_rows
 from tests.support.order_stub import OrderServiceStub
 from tests.support.service import RunningService, serve
 from tests.support.settings import make_settings
+from tests.support.sql import load_test_queries
 
-sql: Any = load_queries()
+checks: Any = load_test_queries()
 
 COMMAND = "from service.importer.cli import import_command; import_command()"
 PAYMENTS = "/api/v1/payments/"
@@ -113,7 +114,7 @@ async def pay(client: httpx.AsyncClient, order_id: int, amount: int) -> httpx.Re
 async def payments_per_order(db: asyncpg.Connection, order_ids: list[int]) -> Counter[int]:
     counts: Counter[int] = Counter()
     for order_id in order_ids:
-        counts[order_id] = await sql.count_payments_of_order(db, order_id=order_id)
+        counts[order_id] = await checks.count_payments_of_order(db, order_id=order_id)
     return counts
 
 
@@ -203,6 +204,7 @@ async def test_a_2000_row_file_pays_each_valid_new_order_once_and_reports_every_
         assert payment["id"] == int(paid[order_id]["payment_id"])
 
 
+@pytest.mark.slow
 async def test_a_clean_json_lines_file_exits_0(service: RunningService, tmp_path: Path) -> None:
     path = tmp_path / "orders.ndjson"
     lines = [{"order_id": n, "amount": 100.0 if n % 2 else 5000} for n in range(1, 51)]
@@ -220,6 +222,7 @@ async def test_a_clean_json_lines_file_exits_0(service: RunningService, tmp_path
 # --- reruns ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_the_same_file_imported_twice_pays_and_notifies_each_order_once(
     service: RunningService, order_stub: OrderServiceStub, db: asyncpg.Connection, tmp_path: Path
 ) -> None:
@@ -241,7 +244,7 @@ async def test_the_same_file_imported_twice_pays_and_notifies_each_order_once(
     # The Order Service hears of each payment once: one outbox event per order, delivered.
     await order_stub.wait_for_accepted(len(orders), 60)
     for order_id in orders:
-        events = [row async for row in sql.outbox_events_of_order(db, order_id=order_id)]
+        events = [row async for row in checks.outbox_events_of_order(db, order_id=order_id)]
         assert len(events) == 1 and events[0]["delivered_at"] is not None
     webhooks = [call for call in order_stub.accepted if call.body["payment_status"] == "completed"]
     assert Counter(call.order_id for call in webhooks) == Counter(orders)
@@ -286,6 +289,7 @@ async def test_an_import_interrupted_with_ctrl_c_then_run_again_pays_every_order
     assert set(counts.values()) == {1}
 
 
+@pytest.mark.slow
 async def test_a_second_ctrl_c_abandons_the_calls_in_flight_and_reports_them_failed(
     tmp_path: Path,
 ) -> None:
@@ -326,6 +330,7 @@ async def test_a_second_ctrl_c_abandons_the_calls_in_flight_and_reports_them_fai
 # --- declines, authentication ------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_a_declined_row_is_reported_with_its_payment_and_stays_declined(
     database_url: str, order_stub: OrderServiceStub, db: asyncpg.Connection, tmp_path: Path
 ) -> None:
@@ -351,6 +356,7 @@ async def test_a_declined_row_is_reported_with_its_payment_and_stays_declined(
     assert await payments_per_order(db, [1, 2, 3]) == Counter({1: 1, 2: 1, 3: 1})
 
 
+@pytest.mark.slow
 async def test_a_token_is_sent_and_a_refused_one_stops_the_import(
     database_url: str, order_stub: OrderServiceStub, tmp_path: Path
 ) -> None:

@@ -29,8 +29,10 @@ from service.ops.queries import ops_queries
 from tests.support.order_stub import OrderServiceStub
 from tests.support.service import serve
 from tests.support.settings import make_settings
+from tests.support.sql import load_test_queries
 
 sql: Any = load_queries()
+checks: Any = load_test_queries()
 DECLINED = 666
 VIEWS = {
     "payments_by_status_day", "processing_payments", "stuck_payments", "refunds_by_day",
@@ -81,7 +83,7 @@ async def populated(
         row = await sql.insert_processing(
             db, order_id=order_id, amount=Decimal(amount), currency="JPY"
         )
-        await sql.age_payment(db, payment_id=row["id"], seconds=age)
+        await checks.age_payment(db, payment_id=row["id"], seconds=age)
     payment_of = {
         o: (await sql.find_payment_by_order(db, order_id=o))["id"] for o in range(101, 107)
     }
@@ -92,21 +94,21 @@ async def populated(
     event = {
         (e["order_id"], json.loads(e["body"])["payment_status"]): e["id"]
         for order_id in range(101, 105)
-        for e in await rows(sql.outbox_events_of_order, db, order_id=order_id)
+        for e in await rows(checks.outbox_events_of_order, db, order_id=order_id)
     }
     assert len(event) == 5
-    await sql.opstest_mark_delivered(db, event_id=event[101, "completed"])
-    await sql.opstest_mark_dead(db, event_id=event[102, "completed"], attempts=8, error="HTTP 503")
-    await sql.opstest_mark_delivered(db, event_id=event[103, "completed"])
-    await sql.opstest_mark_retrying(
+    await checks.mark_event_delivered(db, event_id=event[101, "completed"])
+    await checks.mark_event_dead(db, event_id=event[102, "completed"], attempts=8, error="HTTP 503")
+    await checks.mark_event_delivered(db, event_id=event[103, "completed"])
+    await checks.mark_event_retrying(
         db, event_id=event[103, "refunded"], attempts=2, error="connection refused"
     )
-    await sql.opstest_mark_claimed(db, event_id=event[104, "failed"], relay_id="relay-a")
-    return Populated(database_url, db, await sql.opstest_today(db), payment_of)
+    await checks.mark_event_claimed(db, event_id=event[104, "failed"], relay_id="relay-a")
+    return Populated(database_url, db, await checks.current_day(db), payment_of)
 
 
 async def test_every_ops_view_has_a_question(populated: Populated) -> None:
-    views = await rows(sql.opstest_ops_views, populated.db)
+    views = await rows(checks.ops_views, populated.db)
     assert {view["name"] for view in views} == VIEWS
     for view in views:
         assert view["comment"] and "?" in view["comment"], view["name"]
@@ -138,7 +140,7 @@ async def test_stuck_payments(populated: Populated) -> None:
     recent = await rows(sql.ops_stuck_payments, db, older_than_seconds=0.000001)
     assert {r["order_id"] for r in recent} == {105, 106}
     # The view's fixed threshold is one minute.
-    assert [r["order_id"] for r in await rows(sql.opstest_stuck_payments, db)] == [105]
+    assert [r["order_id"] for r in await rows(checks.all_stuck_payments, db)] == [105]
 
 
 async def test_outbox_backlog(populated: Populated) -> None:
@@ -186,7 +188,7 @@ async def test_delivery_attempts_by_order(populated: Populated) -> None:
         "order_id": 103, "events": 2, "attempts": 3, "delivered": 1, "pending": 1, "dead": 0,
         "last_error": "connection refused", "last_event_at": None,
     }  # fmt: skip
-    everyone = await rows(sql.opstest_delivery_attempts_by_order, db)
+    everyone = await rows(checks.all_delivery_attempts_by_order, db)
     summary = {
         r["order_id"]: (r["events"], r["delivered"], r["pending"], r["dead"]) for r in everyone
     }
@@ -291,6 +293,7 @@ async def test_cli_refuses_unknown_queries_and_missing_parameters(populated: Pop
     assert wrong_type.exit_code == 1 and "ops_order_timeline" in wrong_type.output
 
 
+@pytest.mark.slow
 async def test_payments_ops_command(populated: Populated) -> None:
     """`payments ops ...` as an operator types it."""
     run = await asyncio.to_thread(
@@ -304,6 +307,7 @@ async def test_payments_ops_command(populated: Populated) -> None:
     assert "webhook failed" in run.stdout and "(3 rows)" in run.stdout
 
 
+@pytest.mark.slow
 async def test_ops_sql_runs_in_plain_psql(populated: Populated) -> None:
     """The file itself is psql-ready: its `:params` are psql variables."""
     variables = {"since_days": 7, "older_than_seconds": 60, "max_rows": 10, "order_id": 103}

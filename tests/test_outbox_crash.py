@@ -8,6 +8,7 @@ import signal
 import sys
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -21,6 +22,9 @@ from tests.support.relay_helpers import (
     wait_all_delivered,
     wait_until,
 )
+from tests.support.sql import load_test_queries
+
+checks: Any = load_test_queries()
 
 EVENTS = 300
 # A short lease, so a killed relay's claims free up within the test.
@@ -127,7 +131,7 @@ async def test_sigterm_stops_the_relay_process_and_releases_its_claims(
     finally:
         if process.returncode is None:
             process.kill()
-    assert [row async for row in load_queries().outbox_claimed_events(db)] == []
+    assert [row async for row in checks.claimed_outbox_events(db)] == []
     assert "claims released" in (tmp_path / "relay.log").read_text()
 
 

@@ -10,6 +10,7 @@ from collections import Counter
 
 import asyncpg
 import msgspec
+import pytest
 
 from service.db.sql import load_queries
 from service.signing import secret_key, verify
@@ -125,6 +126,7 @@ async def test_500_then_200_is_retried_and_delivered_once(
     assert event["last_error"].startswith("HTTP 500")
 
 
+@pytest.mark.slow
 async def test_retry_after_overrides_the_schedule(
     database_url: str, order_stub: OrderServiceStub, db: asyncpg.Connection
 ) -> None:
@@ -146,6 +148,7 @@ async def test_retry_after_overrides_the_schedule(
     assert event["attempts"] == 2 and event["delivered_at"] is not None
 
 
+@pytest.mark.slow
 async def test_slow_answers_beyond_the_timeout_are_retried(
     database_url: str, order_stub: OrderServiceStub, db: asyncpg.Connection
 ) -> None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import asyncpg
 
-from service.db.sql import load_queries
 from service.outbox.listener import APPLICATION_NAME
 from tests.support.order_stub import OrderServiceStub
 from tests.support.relay_helpers import (
@@ -13,11 +14,22 @@ from tests.support.relay_helpers import (
     running_relay,
     wait_until,
 )
+from tests.support.sql import load_test_queries
+
+checks: Any = load_test_queries()
 
 
 async def listener_pids(db: asyncpg.Connection) -> set[int]:
-    rows = load_queries().relay_listener_backends(db, application_name=APPLICATION_NAME)
+    rows = checks.sessions_of_application(db, application_name=APPLICATION_NAME)
     return {row["pid"] async for row in rows}
+
+
+async def drop_listeners(db: asyncpg.Connection) -> int:
+    """Terminate the relays' LISTEN connections to this database; how many there were."""
+    dropped: int = await checks.terminate_sessions_of_application(
+        db, application_name=APPLICATION_NAME
+    )
+    return dropped
 
 
 async def test_without_notifications_polling_delivers(
@@ -41,8 +53,7 @@ async def test_dropped_listener_reconnects_and_wakes_the_relay(
         await create_payments(database_url, [1])
         await order_stub.wait_for_accepted(1)
 
-        q = load_queries()
-        assert await q.terminate_relay_listeners(db, application_name=APPLICATION_NAME) == 1
+        assert await drop_listeners(db) == 1
         await wait_until(lambda: _has_listener(db, not_pid=before), what="the listener back")
         await create_payments(database_url, [2])
         await order_stub.wait_for_accepted(2)
@@ -55,10 +66,9 @@ async def test_events_committed_while_the_listener_was_down_are_not_lost(
     settings = relay_settings(database_url, order_stub.url, poll_interval_seconds=0.5)
     async with running_relay(database_url, settings):
         await wait_until(lambda: _has_listener(db), what="the listener connected")
-        q = load_queries()
         # Repeatedly cut the listener while events commit: some NOTIFYs find nobody.
         for order_id in range(1, 11):
-            await q.terminate_relay_listeners(db, application_name=APPLICATION_NAME)
+            await drop_listeners(db)
             await create_payments(database_url, [order_id])
         await order_stub.wait_for_accepted(10)
     assert len(order_stub.received) == 10

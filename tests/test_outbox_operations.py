@@ -6,6 +6,7 @@ import asyncio
 import json
 import socket
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 from click.testing import CliRunner, Result
@@ -23,6 +24,9 @@ from tests.support.relay_helpers import (
     running_relay,
     wait_until,
 )
+from tests.support.sql import load_test_queries
+
+checks: Any = load_test_queries()
 
 
 def closed_port_url() -> str:
@@ -101,7 +105,6 @@ async def test_dead_after_last_attempt_then_replayed(
 async def test_retention_deletes_only_old_delivered_events(
     database_url: str, order_stub: OrderServiceStub, db: asyncpg.Connection
 ) -> None:
-    q = load_queries()
     settings = relay_settings(database_url, order_stub.url)
     async with running_relay(database_url, settings):
         await create_payments(database_url, [1, 2, 3, 4])
@@ -114,7 +117,7 @@ async def test_retention_deletes_only_old_delivered_events(
         await wait_until(lambda: _dead_count(db, 1), what="one dead event")
     old_a, old_b, recent_a, recent_b, _ = await all_events(db)
     for event, days in ((old_a, 10), (old_b, 10), (recent_a, 1)):
-        await q.age_delivered_event(db, event_id=event["id"], days=days)
+        await checks.age_delivered_event(db, event_id=event["id"], days=days)
 
     assert await purge_delivered(load_queries(), db, retention_days=30) == 0
     purged = await cli(database_url, "purge", "--json")  # litestar.toml: 7 days
@@ -128,7 +131,7 @@ async def test_retention_deletes_only_old_delivered_events(
     relay = OutboxRelay(pool, load_queries(), settings, listen_url=None, retention_interval=0.1)
     stop = asyncio.Event()
     task = asyncio.create_task(relay.run(stop))
-    await q.age_delivered_event(db, event_id=recent_b["id"], days=8)
+    await checks.age_delivered_event(db, event_id=recent_b["id"], days=8)
     await wait_until(lambda: _event_count(db, 1), what="the relay's retention")
     stop.set()
     await task

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import Counter
+from typing import Any
 
 import asyncpg
 import pytest
 
 from service.db.sql import load_queries
+from service.outbox.listener import APPLICATION_NAME as LISTENER_APPLICATION_NAME
 from service.outbox.maintenance import outbox_status
 from tests.support.order_stub import Answer, OrderServiceStub
 from tests.support.relay_helpers import (
@@ -20,6 +21,11 @@ from tests.support.relay_helpers import (
     wait_all_delivered,
     wait_until,
 )
+from tests.support.sql import load_test_queries
+
+checks: Any = load_test_queries()
+# The application_name of the service's pools (service/db/pool.py), the relay's included.
+POOL_APPLICATION_NAME = "payments"
 
 EVENTS = 2000
 
@@ -72,7 +78,7 @@ async def test_graceful_stop_finishes_in_flight_sends_and_releases_the_rest(
         assert status.in_flight == 20  # all claimed, two of them being sent
         await relay.stop()
 
-    claimed = [row async for row in load_queries().outbox_claimed_events(db)]
+    claimed = [row async for row in checks.claimed_outbox_events(db)]
     assert claimed == []
     events = await all_events(db)
     delivered = [e for e in events if e["delivered_at"] is not None]
@@ -87,9 +93,40 @@ async def test_graceful_stop_finishes_in_flight_sends_and_releases_the_rest(
     assert len({call.webhook_id for call in order_stub.received}) == 20
 
 
-async def test_stopping_twice_is_harmless(database_url: str, order_stub: OrderServiceStub) -> None:
+async def sessions(db: asyncpg.Connection, application_name: str) -> int:
+    rows = checks.sessions_of_application(db, application_name=application_name)
+    return len([row async for row in rows])
+
+
+async def relay_sessions(db: asyncpg.Connection) -> int:
+    """The relay's connections to this test's database: its pool's and its LISTEN one."""
+    return await sessions(db, POOL_APPLICATION_NAME) + await sessions(db, LISTENER_APPLICATION_NAME)
+
+
+async def test_stopping_twice_is_harmless(
+    database_url: str, order_stub: OrderServiceStub, db: asyncpg.Connection
+) -> None:
     settings = relay_settings(database_url, order_stub.url, poll_interval_seconds=30.0)
     async with running_relay(database_url, settings) as relay:
-        await asyncio.sleep(0.2)
+
+        async def listening() -> bool:
+            return await sessions(db, LISTENER_APPLICATION_NAME) == 1
+
+        async def all_closed() -> bool:
+            return await relay_sessions(db) == 0
+
+        await wait_until(listening, what="the relay listening")
         await relay.stop()
-        assert relay.task.done()
+
+        # Stopped: the loop ended on its own (not cancelled, no error) and every connection
+        # of the relay is closed.
+        assert relay.task.done() and not relay.task.cancelled()
+        assert relay.task.exception() is None
+        await wait_until(all_closed, what="the relay's connections closed")
+    # Leaving the block stopped it a second time: no error, nothing reopened.
+    assert await relay_sessions(db) == 0
+
+    # The outbox is as usable as before: a new relay delivers.
+    await create_payments(database_url, [1])
+    async with running_relay(database_url, settings):
+        await order_stub.wait_for_accepted(1)

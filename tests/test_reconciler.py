@@ -29,8 +29,10 @@ from tests.support.order_stub import OrderServiceStub
 from tests.support.payments import insert_processing as insert_processing_row
 from tests.support.service import serve
 from tests.support.settings import make_settings
+from tests.support.sql import load_test_queries
 
 sql: Any = load_queries()
+checks: Any = load_test_queries()
 
 FAST_RECONCILER = {"reconcile_after_seconds": 0.2, "reconcile_interval_seconds": 0.1}
 DECLINED = 4040
@@ -53,14 +55,14 @@ async def insert_processing(
     """A payment as left by a crash between the two steps of create."""
     row = await insert_processing_row(db, order_id, Decimal(amount))
     if aged_seconds:
-        await sql.age_payment(db, payment_id=row["id"], seconds=aged_seconds)
+        await checks.age_payment(db, payment_id=row["id"], seconds=aged_seconds)
     return dict(row)
 
 
 async def outbox_bodies(db: asyncpg.Connection, payment_id: int) -> list[dict[str, Any]]:
     return [
         json.loads(row["body"])
-        async for row in sql.outbox_events_of_payment(db, payment_id=payment_id)
+        async for row in checks.outbox_events_of_payment(db, payment_id=payment_id)
     ]
 
 
@@ -69,7 +71,7 @@ def settlement_body(status: str, transaction_id: UUID | str) -> dict[str, str]:
 
 
 async def stored_status(db: asyncpg.Connection, payment_id: int) -> str:
-    status: str = await sql.checks_b_payment_status(db, payment_id=payment_id)
+    status: str = await checks.payment_status(db, payment_id=payment_id)
     return status
 
 
@@ -236,8 +238,8 @@ async def test_a_payment_older_than_the_age_is_settled_as_the_gateway_says(
 async def test_settled_payments_are_not_touched(uow: UnitOfWork, db: asyncpg.Connection) -> None:
     for order_id, status in enumerate(["PENDING", "COMPLETED", "FAILED", "REFUNDED"], start=1):
         payment = await insert_processing(db, order_id=order_id)
-        await sql.force_payment_status(db, payment_id=payment["id"], status=status)
-        await sql.age_payment(db, payment_id=payment["id"], seconds=3600)
+        await checks.force_payment_status(db, payment_id=payment["id"], status=status)
+        await checks.age_payment(db, payment_id=payment["id"], seconds=3600)
 
     settled = await reconcile_stuck_payments(command(older_than_seconds=60), uow, simulator())
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
+import pytest
+
 from service.db.sql import load_queries
 from service.outbox import start_relay
 from tests.support.order_stub import OrderServiceStub
@@ -20,6 +22,7 @@ from tests.support.settings import make_settings
 ORDERS = 150
 
 
+@pytest.mark.slow
 async def test_two_instances_and_a_standalone_relay_share_one_database(
     database_url: str, order_stub: OrderServiceStub
 ) -> None:

@@ -15,6 +15,9 @@ from service.outbox import RelayHandle, start_relay
 from service.settings import Settings
 from tests.support.payments import insert_processing
 from tests.support.settings import make_settings
+from tests.support.sql import load_test_queries
+
+checks: Any = load_test_queries()
 
 # Fast retries, a short poll, a timeout well inside the lease: tests finish in seconds.
 FAST_OUTBOX: dict[str, Any] = {
@@ -91,7 +94,7 @@ async def refund(conn: asyncpg.Connection, payment_id: int) -> None:
 
 
 async def all_events(conn: asyncpg.Connection) -> list[asyncpg.Record]:
-    return [row async for row in load_queries().outbox_all_events(conn)]
+    return [row async for row in checks.all_outbox_events(conn)]
 
 
 async def wait_until(

@@ -1,0 +1,70 @@
+-- Test helpers for payment rows: what is stored, read directly, and writes that bypass
+-- the service on purpose (to prove the schema itself refuses what the API would refuse,
+-- or to put a payment into a state the tests need).
+
+-- name: count_payments()$
+-- How many payment rows exist at all (a refused request must store none).
+SELECT count(*) FROM payments;
+
+-- name: count_payments_of_order(order_id)$
+-- How many payment rows an order has (the UNIQUE constraint says at most one).
+SELECT count(*) FROM payments WHERE order_id = :order_id;
+
+-- name: count_processing_payments()$
+-- How many payments are still PROCESSING (after reconciliation: none).
+SELECT count(*) FROM payments WHERE status = 'PROCESSING';
+
+-- name: payment_amount(payment_id)$
+-- The amount exactly as stored (numeric, never float).
+SELECT amount FROM payments WHERE id = :payment_id;
+
+-- name: payment_status(payment_id)$
+-- The stored status of one payment.
+SELECT status FROM payments WHERE id = :payment_id;
+
+-- name: all_payments()
+-- Every payment's order, status and amount, one row per payment.
+SELECT id, order_id, status, amount
+  FROM payments
+ ORDER BY id;
+
+-- name: orders_paid_more_than_once()
+-- Orders with more than one payment row (the UNIQUE constraint says there are none).
+SELECT order_id, count(*) AS payments
+  FROM payments
+ GROUP BY order_id
+HAVING count(*) > 1
+ ORDER BY order_id;
+
+-- name: payment_trails()
+-- Every payment with its number of refunds and its outbox events (status and id),
+-- in seq order: what each payment told the Order Service, and in which order.
+SELECT p.id, p.order_id, p.status, p.transaction_id::text AS transaction_id,
+       (SELECT count(*) FROM refunds AS r WHERE r.payment_id = p.id) AS refunds,
+       COALESCE((SELECT array_agg(o.body->>'payment_status' ORDER BY o.seq)
+                   FROM outbox AS o WHERE o.payment_id = p.id),
+                CAST('{}' AS text[])) AS event_statuses,
+       COALESCE((SELECT array_agg(CAST(o.id AS text) ORDER BY o.seq)
+                   FROM outbox AS o WHERE o.payment_id = p.id),
+                CAST('{}' AS text[])) AS event_ids
+  FROM payments AS p
+ ORDER BY p.id;
+
+-- name: insert_payment_row(order_id, amount, currency, status)$
+-- Inserts a payment row directly; returns its id (constraint violations raise). Inside a
+-- transaction left open it also makes a concurrent create of the same order wait.
+INSERT INTO payments (order_id, amount, currency, status)
+VALUES (:order_id, CAST(:amount AS numeric), :currency, :status)
+RETURNING id;
+
+-- name: lock_payment(payment_id)$
+-- Locks one payment row until the transaction ends (a refund of it then waits).
+SELECT id FROM payments WHERE id = :payment_id FOR UPDATE;
+
+-- name: age_payment(payment_id, seconds)!
+-- Pretends a payment was last touched `seconds` ago (tests of the reconciler).
+UPDATE payments SET updated_at = now() - make_interval(secs => :seconds) WHERE id = :payment_id;
+
+-- name: force_payment_status(payment_id, status)!
+-- Sets a status without the state machine.
+UPDATE payments SET status = :status, updated_at = now() WHERE id = :payment_id;
