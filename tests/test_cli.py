@@ -12,13 +12,15 @@ from pathlib import Path
 import pytest
 
 from service.db.migrate import migration_files
-from service.db.sql import PROJECT_ROOT
+from tests.support.paths import PROJECT_ROOT
 from tests.support.postgres import TestPostgres
 
 BIN = Path(sys.executable).parent
 PAYMENTS = BIN / "payments"
 LITESTAR = BIN / "litestar"
 EXPECTED_VERSIONS = [path.stem for path in migration_files()]
+# Every test starts the CLI as a process (a second or two each).
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
@@ -51,10 +53,6 @@ def ok(result: subprocess.CompletedProcess[str]) -> str:
 def commands_listed(help_text: str) -> set[str]:
     """Command names of a click (or rich-click boxed) help screen: `name  description`."""
     return set(re.findall(r"^[^\w-]*?([a-z][\w-]*) {2,}\S", help_text, re.MULTILINE))
-
-
-def test_the_console_script_is_installed() -> None:
-    assert PAYMENTS.exists()
 
 
 PROJECT_COMMANDS = {"db", "serve", "ops", "outbox", "relay", "import"}

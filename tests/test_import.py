@@ -27,7 +27,6 @@ import pytest
 from aiohttp import web
 from click.testing import CliRunner
 
-from service.db.sql import PROJECT_ROOT
 from service.importer.batches import BatchClient
 from service.importer.cli import import_command
 from service.importer.client import PaymentsClient
@@ -35,6 +34,7 @@ from service.importer.outcomes import Outcome
 from service.importer.retry import RetryPolicy
 from service.importer.rows import Payment, read_rows
 from tests.support.order_stub import OrderServiceStub
+from tests.support.paths import PROJECT_ROOT
 from tests.support.service import RunningService, serve
 from tests.support.settings import make_settings
 from tests.support.sql import load_test_queries

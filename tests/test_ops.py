@@ -27,6 +27,7 @@ from service.ops import ops_group
 from service.ops.cli import parse_value
 from service.ops.queries import ops_queries
 from tests.support.order_stub import OrderServiceStub
+from tests.support.payments import insert_processing
 from tests.support.service import serve
 from tests.support.settings import make_settings
 from tests.support.sql import load_test_queries
@@ -80,13 +81,9 @@ async def populated(
         assert refund.status_code == 201, refund.text
     # The service is stopped: no relay or reconciler moves anything from here on.
     for order_id, amount, age in [(105, 777, 600), (106, 800, 0)]:
-        row = await sql.insert_processing(
-            db, order_id=order_id, amount=Decimal(amount), currency="JPY"
-        )
+        row = await insert_processing(db, order_id, Decimal(amount))
         await checks.age_payment(db, payment_id=row["id"], seconds=age)
-    payment_of = {
-        o: (await sql.find_payment_by_order(db, order_id=o))["id"] for o in range(101, 107)
-    }
+    payment_of = {o: await checks.payment_id_of_order(db, order_id=o) for o in range(101, 107)}
     payment_102 = await sql.find_payment(db, payment_id=payment_of[102])
     await sql.record_gateway_event(
         db, webhook_id="cb-102", transaction_id=payment_102["transaction_id"], status="completed"

@@ -13,9 +13,10 @@ from typing import Any
 import asyncpg
 import pytest
 
-from service.db.sql import PROJECT_ROOT, load_queries
+from service.db.sql import load_queries
 from service.outbox.maintenance import outbox_status
 from tests.support.order_stub import Answer, OrderServiceStub
+from tests.support.paths import PROJECT_ROOT
 from tests.support.relay_helpers import (
     all_events,
     create_payments,

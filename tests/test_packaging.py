@@ -18,7 +18,8 @@ import click
 
 from service.app import COMMANDS_ENTRY_POINTS, ProjectCommands, create_app
 from service.db.migrate import migration_files
-from service.db.sql import PROJECT_ROOT, load_queries
+from service.db.sql import load_queries
+from tests.support.paths import PROJECT_ROOT
 from tests.support.settings import make_settings
 
 PYPROJECT = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text(encoding="utf-8"))

@@ -8,8 +8,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from service.db.sql import PROJECT_ROOT
 from service.settings import ConfigError, Settings, load_settings
+from tests.support.paths import PROJECT_ROOT
 
 REPO_TOML = PROJECT_ROOT / "litestar.toml"
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from functools import cache
 from importlib.resources import as_file, files
-from pathlib import Path
 from typing import Any, cast
 
 import aiosql
@@ -15,9 +14,6 @@ from service.db.queries import Queries
 # sql/ and migrations/ of the repository ship in the wheel as these resource packages.
 SQL_DIR = files("service.sql")
 MIGRATIONS_DIR = files("service.migrations")
-# The checkout, for the tests and the benchmark that run from it; the service reads
-# nothing through it (in a wheel install it is not a checkout at all).
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 @cache

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import ssl
 import time
+from functools import cache
 
 import httpx
 from httpx_aiohttp import AiohttpTransport
@@ -33,7 +35,13 @@ def create_transport(settings: Settings) -> httpx.AsyncBaseTransport:
     """
     slots = settings.outbox.concurrency
     limits = httpx.Limits(max_connections=slots, max_keepalive_connections=slots)
-    return AiohttpTransport(limits=limits)
+    return AiohttpTransport(limits=limits, verify=_tls_context())
+
+
+@cache
+def _tls_context() -> ssl.SSLContext:
+    # Loading the CA bundle takes a few hundred milliseconds: once per process, not per relay.
+    return httpx.create_ssl_context()
 
 
 async def _answer_excerpt(response: httpx.Response) -> str:

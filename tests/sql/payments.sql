@@ -6,6 +6,10 @@
 -- How many payment rows exist at all (a refused request must store none).
 SELECT count(*) FROM payments;
 
+-- name: payment_id_of_order(order_id)$
+-- The id of an order's payment.
+SELECT id FROM payments WHERE order_id = :order_id;
+
 -- name: count_payments_of_order(order_id)$
 -- How many payment rows an order has (the UNIQUE constraint says at most one).
 SELECT count(*) FROM payments WHERE order_id = :order_id;

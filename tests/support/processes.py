@@ -19,7 +19,7 @@ from typing import IO
 
 import httpx
 
-from service.db.sql import PROJECT_ROOT
+from tests.support.paths import PROJECT_ROOT
 
 # Started exactly as the console script `payments` starts it.
 PAYMENTS = [sys.executable, "-c", "from service.cli import main; main()"]
