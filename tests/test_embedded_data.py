@@ -103,12 +103,14 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "etc" / "data" / "pg"
 
 
+@pytest.mark.slow  # starts an embedded server or the CLI as a process
 def test_migrating_creates_the_cluster_beside_the_config_file(cluster: Path) -> None:
     assert has_cluster(cluster)
     # The last process attached stopped the server when it exited.
     assert not (cluster / "postmaster.pid").exists()
 
 
+@pytest.mark.slow  # starts an embedded server or the CLI as a process
 def test_detaching_stops_the_server_this_process_started(cluster: Path) -> None:
     server = start_embedded(cluster)
     postmaster = psutil.Process(server.get_pid())
@@ -117,6 +119,7 @@ def test_detaching_stops_the_server_this_process_started(cluster: Path) -> None:
     assert not (cluster / "postmaster.pid").exists()
 
 
+@pytest.mark.slow  # starts an embedded server or the CLI as a process
 @pytest.mark.parametrize(
     "command",
     [
@@ -139,6 +142,7 @@ def test_reading_commands_refuse_a_directory_without_a_cluster(
     assert not (tmp_path / "etc" / "data").exists(), "nothing was created"
 
 
+@pytest.mark.slow  # starts an embedded server or the CLI as a process
 def test_listing_the_ops_queries_needs_no_database(tmp_path: Path) -> None:
     config = write_config(tmp_path / "etc", "data/pg")
     result = payments("ops", config=config, cwd=tmp_path)
@@ -147,6 +151,7 @@ def test_listing_the_ops_queries_needs_no_database(tmp_path: Path) -> None:
     assert not (tmp_path / "etc" / "data").exists()
 
 
+@pytest.mark.slow  # starts an embedded server or the CLI as a process
 def test_psql_opens_an_existing_cluster(tmp_path: Path, cluster: Path) -> None:
     config = write_config(tmp_path / "etc", str(cluster))
     sql = "select count(*) from schema_migrations"
