@@ -78,6 +78,18 @@ async def test_unsigned_when_no_secret(database_url: str, order_stub: OrderServi
     assert call.headers["webhook-id"]
 
 
+async def test_webhooks_reuse_kept_alive_connections(
+    database_url: str, order_stub: OrderServiceStub
+) -> None:
+    # An answer with a body: a sender that leaves it unread loses the connection each time.
+    order_stub.answer = lambda _: Answer(body='{"ok": true}')
+    settings = relay_settings(database_url, order_stub.url, concurrency=4)
+    async with running_relay(database_url, settings):
+        await create_payments(database_url, list(range(1, 101)))
+        accepted = await order_stub.wait_for_accepted(100)
+    assert len({call.peer for call in accepted}) <= 4
+
+
 async def test_order_service_down_then_up_delivers_every_event_once(
     database_url: str, order_stub: OrderServiceStub, db: asyncpg.Connection
 ) -> None:

@@ -100,7 +100,9 @@ class WebhookSender:
             async with asyncio.timeout(self._timeout):
                 response = await self._transport.handle_async_request(request)
                 try:
-                    excerpt = "" if response.is_success else await _answer_excerpt(response)
+                    # Read even when only the status matters: a connection whose answer
+                    # was left unread is closed instead of kept alive for the next send.
+                    excerpt = await _answer_excerpt(response)
                 finally:
                     await response.aclose()
         except TimeoutError:
@@ -111,7 +113,7 @@ class WebhookSender:
             # (a refused connection becomes ConnectTimeout); the original says more.
             cause = exc.__cause__ or exc
             return self._failed(event, f"{type(cause).__name__}: {_excerpt(str(cause))}")
-        if response.is_success:
+        if response.is_success:  # its body, if any, is of no interest
             log.debug("webhook %s for order %s delivered", event.id, event.order_id)
             return Outcome(event.id, Result.DELIVERED)
         error = f"HTTP {response.status_code}"

@@ -24,6 +24,8 @@ class ReceivedWebhook:
     headers: dict[str, str]
     raw_body: bytes
     received_at: float
+    # The sender's address and port: one per connection it used.
+    peer: tuple[str, int] = ("", 0)
 
     @property
     def body(self) -> Any:
@@ -41,6 +43,7 @@ class Answer:
     status: int = 200
     delay: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)
+    body: str = ""
 
 
 class OrderServiceStub:
@@ -88,6 +91,7 @@ class OrderServiceStub:
             headers={k.lower(): v for k, v in request.headers.items()},
             raw_body=await request.read(),
             received_at=time.time(),
+            peer=request.transport.get_extra_info("peername") if request.transport else ("", 0),
         )
         with self._lock:
             self.received.append(call)
@@ -97,7 +101,7 @@ class OrderServiceStub:
         if 200 <= answer.status < 300:
             with self._lock:
                 self.accepted.append(call)
-        return web.Response(status=answer.status, headers=answer.headers, text="")
+        return web.Response(status=answer.status, headers=answer.headers, text=answer.body)
 
     def accepted_for(self, order_id: int) -> list[ReceivedWebhook]:
         with self._lock:
