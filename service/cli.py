@@ -20,6 +20,7 @@ import click
 
 from service.db.embedded import NoEmbeddedCluster, bin_dir, database_url, existing_database_url
 from service.db.migrate import migrate
+from service.outbox.processes import IN_PROCESS_RELAY_VARIABLE, RelayProcesses
 from service.settings import load_settings
 
 
@@ -54,21 +55,35 @@ def db_psql(psql_args: tuple[str, ...]) -> None:
 @click.option("--host", default=None, help="Address to bind (default: [server] host).")
 @click.option("--port", type=int, default=None, help="Port (default: [server] port).")
 @click.option("--workers", type=int, default=None, help="Processes (default: [server] workers).")
-def serve(host: str | None, port: int | None, workers: int | None) -> None:
-    """Serve with granian, the faster ASGI server (Rust HTTP stack)."""
+@click.option(
+    "--relays", type=int, default=None, help="Relay processes (default: [server] relay_processes)."
+)
+def serve(host: str | None, port: int | None, workers: int | None, relays: int | None) -> None:
+    """Serve with granian, the faster ASGI server (Rust HTTP stack), and the outbox relays
+    in processes of their own."""
     from granian import Granian
     from granian.constants import Interfaces
 
-    settings = load_settings().server
-    Granian(
-        "service.app:create_app",
-        factory=True,
-        interface=Interfaces.ASGI,
-        address=host or settings.host,
-        port=port or settings.port,
-        workers=workers or settings.workers,
-        backlog=2048,
-    ).serve()
+    settings = load_settings()
+    relays = settings.server.relay_processes if relays is None else relays
+    relay_processes = None
+    if relays > 0 and settings.outbox.relay_in_process:
+        # The workers leave the webhooks to these processes (read by load_settings).
+        os.environ[IN_PROCESS_RELAY_VARIABLE] = "false"
+        relay_processes = RelayProcesses(relays).start()
+    try:
+        Granian(
+            "service.app:create_app",
+            factory=True,
+            interface=Interfaces.ASGI,
+            address=host or settings.server.host,
+            port=port or settings.server.port,
+            workers=workers or settings.server.workers,
+            backlog=2048,
+        ).serve()
+    finally:
+        if relay_processes is not None:
+            relay_processes.stop()
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     workers: int = 1
     max_body_bytes: int = 16384
     max_batch_body_bytes: int = 1048576
+    relay_processes: int = 1
 
 
 class DatabaseSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -86,6 +87,12 @@ ENV_OVERRIDES = {
 ENV_LIST_OVERRIDES = {
     "PAYMENTS_API_TOKENS": ("auth", "tokens"),
 }
+# true/false variables -> (section, key). `payments serve` sets this one for its workers
+# when it runs the relays as processes of their own.
+ENV_BOOL_OVERRIDES = {
+    "PAYMENTS_OUTBOX_RELAY_IN_PROCESS": ("outbox", "relay_in_process"),
+}
+BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
 class ConfigError(Exception):
@@ -156,6 +163,12 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
         if variable in env:
             items = [item.strip() for item in env[variable].split(",") if item.strip()]
             _override(raw, section, key, items)
+    for variable, (section, key) in ENV_BOOL_OVERRIDES.items():
+        if variable in env:
+            value = BOOLEANS.get(env[variable].strip().lower())
+            if value is None:
+                raise ConfigError(f"{variable} must be true or false, not {env[variable]!r}")
+            _override(raw, section, key, value)
     try:
         settings = msgspec.convert(raw, Settings)
     except msgspec.ValidationError as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TypeVar
@@ -146,7 +147,7 @@ def relay_command() -> None:
         log.warning("PAYMENTS_WEBHOOK_SECRET is not set: order webhooks are sent unsigned")
     url = database_url(settings.database)
 
-    async def run() -> None:
+    async def run() -> bool:
         if settings.database.migrate_on_start:
             await migrate(url)
         stop = asyncio.Event()
@@ -155,9 +156,12 @@ def relay_command() -> None:
             loop.add_signal_handler(signum, stop.set)
         handle = await start_relay(url, load_queries(), settings)
         stopping = asyncio.create_task(stop.wait())
-        # A relay that dies on its own ends the command too.
+        # A relay that dies on its own ends the command too, as a failure (exit 1), so
+        # that whatever supervises it (payments serve, systemd) starts it again.
         await asyncio.wait({stopping, handle.task}, return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()
         await handle.stop()
+        return not stop.is_set()
 
-    asyncio.run(run())
+    if asyncio.run(run()):
+        sys.exit(1)

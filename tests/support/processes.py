@@ -59,6 +59,12 @@ class ServiceProcess:
         self._log_file: IO[bytes] | None = None
 
     @property
+    def pid(self) -> int:
+        """The pid of `payments serve` itself (granian's main process)."""
+        assert self._process is not None, "the service was never started"
+        return self._process.pid
+
+    @property
     def running(self) -> bool:
         process = self._process
         return process is not None and process.returncode is None and not _has_exited(process.pid)
