@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from functools import cache
 from importlib.resources import as_file, files
-from typing import Any, cast
+from typing import cast
 
 import aiosql
 
-from service.db.aiosql_adapter import LeanAsyncPGAdapter
 from service.db.queries import Queries
 
 # sql/ and migrations/ of the repository ship in the wheel as these resource packages.
@@ -23,8 +22,11 @@ def load_queries() -> Queries:
     Loaded once per process by its entry point (the app's lifespan, a CLI command)
     and passed to whatever runs them. aiosql builds the methods at run time;
     `Queries` is their checked, typed face.
+
+    aiosql's own asyncpg adapter: a leaner subclass over its internals saved about
+    30 µs of CPU per statement, under 2% of a payment once creates share their
+    statements (group commit), not worth depending on private code.
     """
-    adapter: Any = LeanAsyncPGAdapter  # aiosql's protocol type does not fit a subclass
     # A directory on disk in an editable and a wheel install alike: as_file hands it over as is.
     with as_file(SQL_DIR) as directory:
-        return cast(Queries, aiosql.from_path(directory, adapter))
+        return cast(Queries, aiosql.from_path(directory, "asyncpg"))
