@@ -169,6 +169,7 @@ async def test_a_non_integer_order_id_is_404(
 
 ENDPOINTS = {
     ("post", "/api/v1/payments"),
+    ("get", "/api/v1/payments"),
     ("post", "/api/v1/payments/batch"),
     ("get", "/api/v1/payments/{payment_id}"),
     ("get", "/api/v1/payments/order/{order_id}"),
@@ -177,7 +178,7 @@ ENDPOINTS = {
 }
 
 
-async def test_the_openapi_document_lists_the_six_endpoints(service: RunningService) -> None:
+async def test_the_openapi_document_lists_the_payments_endpoints(service: RunningService) -> None:
     response = await service.client.get("/schema/openapi.json")
 
     assert response.status_code == 200, response.text

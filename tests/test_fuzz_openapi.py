@@ -31,6 +31,7 @@ CHECKS = [schemathesis.checks.not_a_server_error, schemathesis.checks.response_s
 EXPECTED_OPERATIONS = {
     "createPayment",
     "createPayments",
+    "listPayments",
     "getPayment",
     "getPaymentByOrder",
     "refundPayment",

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import re
+from datetime import datetime
 from typing import Annotated
 
 from litestar import get, post
 from litestar.di import NamedDependency
-from litestar.exceptions import ValidationException
-from litestar.openapi.spec.enums import OpenAPIType
-from litestar.params import FromPath, JSONBody, PathParameter
+from litestar.params import FromPath, JSONBody, Parameter
 
 from service.api.auth import PaymentsAPI
 from service.api.dependencies import ReadSide, WriteSide
 from service.api.idempotency import IdempotencyMiddleware
 from service.api.openapi import COMMON_PROBLEMS, WRITE_PROBLEMS, problems
 from service.api.operations import IdempotentOperation
+from service.api.path_ids import PAYMENT_ID, parse_id
 from service.api.schemas import CreatePaymentRequest, RefundRequest
 from service.api.strict_body import CreatePaymentBody, RefundBody
 from service.commands import CreatePayment, RefundPayment
@@ -23,6 +22,8 @@ from service.commands.create_payment import create_payment
 from service.commands.refund_payment import refund_payment
 from service.domain.errors import PaymentNotFound
 from service.domain.model import Payment, Refund
+from service.domain.rules import MAX_ORDER_ID, PaymentStatus
+from service.queries.payment_list import PaymentFilter, PaymentPage, list_payments
 from service.queries.payment_views import PaymentView, payment_by_id, payment_by_order
 from service.request_context import current_request_id
 
@@ -30,11 +31,7 @@ COMMON_WRITE_PROBLEMS = (
     *WRITE_PROBLEMS,
     (503, "gateway-unavailable", "the gateway did not answer; the payment stays PROCESSING"),
 )
-# Taken as text so that a non-integer is the contract's 400 (parse_id), not a routing
-# 404; documented as what it is, a bigint.
-PAYMENT_ID = PathParameter(
-    schema_extra={"type": OpenAPIType.INTEGER, "format": "int64", "minimum": 1}
-)
+MAX_PAGE = 100
 
 
 class PaymentController(PaymentsAPI):
@@ -72,6 +69,40 @@ class PaymentController(PaymentsAPI):
             request_id=current_request_id(),
         )
         return await create_payment(command, write.uow, write.gateway)
+
+    @get(
+        "/",
+        operation_id="listPayments",
+        responses=problems(
+            (400, "invalid-request", "a parameter is not what it must be"), *COMMON_PROBLEMS
+        ),
+    )
+    async def list_payments(
+        self,
+        read: NamedDependency[ReadSide],
+        status: Annotated[
+            PaymentStatus | None, Parameter(description="Only payments in this status.")
+        ] = None,
+        created_gte: Annotated[
+            datetime | None, Parameter(description="Created at or after (RFC 3339).")
+        ] = None,
+        created_lt: Annotated[
+            datetime | None, Parameter(description="Created before (RFC 3339).")
+        ] = None,
+        starting_after: Annotated[
+            int | None,
+            Parameter(ge=1, le=MAX_ORDER_ID, description="A payment id: the page after it."),
+        ] = None,
+        limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE, description="Page size.")] = 20,
+    ) -> PaymentPage:
+        """Payments newest first (id descending), with their refunds; filters combine.
+
+        Keyset pages: pass the last id of a page as `starting_after` for the next one;
+        `has_more` says whether there is one. Payments created while a client pages come
+        before its first page, so no page repeats or skips one.
+        """
+        wanted = PaymentFilter(status, created_gte, created_lt, starting_after, limit)
+        return await list_payments(read.db, wanted)
 
     @get(
         "/{payment_id:str}",
@@ -140,20 +171,3 @@ class PaymentController(PaymentsAPI):
             request_id=current_request_id(),
         )
         return await refund_payment(command, write.uow)
-
-
-INTEGER = re.compile(r"-?[0-9]+")
-# More digits than any bigint has: an integer, but no payment can have it.
-MAX_ID_DIGITS = 19
-
-
-def parse_id(raw: str) -> int | None:
-    """A path id: 400 (not 404) when it is not an integer, as the contract says.
-
-    None for an integer too long to be any payment's id (then 404).
-    """
-    if not INTEGER.fullmatch(raw):
-        raise ValidationException(f"payment_id must be an integer, not {raw[:40]!r}")
-    if len(raw.lstrip("-")) > MAX_ID_DIGITS:
-        return None
-    return int(raw)

@@ -95,6 +95,16 @@ class ReadQueries(Protocol):
 
     async def payment_by_id(self, conn: Executor, *, payment_id: int) -> Row | None: ...
     async def payment_by_order(self, conn: Executor, *, order_id: int) -> Row | None: ...
+    def list_payments(
+        self,
+        conn: Executor,
+        *,
+        status: str | None,
+        created_gte: datetime | None,
+        created_lt: datetime | None,
+        starting_after: int | None,
+        max_rows: int,
+    ) -> Rows: ...
     async def outbox_lag(self, conn: Executor) -> Row: ...
 
 

@@ -16,7 +16,7 @@ class PaymentView(Payment, frozen=True):
     refunds: list[Refund]
 
 
-def _view(row: Any) -> PaymentView:
+def view_of(row: Any) -> PaymentView:
     # The view renders the refunds as a JSON array (asyncpg hands it over as text).
     return row_as({**row, "refunds": msgspec.json.decode(row["refunds"])}, PaymentView)
 
@@ -30,11 +30,11 @@ async def payment_by_id(db: Database, payment_id: int) -> PaymentView | None:
     if not _is_bigint_id(payment_id):
         return None
     row = await db.queries.payment_by_id(db.pool, payment_id=payment_id)
-    return _view(row) if row is not None else None
+    return view_of(row) if row is not None else None
 
 
 async def payment_by_order(db: Database, order_id: int) -> PaymentView | None:
     if not _is_bigint_id(order_id):
         return None
     row = await db.queries.payment_by_order(db.pool, order_id=order_id)
-    return _view(row) if row is not None else None
+    return view_of(row) if row is not None else None

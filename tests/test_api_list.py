@@ -1,0 +1,142 @@
+"""GET /api/v1/payments: filters, newest first, keyset pages that hold under concurrent creates."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.order_stub import OrderServiceStub
+from tests.support.problems import assert_problem
+from tests.support.service import RunningService, serve
+from tests.support.settings import make_settings
+
+DECLINED = 4040
+LIST = "/api/v1/payments"
+
+
+@pytest.fixture
+async def svc(database_url: str, order_stub: OrderServiceStub) -> AsyncIterator[RunningService]:
+    settings = make_settings(database_url, order_stub.url, gateway={"decline_amounts": [DECLINED]})
+    async with serve(settings) as running:
+        yield running
+
+
+async def pay(client: httpx.AsyncClient, order_id: int, amount: int = 1000) -> dict[str, Any]:
+    response = await client.post("/api/v1/payments/", json={"order_id": order_id, "amount": amount})
+    assert response.status_code in (201, 402), response.text
+    return dict(response.json())
+
+
+async def page(client: httpx.AsyncClient, **params: Any) -> dict[str, Any]:
+    response = await client.get(LIST, params=params)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+async def all_pages(client: httpx.AsyncClient, **params: Any) -> list[int]:
+    ids: list[int] = []
+    while True:
+        body = await page(client, **params, **({"starting_after": ids[-1]} if ids else {}))
+        ids += [payment["id"] for payment in body["data"]]
+        if not body["has_more"]:
+            return ids
+
+
+async def test_newest_first_with_refunds_and_a_default_page_of_twenty(svc: RunningService) -> None:
+    ids = [(await pay(svc.client, order_id))["id"] for order_id in range(1, 26)]
+    refunded = await svc.client.post(
+        "/api/v1/payments/refund", json={"payment_id": ids[-1], "reason": "cancelled"}
+    )
+    assert refunded.status_code == 201
+
+    first = await page(svc.client)
+    assert [p["id"] for p in first["data"]] == ids[::-1][:20]
+    assert first["has_more"] is True
+    newest = first["data"][0]
+    assert newest["status"] == "REFUNDED" and [r["reason"] for r in newest["refunds"]] == [
+        "cancelled"
+    ]
+    assert newest["amount"] == 1000.0 and newest["order_id"] == 25
+    rest = await page(svc.client, starting_after=first["data"][-1]["id"])
+    assert [p["id"] for p in rest["data"]] == ids[::-1][20:]
+    assert rest["has_more"] is False
+
+
+async def test_an_empty_list(svc: RunningService) -> None:
+    assert await page(svc.client) == {"data": [], "has_more": False}
+
+
+async def test_filters_by_status_and_creation_time_combine(svc: RunningService) -> None:
+    completed = [await pay(svc.client, order_id) for order_id in (1, 2, 3)]
+    declined = await pay(svc.client, 4, DECLINED)
+    await asyncio.sleep(0.01)  # distinct creation times on either side of the bound
+    later = await pay(svc.client, 5)
+
+    failed = await page(svc.client, status="FAILED")
+    assert [p["id"] for p in failed["data"]] == [declined["payment_id"]]
+    before = await page(svc.client, created_lt=later["created_at"])
+    assert len(before["data"]) == 4 and later["id"] not in [p["id"] for p in before["data"]]
+    since = await page(svc.client, created_gte=later["created_at"], status="COMPLETED")
+    assert [p["id"] for p in since["data"]] == [later["id"]]
+    window = await page(
+        svc.client,
+        status="COMPLETED",
+        created_gte=completed[0]["created_at"],
+        created_lt=later["created_at"],
+    )
+    assert [p["id"] for p in window["data"]] == [p["id"] for p in completed[::-1]]
+
+
+async def test_paging_while_payments_are_created_neither_repeats_nor_skips(
+    svc: RunningService,
+) -> None:
+    existing = [(await pay(svc.client, order_id))["id"] for order_id in range(1, 61)]
+
+    async def keep_creating() -> None:
+        for order_id in range(1000, 1100):
+            await pay(svc.client, order_id)
+
+    creating = asyncio.create_task(keep_creating())
+    seen: list[int] = []
+    body = await page(svc.client, limit=7)
+    seen += [p["id"] for p in body["data"]]
+    while body["has_more"]:
+        body = await page(svc.client, limit=7, starting_after=seen[-1])
+        seen += [p["id"] for p in body["data"]]
+        await asyncio.sleep(0.005)
+    await creating
+
+    assert len(seen) == len(set(seen)), "a payment came twice"
+    assert seen == sorted(seen, reverse=True)
+    assert set(existing) <= set(seen), "a payment that existed before paging was skipped"
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"status": "PAID"},
+        {"limit": 0},
+        {"limit": 101},
+        {"limit": "ten"},
+        {"starting_after": "abc"},
+        {"starting_after": 0},
+        {"starting_after": 2**63},
+        {"created_gte": "yesterday"},
+        {"created_lt": "2026-13-01T00:00:00Z"},
+    ],
+)
+async def test_a_bad_parameter_is_a_400_problem(
+    svc: RunningService, params: dict[str, Any]
+) -> None:
+    assert_problem(await svc.client.get(LIST, params=params), 400, "invalid-request")
+
+
+async def test_the_largest_page_is_a_hundred(svc: RunningService) -> None:
+    ids = [(await pay(svc.client, order_id))["id"] for order_id in range(1, 103)]
+    first = await page(svc.client, limit=100)
+    assert len(first["data"]) == 100 and first["has_more"] is True
+    assert await all_pages(svc.client, limit=100) == ids[::-1]
