@@ -13,6 +13,7 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from service.api.amounts import TYPE_ENCODERS, YenSchemaPlugin
 from service.api.batch import batch_router
 from service.api.dependencies import DEPENDENCIES
+from service.api.docs import docs_assets
 from service.api.gateway_callbacks import GatewayCallbackController
 from service.api.health import HealthController
 from service.api.openapi import openapi_config
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             GatewayCallbackController,
             HealthController,
             PrometheusController,
+            docs_assets(),
         ],
         middleware=[RequestIdMiddleware(), PROMETHEUS.middleware],
         logging_config=None,

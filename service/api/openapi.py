@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import msgspec
 from litestar.openapi import OpenAPIConfig, ResponseSpec
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import (
     Components,
     Example,
@@ -20,6 +19,7 @@ from litestar.openapi.spec import (
 )
 from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
 
+from service.api.docs import swagger_ui
 from service.api.problems import PROBLEM_JSON, TYPE_PREFIX, Problem
 from service.outbox.events import WebhookBody
 
@@ -146,7 +146,7 @@ def openapi_config() -> OpenAPIConfig:
             "Errors are RFC 9457 problem+json with a stable `type` per kind of error."
         ),
         path="/schema",
-        render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+        render_plugins=[swagger_ui()],
         components=Components(
             security_schemes={
                 "bearer": SecurityScheme(
