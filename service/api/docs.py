@@ -1,8 +1,9 @@
 """Interactive API docs served by the service itself.
 
-Swagger UI (a release that reads OpenAPI 3.1, which Litestar writes) from the pip package
-openapi-ui-bundles, pinned by the install, served from `ASSETS`: nothing is loaded from a CDN, so the page works where payment services
-usually run (no internet access) and executes only the code that was installed.
+Swagger UI (a release that reads OpenAPI 3.1, which Litestar writes) from the pip
+package openapi-ui-bundles, pinned by the install and served from `ASSETS`: nothing
+is loaded from a CDN, so the page works where payment services usually run (no
+internet access) and executes only the code that was installed.
 """
 
 from __future__ import annotations
