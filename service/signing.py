@@ -11,9 +11,13 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 import time
 
 SECRET_PREFIX = "whsec_"
+# Unix seconds as the scheme sends them: ASCII digits only. int() would also take
+# " +1700000000 ", "1_700_000_000" or other scripts' digits, none of which is signed as sent.
+UNIX_SECONDS = re.compile(r"[0-9]{1,19}")
 
 
 class SignatureError(Exception):
@@ -32,8 +36,8 @@ def secret_key(secret: str) -> bytes:
     return key
 
 
-def sign(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
-    """The `webhook-signature` header value for one message."""
+def sign(key: bytes, msg_id: str, timestamp: int | str, body: bytes) -> str:
+    """The `webhook-signature` header value for one message (`timestamp` as its header text)."""
     signed = f"{msg_id}.{timestamp}.".encode() + body
     digest = hmac.new(key, signed, hashlib.sha256).digest()
     return "v1," + base64.b64encode(digest).decode()
@@ -52,14 +56,13 @@ def verify(
     """Raise SignatureError unless one of the header's `v1,` signatures matches."""
     if not msg_id or not timestamp or not signature_header:
         raise SignatureError("missing webhook-id, webhook-timestamp or webhook-signature header")
-    try:
-        sent_at = int(timestamp)
-    except ValueError as exc:
-        raise SignatureError("webhook-timestamp is not unix seconds") from exc
+    if not UNIX_SECONDS.fullmatch(timestamp):
+        raise SignatureError("webhook-timestamp is not unix seconds")
     current = time.time() if now is None else now
-    if abs(current - sent_at) > tolerance_seconds:
+    if abs(current - int(timestamp)) > tolerance_seconds:
         raise SignatureError("webhook-timestamp is too far from now")
-    expected = sign(key, msg_id, sent_at, body).encode()
+    # Signed as the exact text received, never a re-rendering of the number parsed from it.
+    expected = sign(key, msg_id, timestamp, body).encode()
     # The header may carry several space-separated signatures (secret rotation).
     for candidate in signature_header.split():
         if hmac.compare_digest(candidate.encode(), expected):

@@ -128,3 +128,31 @@ def test_verify_refuses_several_signatures_when_none_matches() -> None:
     other = sign(OTHER_KEY, MSG_ID, NOW, BODY)
     with pytest.raises(SignatureError):
         check(signature=f"v1,AAAA {other} v1,BBBB")
+
+
+@pytest.mark.parametrize(
+    "timestamp",
+    [
+        f" +{NOW} ",
+        f"+{NOW}",
+        f" {NOW}",
+        f"{NOW}\t",
+        "1_700_000_000",
+        str(NOW).translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")),  # Arabic-Indic digits
+    ],
+)
+def test_verify_refuses_a_timestamp_that_is_not_a_plain_integer_even_signed_as_its_number(
+    timestamp: str,
+) -> None:
+    # The signature is over the number the text names: parsing the header and signing the
+    # number again would accept it, though the text received is not what was signed.
+    with pytest.raises(SignatureError):
+        check(timestamp=timestamp, signature=sign(KEY, MSG_ID, NOW, BODY))
+
+
+def test_verify_signs_the_timestamp_as_the_exact_text_received() -> None:
+    padded = f"0{NOW}"  # a plain integer, the same instant, another text
+
+    check(timestamp=padded, signature=sign(KEY, MSG_ID, padded, BODY))
+    with pytest.raises(SignatureError):
+        check(timestamp=padded, signature=sign(KEY, MSG_ID, NOW, BODY))

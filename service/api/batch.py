@@ -17,6 +17,7 @@ from litestar.params import JSONBody
 from service.api.auth import PaymentsAPI
 from service.api.dependencies import WriteSide
 from service.api.idempotency import IdempotencyMiddleware
+from service.api.idempotency_store import current_claim
 from service.api.openapi import WRITE_PROBLEMS, problems
 from service.api.operations import IdempotentOperation
 from service.api.problems import domain_problem, http_problem
@@ -74,6 +75,7 @@ class PaymentBatchController(PaymentsAPI):
             CreatePayments(tuple(command for _, command in accepted), request_id),
             write.uow,
             write.gateway,
+            current_claim(),
         )
         for (index, command), outcome in zip(accepted, outcomes, strict=True):
             results[index] = _result(index, command.order_id, outcome)

@@ -3,13 +3,17 @@
 The first response to a key (status and body) is stored and replayed for the
 same key and body, marked `Idempotent-Replayed: true`; the same key with
 another body is 422; while the first request runs it is 409. 5xx answers are
-not stored, so a retry after an outage runs again.
+not stored, so a retry after an outage runs again; but payments the first
+attempt created are tied to the key, and the retry answers with them as they
+stand (Stripe's rule), never with "duplicate order" (service.commands.attempts).
+Each claim has its own token: only the request holding the key settles it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import uuid
 from typing import Any, cast
 
 from litestar.enums import ScopeType
@@ -18,7 +22,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
-from service.api.idempotency_store import answer_from_store, settle_key
+from service.api.idempotency_store import KeyClaim, answer_from_store, claim_var
 from service.db.database import Database
 from service.db.errors import DATABASE_ERRORS
 from service.settings import Settings
@@ -94,17 +98,20 @@ class IdempotencyMiddleware(ASGIMiddleware):
         endpoint = f"{http_scope['method']} {http_scope['path'].rstrip('/')}"
         digest = hashlib.sha256(body).digest()
         db: Database = app_state.database
+        token = uuid.uuid4()
         claimed = await db.queries.claim_idempotency_key(
             db.pool,
             endpoint=endpoint,
             key=key,
             request_hash=digest,
+            token=token,
             ttl_seconds=settings.idempotency.ttl_hours * 3600.0,
             lock_seconds=settings.idempotency.lock_seconds,
         )
-        if not claimed:
+        if claimed is None:
             await answer_from_store(db, endpoint, key, digest, send)
             return
+        claim = KeyClaim(db, endpoint, key, token, claimed["payment_ids"])
 
         response: dict[str, Any] = {"body": bytearray()}
         messages: list[Message] = []
@@ -117,11 +124,13 @@ class IdempotencyMiddleware(ASGIMiddleware):
                 response["body"] += message.get("body", b"")
             messages.append(message)
 
+        serving = claim_var.set(claim)
         try:
             await next_app(scope, _replaying(body), capture)
         finally:
+            claim_var.reset(serving)
             try:
-                await settle_key(db, endpoint, key, response)
+                await claim.settle(response)
             # The handler's answer (say its 503 during an outage) stands: a failure of the
             # key's own bookkeeping must not turn it into a 500, only leave the key to
             # expire with its lock.

@@ -1,14 +1,22 @@
-"""The stored side of Idempotency-Key: replaying a first answer, and settling a key once
-its request has been answered (see service.api.idempotency)."""
+"""The stored side of Idempotency-Key: the claim a request holds on its key, replaying a
+first answer, and settling a key once its request has been answered (see
+service.api.idempotency)."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
+from contextvars import ContextVar
 from typing import Any
+from uuid import UUID
 
 from litestar.exceptions import HTTPException
 from litestar.types import HTTPResponseBodyEvent, HTTPResponseStartEvent, Send
 
 from service.db.database import Database
+from service.db.errors import DATABASE_ERRORS
+
+log = logging.getLogger(__name__)
 
 
 class IdempotencyKeyInUse(HTTPException):
@@ -19,21 +27,75 @@ class IdempotencyKeyReused(HTTPException):
     status_code = 422
 
 
-async def settle_key(db: Database, endpoint: str, key: str, response: dict[str, Any]) -> None:
-    """Store the answer to replay, or forget the key after a 5xx so a retry runs again."""
-    status = response.get("status", 500)
-    if status < 500:
+class KeyClaim:
+    """A request's hold on its key (`token`, random per claim), and the payments the
+    key's attempts created: the commands' `Attempt` (service.commands.attempts)."""
+
+    def __init__(
+        self, db: Database, endpoint: str, key: str, token: UUID, earlier: Sequence[int]
+    ) -> None:
+        self.db = db
+        self.endpoint = endpoint
+        self.key = key
+        self.token = token
+        self.earlier_payment_ids = frozenset(earlier)
+        self._untied: list[int] = []
+
+    async def payments_created(self, payment_ids: Sequence[int]) -> None:
+        # Recorded now, not with the answer: if the process dies or the database goes
+        # away before it answers, a retry still finds the payments. A failure here must
+        # not fail the payment, which exists; settling the key tries again.
+        self._untied.extend(payment_ids)
+        try:
+            await self._tie()
+        except DATABASE_ERRORS as exc:
+            log.warning(
+                "payments %s not tied to idempotency key %r: %r", payment_ids, self.key, exc
+            )
+
+    async def _tie(self) -> None:
+        if self._untied:
+            await self.db.queries.tie_idempotency_key(
+                self.db.pool,
+                endpoint=self.endpoint,
+                key=self.key,
+                token=self.token,
+                payment_ids=self._untied,
+            )
+            self._untied = []
+
+    async def settle(self, response: dict[str, Any]) -> None:
+        """Store the answer to replay; after a 5xx let the key go for a retry (forgotten
+        if it created no payment). Nothing if the key was taken over meanwhile."""
+        status = response.get("status", 500)
+        if status >= 500:
+            await self._tie()
+            await self.db.queries.release_idempotency_key(
+                self.db.pool, endpoint=self.endpoint, key=self.key, token=self.token
+            )
+            return
         content_type = response.get("content_type") or b"application/json"
-        await db.queries.complete_idempotency_key(
-            db.pool,
-            endpoint=endpoint,
-            key=key,
+        stored = await self.db.queries.complete_idempotency_key(
+            self.db.pool,
+            endpoint=self.endpoint,
+            key=self.key,
+            token=self.token,
             response_status=status,
             response_content_type=content_type.decode("latin-1"),
             response_body=bytes(response["body"]),
         )
-    else:
-        await db.queries.release_idempotency_key(db.pool, endpoint=endpoint, key=key)
+        if stored != "UPDATE 1":
+            # Our lock expired and another attempt took the key: its answer stands.
+            log.warning("idempotency key %r was taken over; this answer is not stored", self.key)
+
+
+# The claim of the request being served, for its handler to pass to the command.
+claim_var: ContextVar[KeyClaim | None] = ContextVar("idempotency_claim", default=None)
+
+
+def current_claim() -> KeyClaim | None:
+    """The Idempotency-Key claim of the request being served; None without a key."""
+    return claim_var.get()
 
 
 async def answer_from_store(

@@ -12,6 +12,7 @@ from litestar.params import FromPath, JSONBody, Parameter
 from service.api.auth import PaymentsAPI
 from service.api.dependencies import ReadSide, WriteSide
 from service.api.idempotency import IdempotencyMiddleware
+from service.api.idempotency_store import current_claim
 from service.api.openapi import COMMON_PROBLEMS, WRITE_PROBLEMS, problems
 from service.api.operations import IdempotentOperation
 from service.api.path_ids import PAYMENT_ID, parse_id
@@ -68,7 +69,7 @@ class PaymentController(PaymentsAPI):
             currency=data.currency,
             request_id=current_request_id(),
         )
-        return await create_payment(command, write.uow, write.gateway)
+        return await create_payment(command, write.uow, write.gateway, current_claim())
 
     @get(
         "/",

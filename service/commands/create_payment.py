@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 
+from service.commands.attempts import Attempt, declined, earlier_payments
 from service.commands.messages import CreatePayment
 from service.commands.settlement import SETTLED_STATUS
 from service.db.session import NewPayment, Settlement
 from service.db.unit_of_work import UnitOfWork
-from service.domain.errors import DuplicateOrder, GatewayUnavailable, PaymentDeclined
+from service.domain.errors import DuplicateOrder, GatewayUnavailable
 from service.domain.model import Payment
-from service.domain.rules import PaymentStatus, payment_amount
+from service.domain.rules import payment_amount
 from service.gateway import GatewayDecision, PaymentGateway
 from service.metrics import PAYMENTS
 
@@ -18,19 +19,29 @@ log = logging.getLogger(__name__)
 
 
 async def create_payment(
-    command: CreatePayment, uow: UnitOfWork, gateway: PaymentGateway
+    command: CreatePayment,
+    uow: UnitOfWork,
+    gateway: PaymentGateway,
+    attempt: Attempt | None = None,
 ) -> Payment:
     """Insert PROCESSING and commit; ask the gateway; settle with the outbox row.
 
     The PROCESSING row is committed before the gateway is asked, so a crash in
     between leaves a trace the reconciler settles, never a charge without a record.
+    A retry (`attempt`) of a create that made its payment answers with that payment
+    as it stands, without asking the gateway again (the reconciler settles it).
     """
     amount = payment_amount(command.amount, command.currency)
+    earlier = (await earlier_payments(uow, attempt)).get(command.order_id)
+    if earlier is not None:
+        return _answer(earlier)
     payment = await uow.insert_processing(NewPayment(command.order_id, amount, command.currency))
     if payment is None:
         raise DuplicateOrder(
             f"order {command.order_id} already has a payment", order_id=command.order_id
         )
+    if attempt is not None:
+        await attempt.payments_created([payment.id])
 
     try:
         decision = await gateway.charge(payment.transaction_id, payment.order_id, payment.amount)
@@ -59,6 +70,11 @@ async def create_payment(
         settled.status,
         extra={"payment_id": settled.id, "order_id": settled.order_id, "status": settled.status},
     )
-    if settled.status == PaymentStatus.FAILED:
-        raise PaymentDeclined("the payment gateway declined the payment", payment_id=settled.id)
-    return settled
+    return _answer(settled)
+
+
+def _answer(payment: Payment) -> Payment:
+    error = declined(payment)
+    if error is not None:
+        raise error
+    return payment

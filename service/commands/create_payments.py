@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
+from service.commands.attempts import Attempt, declined, earlier_payments
 from service.commands.messages import CreatePayments
 from service.commands.settlement import SETTLED_STATUS
 from service.db.session import NewPayment, Settlement
@@ -22,10 +23,9 @@ from service.domain.errors import (
     DuplicateOrder,
     GatewayUnavailable,
     InvalidPayment,
-    PaymentDeclined,
 )
 from service.domain.model import Payment
-from service.domain.rules import PaymentStatus, payment_amount
+from service.domain.rules import payment_amount
 from service.gateway import GatewayDecision, PaymentGateway
 from service.metrics import PAYMENTS
 
@@ -50,14 +50,21 @@ def _already_paid(order_id: int, note: str = "") -> ItemOutcome:
 
 
 async def create_payments(
-    command: CreatePayments, uow: UnitOfWork, gateway: PaymentGateway
+    command: CreatePayments,
+    uow: UnitOfWork,
+    gateway: PaymentGateway,
+    attempt: Attempt | None = None,
 ) -> list[ItemOutcome]:
     """Insert every valid item PROCESSING and commit; ask the gateway for each; settle
     every decided item with its outbox row in one statement. One outcome per item, in order.
 
     As for a single create, the PROCESSING rows are committed before the gateway is
-    asked, so a crash in between leaves rows the reconciler settles.
+    asked, so a crash in between leaves rows the reconciler settles. A retry (`attempt`)
+    of a batch that made payments answers for their items with each payment as it
+    stands (201, or 402 once FAILED), as a single create's retry does; its other items
+    run again.
     """
+    earlier = await earlier_payments(uow, attempt)
     outcomes: dict[int, ItemOutcome] = {}
     firsts: dict[int, int] = {}  # order_id -> index of its first valid item
     amounts: dict[int, Decimal] = {}
@@ -71,6 +78,10 @@ async def create_payments(
         if first != index:
             del amounts[index]
             outcomes[index] = _already_paid(item.order_id, f" (item {first} of this batch)")
+        elif item.order_id in earlier:
+            del amounts[index]
+            payment = earlier[item.order_id]
+            outcomes[index] = ItemOutcome(payment=payment, error=declined(payment))
     items = [(index, command.payments[index]) for index in amounts]
 
     created: list[Payment] = []
@@ -79,6 +90,8 @@ async def create_payments(
             created = await session.insert_processing_many(
                 [NewPayment(item.order_id, amounts[index], item.currency) for index, item in items]
             )
+    if created and attempt is not None:
+        await attempt.payments_created([payment.id for payment in created])
     by_order = {payment.order_id: payment for payment in created}
     for index, item in items:
         if item.order_id not in by_order:
@@ -132,7 +145,5 @@ async def _charge_and_settle(
         PAYMENTS.labels(payment.status.lower()).inc()
         fields = {"payment_id": payment.id, "order_id": payment.order_id, "status": payment.status}
         log.info("payment %s of order %s %s", *fields.values(), extra=fields)
-        declined = payment.status == PaymentStatus.FAILED
-        error = PaymentDeclined("the payment gateway declined the payment", payment_id=payment.id)
-        ended[payment.id] = ItemOutcome(payment=payment, error=error if declined else None)
+        ended[payment.id] = ItemOutcome(payment=payment, error=declined(payment))
     return ended

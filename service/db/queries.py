@@ -109,7 +109,7 @@ class ReadQueries(Protocol):
 
 
 class IdempotencyQueries(Protocol):
-    """sql/idempotency.sql."""
+    """sql/idempotency.sql. `token` is a claim's: only it completes, ties or releases a key."""
 
     async def claim_idempotency_key(
         self,
@@ -118,9 +118,10 @@ class IdempotencyQueries(Protocol):
         endpoint: str,
         key: str,
         request_hash: bytes,
+        token: UUID,
         ttl_seconds: float,
         lock_seconds: float,
-    ) -> bool | None: ...
+    ) -> Row | None: ...
     async def find_idempotency_key(
         self, conn: Executor, *, endpoint: str, key: str
     ) -> Row | None: ...
@@ -130,11 +131,17 @@ class IdempotencyQueries(Protocol):
         *,
         endpoint: str,
         key: str,
+        token: UUID,
         response_status: int,
         response_content_type: str,
         response_body: bytes,
     ) -> str: ...
-    async def release_idempotency_key(self, conn: Executor, *, endpoint: str, key: str) -> str: ...
+    async def tie_idempotency_key(
+        self, conn: Executor, *, endpoint: str, key: str, token: UUID, payment_ids: Sequence[int]
+    ) -> str: ...
+    async def release_idempotency_key(
+        self, conn: Executor, *, endpoint: str, key: str, token: UUID
+    ) -> str: ...
     async def purge_expired_idempotency_keys(self, conn: Executor) -> str: ...
 
 

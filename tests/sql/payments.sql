@@ -72,3 +72,7 @@ UPDATE payments SET updated_at = now() - make_interval(secs => :seconds) WHERE i
 -- name: force_payment_status(payment_id, status)!
 -- Sets a status without the state machine.
 UPDATE payments SET status = :status, updated_at = now() WHERE id = :payment_id;
+
+-- name: lock_payments_table()!
+-- Locks the whole payments table until the transaction ends: even a plain read of it waits.
+LOCK TABLE payments IN ACCESS EXCLUSIVE MODE;

@@ -1,0 +1,48 @@
+"""Attempts of a request its client may retry (an API call with an Idempotency-Key).
+
+A create whose PROCESSING rows committed and which then failed (the gateway did not
+answer, the database went away, the process died) has made payments: a retry of it must
+answer with those payments as they now stand, never with "duplicate order" for the
+orders it paid itself. The handlers tell the attempt which payments they create, as soon
+as the rows are committed, and ask it which ones earlier attempts created.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from typing import Protocol
+
+from service.db.unit_of_work import UnitOfWork
+from service.domain.errors import PaymentDeclined
+from service.domain.model import Payment
+from service.domain.rules import PaymentStatus
+
+
+class Attempt(Protocol):
+    """One attempt of a retryable request; the API's idempotency layer implements it."""
+
+    @property
+    def earlier_payment_ids(self) -> Collection[int]:
+        """The payments earlier attempts of the same request created (none on a first)."""
+        ...
+
+    async def payments_created(self, payment_ids: Sequence[int]) -> None:
+        """Told as soon as the payments' PROCESSING rows are committed. Never raises:
+        the payments exist whatever becomes of this record of them."""
+        ...
+
+
+async def earlier_payments(uow: UnitOfWork, attempt: Attempt | None) -> dict[int, Payment]:
+    """The payments earlier attempts of this request created, by order id, as they stand."""
+    if attempt is None or not attempt.earlier_payment_ids:
+        return {}
+    async with uow.connection() as session:
+        payments = await session.find_payments(sorted(attempt.earlier_payment_ids))
+    return {payment.order_id: payment for payment in payments}
+
+
+def declined(payment: Payment) -> PaymentDeclined | None:
+    """The 402 a create answers for this payment, if the gateway declined it."""
+    if payment.status != PaymentStatus.FAILED:
+        return None
+    return PaymentDeclined("the payment gateway declined the payment", payment_id=payment.id)
