@@ -19,7 +19,7 @@ from service.db.periodic import every
 from service.db.pool import create_pool
 from service.db.sql import load_queries
 from service.db.unit_of_work import UnitOfWork
-from service.gateway import SimulatedGateway
+from service.gateway import LimitedGateway, SimulatedGateway
 from service.outbox import start_relay
 from service.outbox.wakeup import OutboxWakeup
 from service.queries.outbox_health import outbox_backlog
@@ -49,7 +49,9 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         acquire_timeout=settings.database.command_timeout,
         on_webhooks_queued=wakeup.committed,
     )
-    gateway = SimulatedGateway(settings.gateway)
+    gateway = LimitedGateway(
+        SimulatedGateway(settings.gateway), settings.gateway.charge_timeout_seconds
+    )
     app.state.update(
         database=db,
         write_side=WriteSide(uow=uow, gateway=gateway, settings=settings),

@@ -34,7 +34,11 @@ from tests.support.sql import load_test_queries
 sql: Any = load_queries()
 checks: Any = load_test_queries()
 
-FAST_RECONCILER = {"reconcile_after_seconds": 0.2, "reconcile_interval_seconds": 0.1}
+FAST_RECONCILER = {
+    "charge_timeout_seconds": 0.1,
+    "reconcile_after_seconds": 0.2,
+    "reconcile_interval_seconds": 0.1,
+}
 DECLINED = 4040
 
 
