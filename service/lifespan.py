@@ -60,7 +60,12 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     )
 
     stop = asyncio.Event()
-    reconcile = ReconcileStuckPayments(older_than_seconds=settings.gateway.reconcile_after_seconds)
+    reconcile = ReconcileStuckPayments(
+        older_than_seconds=settings.gateway.reconcile_after_seconds,
+        # One round per interval per process: a claim lasts until the next round.
+        lease_seconds=settings.gateway.reconcile_interval_seconds,
+        manual_review_after_seconds=settings.gateway.manual_review_after_seconds,
+    )
 
     async def reconcile_stuck() -> None:
         await reconcile_stuck_payments(reconcile, uow, gateway)
