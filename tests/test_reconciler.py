@@ -24,10 +24,12 @@ from service.commands import ReconcileStuckPayments
 from service.commands.reconcile_payments import reconcile_stuck_payments
 from service.db.sql import load_queries
 from service.db.unit_of_work import UnitOfWork
+from service.domain.rules import PaymentStatus
 from service.gateway import GatewayDecision, SimulatedGateway
 from service.settings import GatewaySettings
 from tests.support.order_stub import OrderServiceStub
 from tests.support.payments import insert_processing as insert_processing_row
+from tests.support.payments import payment_in
 from tests.support.service import serve
 from tests.support.settings import make_settings
 from tests.support.sql import load_test_queries
@@ -247,10 +249,15 @@ async def test_a_payment_older_than_the_age_is_settled_as_the_gateway_says(
 
 
 async def test_settled_payments_are_not_touched(uow: UnitOfWork, db: asyncpg.Connection) -> None:
-    for order_id, status in enumerate(["PENDING", "COMPLETED", "FAILED", "REFUNDED"], start=1):
-        payment = await insert_processing(db, order_id=order_id)
-        await checks.force_payment_status(db, payment_id=payment["id"], status=status)
-        await checks.age_payment(db, payment_id=payment["id"], seconds=3600)
+    settled_statuses = [
+        PaymentStatus.PENDING,
+        PaymentStatus.COMPLETED,
+        PaymentStatus.FAILED,
+        PaymentStatus.REFUNDED,
+    ]
+    for order_id, status in enumerate(settled_statuses, start=1):
+        payment_id = await payment_in(db, order_id, status)
+        await checks.age_payment(db, payment_id=payment_id, seconds=3600)
 
     settled = await reconcile_stuck_payments(command(older_than_seconds=60), uow, simulator())
 
