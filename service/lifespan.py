@@ -19,7 +19,7 @@ from service.db.periodic import every
 from service.db.pool import create_pool
 from service.db.sql import load_queries
 from service.db.unit_of_work import UnitOfWork
-from service.gateway import SimulatedGateway
+from service.gateway import LimitedGateway, SimulatedGateway
 from service.outbox import start_relay
 from service.outbox.wakeup import OutboxWakeup
 from service.queries.outbox_health import outbox_backlog
@@ -49,7 +49,9 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         acquire_timeout=settings.database.command_timeout,
         on_webhooks_queued=wakeup.committed,
     )
-    gateway = SimulatedGateway(settings.gateway)
+    gateway = LimitedGateway(
+        SimulatedGateway(settings.gateway), settings.gateway.charge_timeout_seconds
+    )
     app.state.update(
         database=db,
         write_side=WriteSide(uow=uow, gateway=gateway, settings=settings),
@@ -58,7 +60,12 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     )
 
     stop = asyncio.Event()
-    reconcile = ReconcileStuckPayments(older_than_seconds=settings.gateway.reconcile_after_seconds)
+    reconcile = ReconcileStuckPayments(
+        older_than_seconds=settings.gateway.reconcile_after_seconds,
+        # One round per interval per process: a claim lasts until the next round.
+        lease_seconds=settings.gateway.reconcile_interval_seconds,
+        manual_review_after_seconds=settings.gateway.manual_review_after_seconds,
+    )
 
     async def reconcile_stuck() -> None:
         await reconcile_stuck_payments(reconcile, uow, gateway)

@@ -15,6 +15,10 @@ PAYMENTS = Counter(
 PAYMENTS_RECONCILED = Counter(
     "payments_reconciled_total", "Payments settled by the reconciler", ["result"]
 )
+MANUAL_REVIEW = Gauge(
+    "payments_manual_review",
+    "PROCESSING payments the gateway has left undecided past manual_review_after_seconds",
+)
 REFUNDS = Counter("payments_refunds_total", "Refunds made")
 GATEWAY_CALLBACKS = Counter(
     "payments_gateway_callbacks_total", "Gateway callbacks by outcome", ["outcome"]

@@ -41,8 +41,20 @@ class GatewaySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     decline_amounts: tuple[int, ...] = ()
     callback_secret: str = ""
     callback_tolerance_seconds: int = 300
+    charge_timeout_seconds: float = 10.0
     reconcile_after_seconds: float = 60.0
     reconcile_interval_seconds: float = 15.0
+    manual_review_after_seconds: float = 86400.0
+
+    def __post_init__(self) -> None:
+        if self.charge_timeout_seconds <= 0:
+            raise ValueError("gateway.charge_timeout_seconds must be positive")
+        # Asked earlier, the gateway could be asked about a charge still in flight,
+        # and answer for a charge that is about to change.
+        if self.reconcile_after_seconds <= self.charge_timeout_seconds:
+            raise ValueError(
+                "gateway.reconcile_after_seconds must exceed gateway.charge_timeout_seconds"
+            )
 
 
 class OutboxSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

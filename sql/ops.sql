@@ -16,6 +16,13 @@ SELECT payment_id, order_id, amount_jpy, transaction_id, created_at, updated_at,
  WHERE age > make_interval(secs => CAST(:older_than_seconds AS float8))
  ORDER BY age DESC;
 
+-- name: ops_payments_for_manual_review()
+-- Which payments has the gateway left undecided so long that someone must look, oldest first?
+SELECT payment_id, order_id, amount_jpy, transaction_id, processing_since, flagged_at,
+       last_asked_at, age
+  FROM ops.payments_for_manual_review
+ ORDER BY processing_since;
+
 -- name: ops_refunds_by_day(since_days)
 -- How many refunds, for how many yen, by day over the last since_days days?
 SELECT day, count, total_jpy

@@ -40,19 +40,45 @@ SELECT id, order_id, amount, currency, status, payment_method, transaction_id,
  WHERE transaction_id = :transaction_id
    FOR UPDATE;
 
--- name: list_stuck_processing(older_than_seconds, max_rows)
--- Payments left PROCESSING longer than expected (a crash between the two steps
--- of create, or a gateway callback that never came): the reconciler's work list,
--- never-asked first, then the least recently asked.
-SELECT id, order_id, amount, currency, status, payment_method, transaction_id,
-       created_at, updated_at
-  FROM payments
- WHERE status = 'PROCESSING'
-   AND updated_at < now() - make_interval(secs => :older_than_seconds)
- ORDER BY reconcile_checked_at NULLS FIRST, updated_at
- LIMIT :max_rows;
+-- name: claim_stuck_processing(older_than_seconds, lease_seconds, max_rows)
+-- Claims the reconciler's work: payments left PROCESSING longer than expected (a
+-- crash between the two steps of create, or a gateway callback that never came),
+-- never-asked first, then the least recently asked, so that payments the gateway
+-- cannot settle yet never starve the others. A claim is a lease of lease_seconds
+-- (reconcile_checked_at): every other reconciler passes over a claimed payment until
+-- it ends (SKIP LOCKED: over one being claimed right now too), so each is asked once
+-- per lease across all processes. older_than_seconds exceeds the gateway's time
+-- limit, so no charge of a claimed payment is still in flight.
+WITH claimed AS (
+    SELECT id
+      FROM payments
+     WHERE status = 'PROCESSING'
+       AND updated_at < now() - make_interval(secs => :older_than_seconds)
+       AND (reconcile_checked_at IS NULL
+            OR reconcile_checked_at <= now() - make_interval(secs => :lease_seconds))
+     ORDER BY reconcile_checked_at NULLS FIRST, updated_at
+     LIMIT :max_rows
+       FOR UPDATE SKIP LOCKED
+)
+UPDATE payments
+   SET reconcile_checked_at = now()
+  FROM claimed
+ WHERE payments.id = claimed.id
+RETURNING payments.id, payments.order_id, payments.amount, payments.currency, payments.status,
+          payments.payment_method, payments.transaction_id, payments.created_at,
+          payments.updated_at;
 
--- name: mark_reconcile_checked(payment_id)!
--- Records that the gateway was asked about a payment it could not settle yet.
-UPDATE payments SET reconcile_checked_at = now()
- WHERE id = :payment_id AND status = 'PROCESSING';
+-- name: flag_for_manual_review(payment_id, older_than_seconds)$
+-- Flags a payment the gateway has not settled after older_than_seconds PROCESSING,
+-- once: returns its id when flagged now, NULL when too young, flagged before or settled.
+UPDATE payments
+   SET manual_review_since = now()
+ WHERE id = :payment_id
+   AND status = 'PROCESSING'
+   AND manual_review_since IS NULL
+   AND updated_at < now() - make_interval(secs => :older_than_seconds)
+RETURNING id;
+
+-- name: count_manual_review()$
+-- How many payments wait for manual review (the gauge payments_manual_review).
+SELECT count(*) FROM ops.payments_for_manual_review;

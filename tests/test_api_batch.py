@@ -385,7 +385,11 @@ class FailingGateway:
 async def test_items_the_gateway_failed_stay_processing_until_the_reconciler_settles_them(
     database_url: str, order_stub: OrderServiceStub
 ) -> None:
-    reconciler = {"reconcile_after_seconds": 0.5, "reconcile_interval_seconds": 0.1}
+    reconciler = {
+        "charge_timeout_seconds": 0.25,
+        "reconcile_after_seconds": 0.5,
+        "reconcile_interval_seconds": 0.1,
+    }
     async with running(database_url, order_stub, gateway=reconciler) as svc:
         write: WriteSide = svc.app.state.write_side
         # Create's gateway fails for 4040; the reconciler keeps asking the simulator.

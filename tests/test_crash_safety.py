@@ -47,6 +47,7 @@ REQUEST_TIMEOUT_SECONDS = 30.0
 # that died with the service frees after lock_seconds (default 60 s).
 CONFIG = f"""
 [gateway]
+charge_timeout_seconds = 0.5
 reconcile_after_seconds = 1.0
 reconcile_interval_seconds = 0.5
 decline_amounts = [{DECLINED_AMOUNT}]

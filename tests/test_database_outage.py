@@ -220,7 +220,11 @@ async def outage_service(
         url,
         order_stub.url,
         database={"command_timeout": 2.0},
-        gateway={"reconcile_after_seconds": 1.0, "reconcile_interval_seconds": 0.5},
+        gateway={
+            "charge_timeout_seconds": 0.5,
+            "reconcile_after_seconds": 1.0,
+            "reconcile_interval_seconds": 0.5,
+        },
         outbox=FAST_OUTBOX,
     )
     async with serve(settings) as running:

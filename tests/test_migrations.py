@@ -116,6 +116,8 @@ async def insert_payment(
     currency: str = "JPY",
     status: str = "COMPLETED",
 ) -> int:
+    """A payment row inserted as is, in `status`: a past without the moves that lead
+    there, on purpose (these tests check the columns' own constraints)."""
     payment_id: int = await checks.insert_payment_row(
         connection, order_id=order_id, amount=amount, currency=currency, status=status
     )

@@ -38,7 +38,7 @@ DECLINED = 666
 VIEWS = {
     "payments_by_status_day", "processing_payments", "stuck_payments", "refunds_by_day",
     "outbox_backlog", "undelivered_events", "dead_events", "delivery_attempts_by_order",
-    "order_timeline",
+    "order_timeline", "payments_for_manual_review",
 }  # fmt: skip
 
 
@@ -140,6 +140,20 @@ async def test_stuck_payments(populated: Populated) -> None:
     assert [r["order_id"] for r in await rows(checks.all_stuck_payments, db)] == [105]
 
 
+async def test_payments_for_manual_review(populated: Populated) -> None:
+    db, payment_of = populated.db, populated.payment_of
+    assert await rows(sql.ops_payments_for_manual_review, db) == []
+    for order_id in (105, 106):
+        await sql.flag_for_manual_review(db, payment_id=payment_of[order_id], older_than_seconds=60)
+    # Settled payments are never flagged, nor listed.
+    await sql.flag_for_manual_review(db, payment_id=payment_of[101], older_than_seconds=0)
+
+    review = await rows(sql.ops_payments_for_manual_review, db)
+    assert [(r["order_id"], r["amount_jpy"]) for r in review] == [(105, Decimal(777))]
+    assert review[0]["age"] >= timedelta(seconds=600)
+    assert review[0]["flagged_at"] is not None
+
+
 async def test_outbox_backlog(populated: Populated) -> None:
     backlog = dict(await sql.ops_outbox_backlog(populated.db))
     age, seconds = backlog.pop("oldest_pending_age"), backlog.pop("oldest_pending_seconds")
@@ -227,7 +241,7 @@ def test_every_ops_query_is_tested_above() -> None:
     assert set(ops_queries()) == {
         "ops_payments_by_status_day", "ops_stuck_payments", "ops_refunds_by_day",
         "ops_outbox_backlog", "ops_undelivered_events", "ops_dead_events",
-        "ops_delivery_attempts", "ops_order_timeline",
+        "ops_delivery_attempts", "ops_order_timeline", "ops_payments_for_manual_review",
     }  # fmt: skip
     assert all(query.question for query in ops_queries().values())
 

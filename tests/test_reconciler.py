@@ -18,15 +18,18 @@ from uuid import UUID
 import asyncpg
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 
 from service.commands import ReconcileStuckPayments
 from service.commands.reconcile_payments import reconcile_stuck_payments
 from service.db.sql import load_queries
 from service.db.unit_of_work import UnitOfWork
+from service.domain.rules import PaymentStatus
 from service.gateway import GatewayDecision, SimulatedGateway
 from service.settings import GatewaySettings
 from tests.support.order_stub import OrderServiceStub
 from tests.support.payments import insert_processing as insert_processing_row
+from tests.support.payments import payment_in
 from tests.support.service import serve
 from tests.support.settings import make_settings
 from tests.support.sql import load_test_queries
@@ -34,7 +37,11 @@ from tests.support.sql import load_test_queries
 sql: Any = load_queries()
 checks: Any = load_test_queries()
 
-FAST_RECONCILER = {"reconcile_after_seconds": 0.2, "reconcile_interval_seconds": 0.1}
+FAST_RECONCILER = {
+    "charge_timeout_seconds": 0.1,
+    "reconcile_after_seconds": 0.2,
+    "reconcile_interval_seconds": 0.1,
+}
 DECLINED = 4040
 
 
@@ -91,8 +98,19 @@ async def wait_for_status(
     raise AssertionError(f"payment {payment_id} is still {status} after {within}s, not {wanted}")
 
 
-def command(older_than_seconds: float = 60.0, max_payments: int = 100) -> ReconcileStuckPayments:
-    return ReconcileStuckPayments(older_than_seconds=older_than_seconds, max_payments=max_payments)
+def command(
+    older_than_seconds: float = 60.0,
+    max_payments: int = 100,
+    *,
+    lease_seconds: float = 60.0,
+    manual_review_after_seconds: float = 86400.0,
+) -> ReconcileStuckPayments:
+    return ReconcileStuckPayments(
+        older_than_seconds=older_than_seconds,
+        lease_seconds=lease_seconds,
+        manual_review_after_seconds=manual_review_after_seconds,
+        max_payments=max_payments,
+    )
 
 
 def simulator(**settings: Any) -> SimulatedGateway:
@@ -100,10 +118,18 @@ def simulator(**settings: Any) -> SimulatedGateway:
 
 
 class ScriptedGateway:
-    """Answers status() from a table by order id (raising for an exception)."""
+    """Answers status() from a table by order id (raising for an exception), after
+    `delay` seconds (so that concurrent reconcilers overlap)."""
 
-    def __init__(self, answers: dict[int, GatewayDecision | Exception]) -> None:
+    def __init__(
+        self,
+        answers: dict[int, GatewayDecision | Exception],
+        default: GatewayDecision = GatewayDecision.APPROVED,
+        delay: float = 0.0,
+    ) -> None:
         self.answers = answers
+        self.default = default
+        self.delay = delay
         self.asked: list[int] = []
 
     async def charge(self, transaction_id: UUID, order_id: int, amount: Decimal) -> GatewayDecision:
@@ -111,24 +137,11 @@ class ScriptedGateway:
 
     async def status(self, transaction_id: UUID, order_id: int, amount: Decimal) -> GatewayDecision:
         self.asked.append(order_id)
-        answer = self.answers.get(order_id, GatewayDecision.APPROVED)
+        await asyncio.sleep(self.delay)
+        answer = self.answers.get(order_id, self.default)
         if isinstance(answer, Exception):
             raise answer
         return answer
-
-
-class RendezvousGateway:
-    """Approves, but only once `parties` reconcilers are asking at the same time."""
-
-    def __init__(self, parties: int) -> None:
-        self.barrier = asyncio.Barrier(parties)
-
-    async def charge(self, transaction_id: UUID, order_id: int, amount: Decimal) -> GatewayDecision:
-        raise AssertionError("the reconciler never charges")
-
-    async def status(self, transaction_id: UUID, order_id: int, amount: Decimal) -> GatewayDecision:
-        await asyncio.wait_for(self.barrier.wait(), 10)
-        return GatewayDecision.APPROVED
 
 
 # --- the background reconciler of the running service ----------------------------------------
@@ -236,10 +249,15 @@ async def test_a_payment_older_than_the_age_is_settled_as_the_gateway_says(
 
 
 async def test_settled_payments_are_not_touched(uow: UnitOfWork, db: asyncpg.Connection) -> None:
-    for order_id, status in enumerate(["PENDING", "COMPLETED", "FAILED", "REFUNDED"], start=1):
-        payment = await insert_processing(db, order_id=order_id)
-        await checks.force_payment_status(db, payment_id=payment["id"], status=status)
-        await checks.age_payment(db, payment_id=payment["id"], seconds=3600)
+    settled_statuses = [
+        PaymentStatus.PENDING,
+        PaymentStatus.COMPLETED,
+        PaymentStatus.FAILED,
+        PaymentStatus.REFUNDED,
+    ]
+    for order_id, status in enumerate(settled_statuses, start=1):
+        payment_id = await payment_in(db, order_id, status)
+        await checks.age_payment(db, payment_id=payment_id, seconds=3600)
 
     settled = await reconcile_stuck_payments(command(older_than_seconds=60), uow, simulator())
 
@@ -259,21 +277,48 @@ async def test_running_the_reconciler_twice_settles_once(
     assert len(await outbox_bodies(db, payment["id"])) == 1
 
 
-async def test_concurrent_reconcilers_settle_once(uow: UnitOfWork, db: asyncpg.Connection) -> None:
-    payment = await insert_processing(db, order_id=1, aged_seconds=90)
-    # Both have listed the payment and asked the gateway before either settles it.
-    gateway = RendezvousGateway(parties=2)
+@pytest.fixture
+async def second_uow(database_url: str) -> AsyncIterator[UnitOfWork]:
+    """Another process's unit of work: its own pool on the same database."""
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
+    assert pool is not None
+    yield UnitOfWork(pool, load_queries())
+    await pool.close()
 
-    results = await asyncio.gather(
-        reconcile_stuck_payments(command(), uow, gateway),
-        reconcile_stuck_payments(command(), uow, gateway),
+
+async def test_two_reconcilers_racing_ask_about_each_stuck_payment_once(
+    uow: UnitOfWork, second_uow: UnitOfWork, db: asyncpg.Connection
+) -> None:
+    orders = range(1, 21)
+    for order_id in orders:
+        await insert_processing(db, order_id=order_id, aged_seconds=90)
+    # Still pending for half of them: those too are asked once per lease, not once per round.
+    gateway = ScriptedGateway(dict.fromkeys(range(1, 11), GatewayDecision.PENDING), delay=0.01)
+
+    settled_per_round = []
+    for _ in range(2):
+        results = await asyncio.gather(
+            *(reconcile_stuck_payments(command(), unit, gateway) for unit in (uow, second_uow))
+        )
+        settled_per_round.append(sum(len(settled) for settled in results))
+
+    assert settled_per_round == [10, 0]
+
+    assert sorted(gateway.asked) == list(orders)
+    assert await checks.count_processing_payments(db) == 10
+    for order_id in range(11, 21):
+        payment_id = await checks.payment_id_of_order(db, order_id=order_id)
+        assert len(await outbox_bodies(db, payment_id)) == 1
+
+    # Once the lease is over, the pending ones are asked about again, once.
+    await asyncio.sleep(0.6)
+    await asyncio.gather(
+        *(
+            reconcile_stuck_payments(command(lease_seconds=0.5), u, gateway)
+            for u in (uow, second_uow)
+        )
     )
-
-    assert sorted(len(settled) for settled in results) == [0, 1]
-    assert await stored_status(db, payment["id"]) == "COMPLETED"
-    assert await outbox_bodies(db, payment["id"]) == [
-        settlement_body("completed", payment["transaction_id"])
-    ]
+    assert sorted(gateway.asked) == sorted([*orders, *range(1, 11)])
 
 
 async def test_a_gateway_error_for_one_payment_does_not_stop_the_others(
@@ -309,3 +354,32 @@ async def test_payments_the_gateway_cannot_settle_yet_do_not_starve_the_others(
         await reconcile_stuck_payments(command(max_payments=2), uow, gateway)
 
     assert await stored_status(db, newest["id"]) == "COMPLETED"
+
+
+async def test_a_payment_the_gateway_keeps_pending_is_flagged_once_for_manual_review(
+    uow: UnitOfWork, db: asyncpg.Connection, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Flagged (view, gauge, one log line), never failed without the gateway's word."""
+    overdue = await insert_processing(db, order_id=1, aged_seconds=7200)
+    young = await insert_processing(db, order_id=2, aged_seconds=120)
+    gateway = ScriptedGateway({}, default=GatewayDecision.PENDING)
+    review = command(lease_seconds=0.3, manual_review_after_seconds=3600)
+
+    for _ in range(2):
+        await reconcile_stuck_payments(review, uow, gateway)
+        await asyncio.sleep(0.35)  # the lease ends: the next round asks again
+
+    assert sorted(gateway.asked) == [1, 1, 2, 2]
+    assert [await stored_status(db, p["id"]) for p in (overdue, young)] == ["PROCESSING"] * 2
+    flagged = [row["payment_id"] async for row in sql.ops_payments_for_manual_review(db)]
+    assert flagged == [overdue["id"]]
+    assert REGISTRY.get_sample_value("payments_manual_review") == 1
+    lines = [r for r in caplog.records if "manual review" in r.getMessage()]
+    assert [getattr(r, "payment_id", None) for r in lines] == [overdue["id"]]
+
+    # The gateway decides at last: settled as usual, and off the list.
+    gateway.default = GatewayDecision.APPROVED
+    await reconcile_stuck_payments(review, uow, gateway)
+    assert await stored_status(db, overdue["id"]) == "COMPLETED"
+    assert [row async for row in sql.ops_payments_for_manual_review(db)] == []
+    assert REGISTRY.get_sample_value("payments_manual_review") == 0

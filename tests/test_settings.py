@@ -217,3 +217,19 @@ def test_a_section_of_the_wrong_type_is_a_config_error_with_an_override_set(
 def test_a_file_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError):
         load_settings(write(tmp_path, b'[server]\nhost = "caf\xe9"\n'), env={})
+
+
+@pytest.mark.parametrize(
+    "gateway",
+    [
+        "charge_timeout_seconds = 10.0\nreconcile_after_seconds = 10.0\n",
+        "charge_timeout_seconds = 90.0\n",
+        "charge_timeout_seconds = 0.0\n",
+    ],
+    ids=["reconcile-at-the-timeout", "timeout-above-reconcile", "no-timeout"],
+)
+def test_a_reconciler_that_could_ask_while_a_charge_is_in_flight_is_a_config_error(
+    tmp_path: Path, gateway: str
+) -> None:
+    with pytest.raises(ConfigError, match="charge_timeout_seconds"):
+        load_settings(write(tmp_path, "[gateway]\n" + gateway), env={})

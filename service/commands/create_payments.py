@@ -31,9 +31,6 @@ from service.metrics import PAYMENTS
 
 log = logging.getLogger(__name__)
 
-# Gateway calls in flight at once for one batch.
-GATEWAY_CONCURRENCY = 64
-
 
 @dataclass(frozen=True, slots=True)
 class ItemOutcome:
@@ -107,12 +104,14 @@ async def create_payments(
 async def _charge_and_settle(
     created: Sequence[Payment], uow: UnitOfWork, gateway: PaymentGateway, request_id: str | None
 ) -> dict[int, ItemOutcome]:
-    """Outcomes by payment id of the PROCESSING payments just committed."""
-    semaphore = asyncio.Semaphore(GATEWAY_CONCURRENCY)
+    """Outcomes by payment id of the PROCESSING payments just committed.
+
+    Every charge starts at once: the gateway's own limits (service/gateway/limits.py)
+    bound the calls in flight, and count the wait for a slot towards the time limit.
+    """
 
     async def charge(payment: Payment) -> GatewayDecision:
-        async with semaphore:
-            return await gateway.charge(payment.transaction_id, payment.order_id, payment.amount)
+        return await gateway.charge(payment.transaction_id, payment.order_id, payment.amount)
 
     answers = await asyncio.gather(*map(charge, created), return_exceptions=True)
     ended: dict[int, ItemOutcome] = {}

@@ -37,5 +37,11 @@ class ApplyGatewayEvent(msgspec.Struct, frozen=True):
 
 
 class ReconcileStuckPayments(msgspec.Struct, frozen=True):
+    """Ask the gateway about payments PROCESSING for over older_than_seconds, each once
+    per lease_seconds across all processes; flag for manual review those it has still
+    not decided after manual_review_after_seconds."""
+
     older_than_seconds: float
+    lease_seconds: float
+    manual_review_after_seconds: float
     max_payments: int = 100

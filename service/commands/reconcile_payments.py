@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from service.commands.messages import ReconcileStuckPayments
 from service.commands.settlement import SETTLED_STATUS
+from service.db.session import Session
 from service.db.unit_of_work import UnitOfWork
 from service.domain.model import Payment
 from service.gateway import GatewayDecision, PaymentGateway
-from service.metrics import PAYMENTS_RECONCILED
+from service.metrics import MANUAL_REVIEW, PAYMENTS_RECONCILED
 
 log = logging.getLogger(__name__)
 
@@ -19,28 +21,58 @@ async def reconcile_stuck_payments(
 ) -> list[Payment]:
     """Settle what the gateway has decided; return the payments settled now.
 
-    No lock is held while the gateway is asked: settling only applies to a
-    payment still PROCESSING, so a concurrent settlement simply wins.
+    The claim is a lease: no other reconciler asks about the claimed payments until it
+    ends, and this one stops asking when it does (the rest wait for the next claim).
+    No lock is held while the gateway is asked: settling only applies to a payment
+    still PROCESSING, so a gateway callback settling it meanwhile simply wins.
     """
+    loop = asyncio.get_running_loop()
+    # Measured before the claim, so this side's lease ends before the database's.
+    lease_ends = loop.time() + command.lease_seconds
     async with uow.connection() as session:
-        stuck = await session.stuck_processing(command.older_than_seconds, command.max_payments)
+        claimed = await session.claim_stuck_processing(
+            command.older_than_seconds, command.lease_seconds, command.max_payments
+        )
     settled: list[Payment] = []
-    for payment in stuck:
-        try:
-            decision = await gateway.status(
-                payment.transaction_id, payment.order_id, payment.amount
-            )
-        except Exception as exc:
-            log.warning("gateway status failed for payment %s: %r", payment.id, exc)
-            decision = GatewayDecision.PENDING
+    for asked, payment in enumerate(claimed):
+        if loop.time() >= lease_ends:
+            log.warning("reconciler lease ended; %d payments wait for the next round", asked)
+            break
+        decision = await _ask(gateway, payment, lease_ends)
         async with uow.connection() as session:
             if decision is GatewayDecision.PENDING:
-                # Asked and still open: move it behind the others for the next round.
-                await session.mark_reconcile_checked(payment.id)
+                await _flag_if_overdue(session, payment, command.manual_review_after_seconds)
                 continue
             result = await session.settle(payment.id, SETTLED_STATUS[decision], "reconciler")
         if result is not None:
             log.info("reconciled payment %s as %s", payment.id, result.status)
             PAYMENTS_RECONCILED.labels(result.status.lower()).inc()
             settled.append(result)
+    async with uow.connection() as session:
+        MANUAL_REVIEW.set(await session.count_manual_review())
     return settled
+
+
+async def _ask(gateway: PaymentGateway, payment: Payment, lease_ends: float) -> GatewayDecision:
+    """The gateway's decision; PENDING when it gave none (error, time limit, lease over)."""
+    try:
+        async with asyncio.timeout_at(lease_ends):
+            return await gateway.status(payment.transaction_id, payment.order_id, payment.amount)
+    except Exception as exc:
+        log.warning("gateway status failed for payment %s: %r", payment.id, exc)
+        return GatewayDecision.PENDING
+
+
+async def _flag_if_overdue(session: Session, payment: Payment, after_seconds: float) -> None:
+    """Flag a payment undecided for too long, once; it stays PROCESSING (never failed
+    without the gateway's word) and keeps being asked about."""
+    if await session.flag_for_manual_review(payment.id, after_seconds):
+        fields = {"payment_id": payment.id, "order_id": payment.order_id}
+        log.warning(
+            "payment %s of order %s is still undecided by the gateway after %s s: flagged for "
+            "manual review (ops.payments_for_manual_review)",
+            payment.id,
+            payment.order_id,
+            after_seconds,
+            extra=fields,
+        )

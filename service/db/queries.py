@@ -48,10 +48,13 @@ class PaymentQueries(Protocol):
     async def lock_payment_by_transaction(
         self, conn: Executor, *, transaction_id: UUID
     ) -> Row | None: ...
-    def list_stuck_processing(
-        self, conn: Executor, *, older_than_seconds: float, max_rows: int
+    def claim_stuck_processing(
+        self, conn: Executor, *, older_than_seconds: float, lease_seconds: float, max_rows: int
     ) -> Rows: ...
-    async def mark_reconcile_checked(self, conn: Executor, *, payment_id: int) -> str: ...
+    async def flag_for_manual_review(
+        self, conn: Executor, *, payment_id: int, older_than_seconds: float
+    ) -> int | None: ...
+    async def count_manual_review(self, conn: Executor) -> int: ...
     async def refund_payment(
         self,
         conn: Executor,

@@ -132,11 +132,24 @@ class Session:
         )
         return recorded is not None
 
-    async def stuck_processing(self, older_than_seconds: float, max_rows: int) -> list[Payment]:
-        rows = self._sql.list_stuck_processing(
-            self.connection, older_than_seconds=older_than_seconds, max_rows=max_rows
+    async def claim_stuck_processing(
+        self, older_than_seconds: float, lease_seconds: float, max_rows: int
+    ) -> list[Payment]:
+        """The payments this reconciler asks about now; no other asks until the lease ends."""
+        rows = self._sql.claim_stuck_processing(
+            self.connection,
+            older_than_seconds=older_than_seconds,
+            lease_seconds=lease_seconds,
+            max_rows=max_rows,
         )
         return [row_as(row, Payment) async for row in rows]
 
-    async def mark_reconcile_checked(self, payment_id: int) -> None:
-        await self._sql.mark_reconcile_checked(self.connection, payment_id=payment_id)
+    async def flag_for_manual_review(self, payment_id: int, older_than_seconds: float) -> bool:
+        """Whether the payment was flagged now (False: too young, flagged before, settled)."""
+        flagged = await self._sql.flag_for_manual_review(
+            self.connection, payment_id=payment_id, older_than_seconds=older_than_seconds
+        )
+        return flagged is not None
+
+    async def count_manual_review(self) -> int:
+        return await self._sql.count_manual_review(self.connection)

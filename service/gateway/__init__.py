@@ -1,6 +1,8 @@
-"""The payment gateway adapter: an interface and the built-in simulator."""
+"""The payment gateway adapter: an interface, the built-in simulator, and the limits
+(time, calls in flight) every adapter runs under."""
 
 from service.gateway.base import GatewayDecision, PaymentGateway
+from service.gateway.limits import LimitedGateway
 from service.gateway.simulator import SimulatedGateway
 
-__all__ = ["GatewayDecision", "PaymentGateway", "SimulatedGateway"]
+__all__ = ["GatewayDecision", "LimitedGateway", "PaymentGateway", "SimulatedGateway"]

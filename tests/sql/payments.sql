@@ -56,7 +56,10 @@ SELECT p.id, p.order_id, p.status, p.transaction_id::text AS transaction_id,
 
 -- name: insert_payment_row(order_id, amount, currency, status)$
 -- Inserts a payment row directly; returns its id (constraint violations raise). Inside a
--- transaction left open it also makes a concurrent create of the same order wait.
+-- transaction left open it also makes a concurrent create of the same order wait. A
+-- status other than PENDING or PROCESSING is a past no legal moves made, on purpose
+-- (tests of the columns' own constraints); tests/support/payments.py payment_in
+-- reaches a status through the service's statements instead.
 INSERT INTO payments (order_id, amount, currency, status)
 VALUES (:order_id, CAST(:amount AS numeric), :currency, :status)
 RETURNING id;
@@ -69,8 +72,12 @@ SELECT id FROM payments WHERE id = :payment_id FOR UPDATE;
 -- Pretends a payment was last touched `seconds` ago (tests of the reconciler).
 UPDATE payments SET updated_at = now() - make_interval(secs => :seconds) WHERE id = :payment_id;
 
--- name: force_payment_status(payment_id, status)!
--- Sets a status without the state machine.
+-- name: payment_transitions()
+-- The status changes the database allows (migrations/0010), one row per move.
+SELECT from_status, to_status FROM payment_transitions ORDER BY from_status, to_status;
+
+-- name: hand_typed_status_change(payment_id, status)!
+-- What an operator might type in psql: the database must refuse every illegal move.
 UPDATE payments SET status = :status, updated_at = now() WHERE id = :payment_id;
 
 -- name: lock_payments_table()!

@@ -7,6 +7,8 @@ from decimal import Decimal
 import asyncpg
 
 from service.db.sql import load_queries
+from service.domain.rules import PaymentStatus, sources_of
+from tests.support.sql import load_test_queries
 
 
 async def insert_processing(
@@ -18,3 +20,37 @@ async def insert_processing(
     )
     [row] = [row async for row in rows]
     return row
+
+
+async def payment_in(
+    conn: asyncpg.Connection, order_id: int, status: PaymentStatus, amount: Decimal = Decimal(1000)
+) -> int:
+    """The id of a payment of this order that reached `status` through the state
+    machine's legal moves, made by the service's own statements (PENDING, which the
+    service never creates, is inserted so)."""
+    if status is PaymentStatus.PENDING:
+        payment_id: int = await load_test_queries().insert_payment_row(
+            conn, order_id=order_id, amount=amount, currency="JPY", status=status.value
+        )
+        return payment_id
+    queries = load_queries()
+    payment_id = (await insert_processing(conn, order_id, amount))["id"]
+    settled = PaymentStatus.COMPLETED if status is PaymentStatus.REFUNDED else status
+    if settled is not PaymentStatus.PROCESSING:
+        await queries.settle_payment(
+            conn,
+            payment_id=payment_id,
+            status=settled.value,
+            from_statuses=sources_of(settled),
+            request_id=None,
+        )
+    if status is PaymentStatus.REFUNDED:
+        await queries.refund_payment(
+            conn,
+            payment_id=payment_id,
+            from_statuses=sources_of(status),
+            amount=None,
+            reason="refunded for the test",
+            request_id=None,
+        )
+    return payment_id
