@@ -188,7 +188,8 @@ def relay_command() -> None:
             loop.add_signal_handler(signum, stop.set)
         handle = await start_relay(url, load_queries(), settings)
         stopping = asyncio.create_task(stop.wait())
-        # A relay that dies on its own ends the command too.
+        # A crashed relay is restarted by its handle; should the handle itself fail
+        # (a bug), the command ends too.
         await asyncio.wait({stopping, handle.task}, return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()
         await handle.stop()
