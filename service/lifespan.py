@@ -52,10 +52,14 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     gateway = LimitedGateway(
         SimulatedGateway(settings.gateway), settings.gateway.charge_timeout_seconds
     )
+    relay = await start_relay(url, queries, settings) if settings.outbox.relay_in_process else None
+    if relay is not None:
+        # This process's relay hears of its commits directly, not through a NOTIFY.
+        wakeup.subscribe(relay.relay.wake)
     app.state.update(
         database=db,
         write_side=WriteSide(uow=uow, gateway=gateway, settings=settings),
-        read_side=ReadSide(db=db, settings=settings),
+        read_side=ReadSide(db=db, settings=settings, relay=relay),
         database_url=url,
     )
 
@@ -84,10 +88,6 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         asyncio.create_task(every(GAUGES_REFRESH_SECONDS, refresh_gauges, stop)),
     ]
     notifier = asyncio.create_task(wakeup.notify_other_processes(db))
-    relay = await start_relay(url, queries, settings) if settings.outbox.relay_in_process else None
-    if relay is not None:
-        # This process's relay hears of its commits directly, not through a NOTIFY.
-        wakeup.subscribe(relay.relay.wake)
     try:
         yield
     finally:

@@ -25,7 +25,8 @@ GATEWAY_CALLBACKS = Counter(
 )
 WEBHOOK_ATTEMPTS = Counter(
     "payments_webhook_attempts_total",
-    "Order webhook attempts by outcome: delivered, retry (failed, will retry), dead",
+    "Order webhook attempts by outcome: delivered, retry (failed, will retry), dead, "
+    "outage (failed while the Order Service was down: not counted against the event)",
     ["outcome"],
 )
 OUTBOX_PENDING = Gauge("payments_outbox_pending", "Undelivered, live outbox events")
@@ -33,3 +34,7 @@ OUTBOX_OLDEST_AGE = Gauge(
     "payments_outbox_oldest_age_seconds", "Age of the oldest undelivered live event (relay lag)"
 )
 OUTBOX_DEAD = Gauge("payments_outbox_dead", "Dead outbox events awaiting replay")
+OUTBOX_BLOCKED = Gauge(
+    "payments_outbox_blocked",
+    "Undelivered live events waiting behind an earlier undelivered event of their order",
+)

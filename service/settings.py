@@ -67,6 +67,9 @@ class OutboxSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     retry_schedule_seconds: tuple[float, ...] = (5, 30, 120, 600, 1800, 7200, 18000, 36000)
     retention_days: float = 7.0
     max_lag_seconds: float = 60.0
+    breaker_failures: int = 5
+    breaker_min_pause_seconds: float = 1.0
+    breaker_max_pause_seconds: float = 60.0
 
 
 class IdempotencySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

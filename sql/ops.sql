@@ -31,15 +31,17 @@ SELECT day, count, total_jpy
  ORDER BY day DESC;
 
 -- name: ops_outbox_backlog()^
--- How far behind is webhook delivery (pending, oldest pending age, in flight, retrying, dead)?
+-- How far behind is webhook delivery (pending, oldest pending age, in flight, retrying, dead,
+-- blocked behind an earlier event of their order)?
 SELECT pending, oldest_pending_age, oldest_pending_seconds, in_flight, retrying, dead,
-       delivered_last_hour
+       delivered_last_hour, blocked
   FROM ops.outbox_backlog;
 
 -- name: ops_undelivered_events(max_rows)
--- Which webhooks are not delivered yet, oldest first, with their state and last error?
+-- Which webhooks are not delivered yet, oldest first, with their state, last error and
+-- (blocked ones) the earlier event they wait for?
 SELECT id, order_id, payment_id, payment_status, state, attempts, age, next_attempt_at,
-       last_error
+       last_error, blocked_by
   FROM ops.undelivered_events
  LIMIT CAST(:max_rows AS integer);
 
@@ -51,8 +53,10 @@ SELECT id, order_id, payment_id, body, attempts, dead_at, last_error
  LIMIT CAST(:max_rows AS integer);
 
 -- name: ops_delivery_attempts(order_id)
--- How many webhooks and attempts did one order take, delivered, pending, dead, last error?
-SELECT order_id, events, attempts, delivered, pending, dead, last_error, last_event_at
+-- How many webhooks and attempts did one order take, delivered, pending, blocked, dead, the
+-- error of its undelivered ones, and the last error met before a delivery (history)?
+SELECT order_id, events, attempts, delivered, pending, blocked, dead, last_error,
+       last_error_before_delivery, last_event_at
   FROM ops.delivery_attempts_by_order
  WHERE order_id = CAST(:order_id AS bigint);
 

@@ -57,6 +57,19 @@ UPDATE outbox AS o
    AND o.claimed_by = :relay_id
    AND o.delivered_at IS NULL;
 
+-- name: record_deferrals(relay_id, ids, errors)!
+-- Records sends that failed while the Order Service as a whole was failing (the
+-- relay's circuit breaker is open): the error is kept for operators, but no attempt
+-- is counted and the event stays due, so an outage never uses up an event's attempts.
+UPDATE outbox AS o
+   SET last_error = f.error,
+       claimed_until = NULL,
+       claimed_by = NULL
+  FROM unnest(CAST(:ids AS uuid[]), CAST(:errors AS text[])) AS f(id, error)
+ WHERE o.id = f.id
+   AND o.claimed_by = :relay_id
+   AND o.delivered_at IS NULL;
+
 -- name: release_events(relay_id, ids)!
 -- Gives back claimed events this relay will not send (stopping, or a lease too
 -- close to expiry), so another relay can take them at once.
@@ -106,9 +119,9 @@ WITH purged AS (
 SELECT count(*) FROM purged;
 
 -- name: outbox_status()^
--- The operators' summary: events waiting, in flight, dead, delivered, and how
--- long the oldest waiting one has waited.
-SELECT pending, in_flight, dead,
+-- The operators' summary: events waiting, in flight, blocked behind an earlier
+-- event of their order, dead, delivered, and how long the oldest waiting one has waited.
+SELECT pending, in_flight, blocked, dead,
        (SELECT count(*) FROM outbox WHERE delivered_at IS NOT NULL) AS delivered,
        oldest_pending_seconds
   FROM outbox_backlog;
@@ -132,3 +145,40 @@ UPDATE outbox
    AND (CAST(:event_id AS uuid) IS NOT NULL OR CAST(:order_id AS bigint) IS NOT NULL
         OR CAST(:dead_since AS timestamptz) IS NOT NULL OR CAST(:all_dead AS boolean))
 RETURNING id, order_id, seq;
+
+-- name: retry_waiting_events(event_id, order_id, created_since, all_waiting)
+-- Makes waiting events due now: those waiting for their next attempt and those
+-- blocked behind an earlier event of their order, together with every earlier
+-- undelivered event of their order (else a blocked one would go on waiting); a dead
+-- one among those gets a fresh set of attempts, as a replay gives. Attempts already
+-- spent are kept. Filters combine with AND: one event, one order's, those queued
+-- since a time, or (all_waiting) every one. Events a relay is sending are left alone.
+WITH chosen AS (
+    SELECT order_id, max(seq) AS up_to_seq
+      FROM outbox
+     WHERE delivered_at IS NULL
+       AND dead_at IS NULL
+       AND (CAST(:event_id AS uuid) IS NULL OR id = CAST(:event_id AS uuid))
+       AND (CAST(:order_id AS bigint) IS NULL OR order_id = CAST(:order_id AS bigint))
+       AND (CAST(:created_since AS timestamptz) IS NULL
+            OR created_at >= CAST(:created_since AS timestamptz))
+       AND (CAST(:event_id AS uuid) IS NOT NULL OR CAST(:order_id AS bigint) IS NOT NULL
+            OR CAST(:created_since AS timestamptz) IS NOT NULL
+            OR CAST(:all_waiting AS boolean))
+     GROUP BY order_id
+), targets AS (
+    SELECT e.id, e.dead_at IS NOT NULL AS was_dead
+      FROM outbox AS e
+      JOIN chosen AS c ON c.order_id = e.order_id AND e.seq <= c.up_to_seq
+     WHERE e.delivered_at IS NULL
+       AND (e.claimed_until IS NULL OR e.claimed_until < now())
+)
+UPDATE outbox AS o
+   SET next_attempt_at = now(),
+       attempts = CASE WHEN t.was_dead THEN 0 ELSE o.attempts END,
+       dead_at = NULL,
+       claimed_until = NULL,
+       claimed_by = NULL
+  FROM targets AS t
+ WHERE o.id = t.id
+RETURNING o.id, o.order_id, o.seq, t.was_dead;

@@ -163,6 +163,7 @@ async def test_outbox_backlog(populated: Populated) -> None:
         "retrying": 1,
         "dead": 1,
         "delivered_last_hour": 2,
+        "blocked": 0,
     }
     assert timedelta(0) < age < timedelta(minutes=5)
     assert seconds == pytest.approx(age.total_seconds(), abs=1)
@@ -196,8 +197,9 @@ async def test_delivery_attempts_by_order(populated: Populated) -> None:
     db = populated.db
     [order_103] = await rows(sql.ops_delivery_attempts, db, order_id=103)
     assert order_103 | {"last_event_at": None} == {
-        "order_id": 103, "events": 2, "attempts": 3, "delivered": 1, "pending": 1, "dead": 0,
-        "last_error": "connection refused", "last_event_at": None,
+        "order_id": 103, "events": 2, "attempts": 3, "delivered": 1, "pending": 1, "blocked": 0,
+        "dead": 0, "last_error": "connection refused", "last_error_before_delivery": None,
+        "last_event_at": None,
     }  # fmt: skip
     everyone = await rows(checks.all_delivery_attempts_by_order, db)
     summary = {
@@ -205,6 +207,22 @@ async def test_delivery_attempts_by_order(populated: Populated) -> None:
     }
     assert summary == {101: (1, 1, 0, 0), 102: (1, 0, 0, 1), 103: (2, 1, 1, 0), 104: (1, 0, 1, 0)}
     assert await rows(sql.ops_delivery_attempts, db, order_id=105) == []
+
+
+async def test_an_error_before_a_delivery_is_history_not_a_current_problem(
+    populated: Populated,
+) -> None:
+    db = populated.db
+    [event] = await rows(checks.outbox_events_of_order, db, order_id=101)
+    await checks.mark_event_retrying(db, event_id=event["id"], attempts=1, error="HTTP 502")
+    await checks.mark_event_delivered(db, event_id=event["id"])
+    [order_101] = await rows(sql.ops_delivery_attempts, db, order_id=101)
+    assert (order_101["delivered"], order_101["pending"], order_101["dead"]) == (1, 0, 0)
+    assert order_101["last_error"] is None
+    assert order_101["last_error_before_delivery"] == "HTTP 502"
+    # An order with an undelivered event shows that event's error as current.
+    [order_103] = await rows(sql.ops_delivery_attempts, db, order_id=103)
+    assert order_103["last_error"] == "connection refused"
 
 
 async def test_order_timeline(populated: Populated) -> None:

@@ -16,7 +16,7 @@ from service.db.sql import load_queries
 from service.outbox import OutboxRelay
 from service.outbox.cli import outbox_group
 from service.outbox.maintenance import outbox_status, purge_delivered, replay_dead
-from tests.support.order_stub import OrderServiceStub
+from tests.support.order_stub import Answer, OrderServiceStub
 from tests.support.relay_helpers import (
     all_events,
     create_payments,
@@ -47,8 +47,10 @@ async def cli(database_url: str, *args: str) -> Result:
 async def test_dead_after_last_attempt_then_replayed(
     database_url: str, order_stub: OrderServiceStub, db: asyncpg.Connection
 ) -> None:
-    down = relay_settings(database_url, closed_port_url(), retry_schedule_seconds=(0.05, 0.05))
-    async with running_relay(database_url, down):
+    # Refused one by one (a 4xx is about the event): an outage would kill nothing.
+    order_stub.answer = lambda _: Answer(status=422, body="unknown order")
+    refusing = relay_settings(database_url, order_stub.url, retry_schedule_seconds=(0.05, 0.05))
+    async with running_relay(database_url, refusing):
         await create_payments(database_url, [1, 2, 3])
 
         async def all_dead() -> bool:
@@ -60,18 +62,21 @@ async def test_dead_after_last_attempt_then_replayed(
     for event in events:
         assert event["attempts"] == 3  # the first try and one per scheduled retry
         assert event["dead_at"] is not None and event["delivered_at"] is None
-        assert "Connect" in event["last_error"]
+        assert event["last_error"] == "HTTP 422: unknown order"
         assert event["claimed_by"] is None
     status = await cli(database_url, "status", "--json")
     assert status.exit_code == 0, status.output
     assert json.loads(status.output) | {"oldest_pending_seconds": None} == {
         "pending": 0,
         "in_flight": 0,
+        "blocked": 0,
         "dead": 3,
         "delivered": 0,
         "oldest_pending_seconds": None,
     }
     first, second, third = sorted(events, key=lambda e: e["order_id"])
+    order_stub.received.clear()
+    order_stub.answer = lambda _: Answer()
 
     up = relay_settings(database_url, order_stub.url)
     async with running_relay(database_url, up):

@@ -15,6 +15,7 @@ from litestar.di import Provide
 from service.db.database import Database
 from service.db.unit_of_work import UnitOfWork
 from service.gateway import PaymentGateway
+from service.outbox import RelayHandle
 from service.settings import Settings
 
 
@@ -29,10 +30,12 @@ class WriteSide:
 
 @dataclass(frozen=True, slots=True)
 class ReadSide:
-    """What a query handler needs: the database (pool and SQL) and the settings."""
+    """What a query handler needs: the database (pool and SQL) and the settings
+    (and, for readiness, this process's relay: None when it runs none)."""
 
     db: Database
     settings: Settings
+    relay: RelayHandle | None = None
 
 
 def provide_write_side(state: State) -> WriteSide:

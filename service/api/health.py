@@ -20,7 +20,11 @@ class Readiness(msgspec.Struct, frozen=True):
     outbox_pending: int | None = None
     outbox_oldest_age_seconds: float | None = None
     outbox_dead: int | None = None
-    relay: str | None = None  # "ok" | "lagging"
+    outbox_blocked: int | None = None
+    outbox_lag: str | None = None  # "ok" | "lagging"
+    # This process's relay: "running" | "paused" (the Order Service is down: it
+    # probes) | "restarting" (it crashed) | "stopped" | "off" (none in this process).
+    relay: str | None = None
 
 
 class HealthController(Controller):
@@ -45,11 +49,11 @@ class HealthController(Controller):
         },
     )
     async def ready(self, read: NamedDependency[ReadSide]) -> Response[Readiness]:
-        """503 while the database is unreachable; reports the relay's lag.
+        """503 while the database is unreachable; reports the outbox's lag and the relay's state.
 
-        A lagging relay (Order Service down) does not make the service unready:
-        payments keep being accepted and their webhooks wait in the outbox,
-        which is the point of having one.
+        A lagging, paused or restarting relay (Order Service down, a crash) does not
+        make the service unready: payments keep being accepted and their webhooks
+        wait in the outbox, which is the point of having one.
         """
         settings = read.settings
         try:
@@ -66,6 +70,8 @@ class HealthController(Controller):
                 outbox_pending=backlog.pending,
                 outbox_oldest_age_seconds=round(backlog.oldest_age_seconds, 3),
                 outbox_dead=backlog.dead,
-                relay="lagging" if lagging else "ok",
+                outbox_blocked=backlog.blocked,
+                outbox_lag="lagging" if lagging else "ok",
+                relay="off" if read.relay is None else read.relay.state,
             )
         )

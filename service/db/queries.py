@@ -149,7 +149,7 @@ class IdempotencyQueries(Protocol):
 
 
 class OutboxQueries(Protocol):
-    """sql/outbox.sql: the relay, retention, and the operators' status and replay."""
+    """sql/outbox.sql: the relay, retention, and the operators' status, replay and retry."""
 
     def claim_due_events(
         self, conn: Executor, *, relay_id: str, lease_seconds: float, max_events: int
@@ -164,6 +164,9 @@ class OutboxQueries(Protocol):
         errors: Sequence[str],
         delays_seconds: Sequence[float],
         dead: Sequence[bool],
+    ) -> str: ...
+    async def record_deferrals(
+        self, conn: Executor, *, relay_id: str, ids: Sequence[UUID], errors: Sequence[str]
     ) -> str: ...
     async def release_events(
         self, conn: Executor, *, relay_id: str, ids: Sequence[UUID]
@@ -184,6 +187,15 @@ class OutboxQueries(Protocol):
         order_id: int | None,
         dead_since: datetime | None,
         all_dead: bool,
+    ) -> Rows: ...
+    def retry_waiting_events(
+        self,
+        conn: Executor,
+        *,
+        event_id: UUID | None,
+        order_id: int | None,
+        created_since: datetime | None,
+        all_waiting: bool,
     ) -> Rows: ...
 
 

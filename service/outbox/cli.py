@@ -1,4 +1,4 @@
-"""`payments outbox status|replay|purge` and `payments relay`."""
+"""`payments outbox status|replay|retry|purge` and `payments relay`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 from uuid import UUID
 
 import asyncpg
@@ -18,7 +18,13 @@ import msgspec
 from service.db.embedded import NoEmbeddedCluster, database_url, existing_database_url
 from service.db.queries import Queries
 from service.db.sql import load_queries
-from service.outbox.maintenance import OutboxStatus, outbox_status, purge_delivered, replay_dead
+from service.outbox.maintenance import (
+    OutboxStatus,
+    outbox_status,
+    purge_delivered,
+    replay_dead,
+    retry_waiting,
+)
 from service.settings import load_settings
 
 T = TypeVar("T")
@@ -64,7 +70,7 @@ def outbox_group() -> None:
 @outbox_group.command("status")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def status_command(as_json: bool) -> None:
-    """Pending, in-flight, dead and delivered events; age of the oldest pending one."""
+    """Pending (in flight, blocked), dead and delivered events; age of the oldest pending one."""
     status: OutboxStatus = _with_connection(outbox_status)
     if as_json:
         _echo_json(status)
@@ -73,6 +79,7 @@ def status_command(as_json: bool) -> None:
     rows = [
         ("pending", str(status.pending)),
         ("in flight", str(status.in_flight)),
+        ("blocked", str(status.blocked)),
         ("dead", str(status.dead)),
         ("delivered", str(status.delivered)),
         ("oldest pending", "-" if oldest is None else f"{oldest:.1f}s"),
@@ -117,6 +124,32 @@ def replay_command(
     click.echo(f"replayed {len(replayed)} dead events")
 
 
+@outbox_group.command("retry")
+@click.option("--id", "event_id", type=click.UUID, help="One waiting event, by its webhook-id.")
+@click.option("--order", "order_id", type=int, help="The waiting events of one order.")
+@click.option(
+    "--since", "created_since", callback=_iso_timestamp, help="Events queued since this ISO time."
+)
+@click.option("--all", "all_waiting", is_flag=True, help="Every waiting event.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def retry_command(as_json: bool, **filters: Any) -> None:
+    """Send waiting events now: those waiting for their next attempt, and blocked ones
+    with the earlier events of their order they wait for (dead ones get a fresh set of
+    attempts). Filters combine. Relays are woken, and probe a down Order Service at once."""
+    if all(value in (None, False) for value in filters.values()):
+        raise click.UsageError("name what to retry: --id, --order, --since or --all")
+    retried = _with_connection(
+        lambda queries, connection: retry_waiting(queries, connection, **filters)
+    )
+    if as_json:
+        _echo_json({"retried": len(retried), "events": retried})
+        return
+    for event in retried:
+        was_dead = "  (was dead: fresh attempts)" if event.was_dead else ""
+        click.echo(f"{event.id}  order {event.order_id}{was_dead}")
+    click.echo(f"retried {len(retried)} events, due now")
+
+
 @outbox_group.command("purge")
 @click.option("--days", type=float, help="Retention in days (default: outbox.retention_days).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -156,8 +189,9 @@ def relay_command() -> None:
             loop.add_signal_handler(signum, stop.set)
         handle = await start_relay(url, load_queries(), settings)
         stopping = asyncio.create_task(stop.wait())
-        # A relay that dies on its own ends the command too, as a failure (exit 1), so
-        # that whatever supervises it (payments serve, systemd) starts it again.
+        # A crashed relay is restarted by its handle; should the handle itself fail (a
+        # bug), the command ends too, as a failure (exit 1), so that whatever supervises
+        # it (payments serve, systemd) starts it again.
         await asyncio.wait({stopping, handle.task}, return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()
         await handle.stop()

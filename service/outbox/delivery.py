@@ -12,6 +12,7 @@ from functools import cache
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
+from service.outbox.breaker import EndpointBreaker
 from service.outbox.events import ClaimedEvent, Outcome, Result
 from service.outbox.schedule import is_dead, retry_delay
 from service.settings import Settings
@@ -62,9 +63,11 @@ class WebhookSender:
         self,
         transport: httpx.AsyncBaseTransport,
         settings: Settings,
+        breaker: EndpointBreaker,
         rng: random.Random | None = None,
     ) -> None:
         self._transport = transport
+        self._breaker = breaker
         self._base_url = httpx.URL(settings.order_service.url)
         self._base_path = self._base_url.path.rstrip("/")
         secret = settings.order_service.webhook_secret
@@ -106,20 +109,48 @@ class WebhookSender:
                 finally:
                     await response.aclose()
         except TimeoutError:
-            return self._failed(event, f"timed out after {self._timeout:g}s")
+            error = f"timed out after {self._timeout:g}s"
+            return self._endpoint_failed(event, error, unreachable=False)
         # Whatever stops us from getting an answer is a failed attempt, to be retried.
         except Exception as exc:
             # The transport re-raises aiohttp's errors as httpx ones of a looser kind
             # (a refused connection becomes ConnectTimeout); the original says more.
             cause = exc.__cause__ or exc
-            return self._failed(event, f"{type(cause).__name__}: {_excerpt(str(cause))}")
+            error = f"{type(cause).__name__}: {_excerpt(str(cause))}"
+            return self._endpoint_failed(event, error, unreachable=True)
+        status = response.status_code
         if response.is_success:  # its body, if any, is of no interest
+            self._breaker.answered()
             log.debug("webhook %s for order %s delivered", event.id, event.order_id)
             return Outcome(event.id, Result.DELIVERED)
-        error = f"HTTP {response.status_code}"
-        if excerpt:
-            error += f": {excerpt}"
-        return self._failed(event, error, response.status_code, response.headers.get("retry-after"))
+        error = f"HTTP {status}" + (f": {excerpt}" if excerpt else "")
+        retry_after = response.headers.get("retry-after")
+        if status >= 500:
+            return self._endpoint_failed(event, error, status=status, retry_after=retry_after)
+        # A 4xx is an answer about this event: the Order Service itself is up.
+        self._breaker.answered()
+        return self._failed(event, error, status, retry_after)
+
+    def _endpoint_failed(
+        self,
+        event: ClaimedEvent,
+        error: str,
+        *,
+        unreachable: bool = False,
+        status: int | None = None,
+        retry_after: str | None = None,
+    ) -> Outcome:
+        if not self._breaker.failed(event.id, unreachable=unreachable):
+            return self._failed(event, error, status, retry_after)
+        log.info(
+            "webhook %s for order %s not delivered, the Order Service is down "
+            "(no attempt counted): %s",
+            event.id,
+            event.order_id,
+            error,
+            extra={"event_id": str(event.id), "order_id": event.order_id},
+        )
+        return Outcome(event.id, Result.DEFERRED, error=error)
 
     def _failed(
         self,

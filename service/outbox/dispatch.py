@@ -10,6 +10,7 @@ import uuid
 import asyncpg
 import msgspec
 
+from service.outbox.breaker import EndpointBreaker
 from service.outbox.delivery import WebhookSender
 from service.outbox.events import ClaimedEvent, Outcome, Result
 from service.outbox.recorder import AttemptRecorder
@@ -20,9 +21,16 @@ log = logging.getLogger(__name__)
 
 class Dispatcher:
     def __init__(
-        self, sender: WebhookSender, recorder: AttemptRecorder, *, concurrency: int, timeout: float
+        self,
+        sender: WebhookSender,
+        recorder: AttemptRecorder,
+        breaker: EndpointBreaker,
+        *,
+        concurrency: int,
+        timeout: float,
     ) -> None:
         self._sender = sender
+        self._breaker = breaker
         self._recorder = recorder
         self._slots = asyncio.Semaphore(concurrency)
         self._timeout = timeout
@@ -58,6 +66,10 @@ class Dispatcher:
         async with self._slots:
             # A send that could outlive the lease might overlap another relay's.
             if self._stopping or time.monotonic() + self._timeout >= event.lease_deadline:
+                outcome = Outcome(event.id, Result.RELEASED)
+            elif not self._breaker.admit(event.id):
+                # The Order Service is down and another event probes it: this one
+                # goes back untouched, due as before, for when it answers again.
                 outcome = Outcome(event.id, Result.RELEASED)
             else:
                 outcome = await self._sender.send(event)

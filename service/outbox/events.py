@@ -47,8 +47,11 @@ class ClaimedEvent(msgspec.Struct, frozen=True):
 class Result(enum.Enum):
     DELIVERED = "delivered"
     FAILED = "failed"
-    # Not sent: handed back unattempted (shutdown, or a lease about to expire).
+    # Not sent: handed back unattempted (shutdown, a lease about to expire, or the
+    # Order Service down and this event not the probe).
     RELEASED = "released"
+    # Failed while the Order Service as a whole was failing: no attempt counted.
+    DEFERRED = "deferred"
 
 
 class Outcome(msgspec.Struct, frozen=True):

@@ -11,7 +11,7 @@ import asyncpg
 
 from service.db.errors import DATABASE_ERRORS
 from service.db.queries import Queries
-from service.outbox.wakeup import PROCESS_SENDER
+from service.outbox.wakeup import OPERATOR_SENDER, PROCESS_SENDER
 from service.waiting import wait_for_event
 
 log = logging.getLogger(__name__)
@@ -29,12 +29,21 @@ CONNECT_TIMEOUT_SECONDS = 10.0
 class NotifyListener:
     """Calls `on_notify` for every NOTIFY on the channel, and once after each
     (re)connection, since anything committed while it was not listening went
-    unannounced. Polling covers the gaps; this only makes delivery prompt."""
+    unannounced. Polling covers the gaps; this only makes delivery prompt.
+    `on_operator` hears the wake-ups of operators' retries and replays instead."""
 
-    def __init__(self, url: str, queries: Queries, on_notify: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        url: str,
+        queries: Queries,
+        on_notify: Callable[[], None],
+        *,
+        on_operator: Callable[[], None] | None = None,
+    ) -> None:
         self._url = url
         self._sql = queries
         self._on_notify = on_notify
+        self._on_operator = on_operator or on_notify
         self.connections = 0
         self._delay = RECONNECT_MIN_SECONDS
 
@@ -81,5 +90,7 @@ class NotifyListener:
             connection.terminate()
 
     def _notified(self, _connection: object, _pid: int, _channel: str, payload: object) -> None:
-        if payload != PROCESS_SENDER:  # this process's relay was woken directly
+        if payload == OPERATOR_SENDER:
+            self._on_operator()
+        elif payload != PROCESS_SENDER:  # this process's relay was woken directly
             self._on_notify()

@@ -1,4 +1,5 @@
-"""Operators' side of the outbox: status, replay of dead events, retention."""
+"""Operators' side of the outbox: status, replay of dead events, retry of waiting ones,
+retention."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from asyncpg.pool import PoolConnectionProxy
 
 from service.db.queries import Queries
 from service.db.rows import row_as
+from service.outbox.wakeup import OPERATOR_SENDER
 
 log = logging.getLogger(__name__)
 PURGE_CHUNK = 5000
@@ -24,6 +26,9 @@ Connection = asyncpg.Connection | PoolConnectionProxy
 class OutboxStatus(msgspec.Struct, frozen=True):
     pending: int
     in_flight: int
+    # Waiting behind an earlier undelivered (dead, failing, or not yet sent) event
+    # of their order: a part of pending.
+    blocked: int
     dead: int
     delivered: int
     oldest_pending_seconds: float | None
@@ -33,6 +38,14 @@ class ReplayedEvent(msgspec.Struct, frozen=True):
     id: UUID
     order_id: int
     seq: int
+
+
+class RetriedEvent(msgspec.Struct, frozen=True):
+    id: UUID
+    order_id: int
+    seq: int
+    # It was dead, ahead of a blocked event that was retried: a fresh set of attempts.
+    was_dead: bool
 
 
 async def outbox_status(queries: Queries, connection: Connection) -> OutboxStatus:
@@ -65,8 +78,38 @@ async def replay_dead(
         ]
         if rows:
             # Sent on commit, so relays never wake before the rows are visible.
-            await queries.wake_relays(connection, sender="replay")
+            await queries.wake_relays(connection, sender=OPERATOR_SENDER)
     return [row_as(row, ReplayedEvent) for row in rows]
+
+
+async def retry_waiting(
+    queries: Queries,
+    connection: Connection,
+    *,
+    event_id: UUID | None = None,
+    order_id: int | None = None,
+    created_since: datetime | None = None,
+    all_waiting: bool = False,
+) -> list[RetriedEvent]:
+    """Make waiting events (a retry later, or blocked) due now, and wake the relays.
+
+    A blocked event comes with the earlier events of its order it waits for, dead ones
+    included. Filters combine; with none, `all_waiting` must be set.
+    """
+    async with connection.transaction():
+        rows = [
+            row
+            async for row in queries.retry_waiting_events(
+                connection,
+                event_id=event_id,
+                order_id=order_id,
+                created_since=created_since,
+                all_waiting=all_waiting,
+            )
+        ]
+        if rows:
+            await queries.wake_relays(connection, sender=OPERATOR_SENDER)
+    return [row_as(row, RetriedEvent) for row in sorted(rows, key=lambda row: row["seq"])]
 
 
 async def purge_delivered(

@@ -80,6 +80,7 @@ class AttemptRecorder:
     async def _write(self, batch: list[Outcome]) -> None:
         delivered = [o.event_id for o in batch if o.result is Result.DELIVERED]
         failed = [o for o in batch if o.result is Result.FAILED]
+        deferred = [o for o in batch if o.result is Result.DEFERRED]
         released = [o.event_id for o in batch if o.result is Result.RELEASED]
         async with self._pool.acquire() as connection:
             if delivered:
@@ -93,6 +94,13 @@ class AttemptRecorder:
                     delays_seconds=[o.delay_seconds for o in failed],
                     dead=[o.dead for o in failed],
                 )
+            if deferred:
+                await self._sql.record_deferrals(
+                    connection,
+                    relay_id=self._relay_id,
+                    ids=[o.event_id for o in deferred],
+                    errors=[o.error for o in deferred],
+                )
             if released:
                 await self._sql.release_events(connection, relay_id=self._relay_id, ids=released)
 
@@ -103,3 +111,5 @@ def _count_attempts(batch: list[Outcome]) -> None:
             WEBHOOK_ATTEMPTS.labels("delivered").inc()
         elif outcome.result is Result.FAILED:
             WEBHOOK_ATTEMPTS.labels("dead" if outcome.dead else "retry").inc()
+        elif outcome.result is Result.DEFERRED:
+            WEBHOOK_ATTEMPTS.labels("outage").inc()

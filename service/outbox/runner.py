@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
+import time
+from typing import Literal
 
 import asyncpg
 import msgspec
@@ -12,28 +15,65 @@ from service.db.pool import create_pool
 from service.db.queries import Queries
 from service.outbox.relay import STOP_GRACE_SECONDS, OutboxRelay
 from service.settings import Settings
+from service.waiting import jittered, wait_for_event
 
 log = logging.getLogger(__name__)
 # Claims, outcome writes and retention each need at most one connection.
 RELAY_POOL_SIZE = 3
 # Beyond the send grace: writing the last outcomes and releasing the claims.
 STOP_BOOKKEEPING_SECONDS = 10.0
+# A relay that crashed (a bug, a statement the database refuses) starts again after
+# a pause that doubles up to the max; one that had run for a while starts afresh.
+RESTART_MIN_SECONDS = 0.5
+RESTART_MAX_SECONDS = 30.0
+STABLE_RUN_SECONDS = 60.0
+
+# running; paused: holding deliveries while the Order Service is down (probing);
+# restarting: crashed, starting again after a pause; stopped.
+RelayState = Literal["running", "paused", "restarting", "stopped"]
 
 
 class RelayHandle:
-    """A running relay. `await stop()` ends it within a bound."""
+    """A running relay, restarted when it crashes. `await stop()` ends it within a bound."""
 
-    def __init__(
-        self, relay: OutboxRelay, task: asyncio.Task[None], stop: asyncio.Event, pool: asyncpg.Pool
-    ) -> None:
+    def __init__(self, relay: OutboxRelay, pool: asyncpg.Pool) -> None:
         self.relay = relay
-        self.task = task
-        self._stop = stop
+        self._stop = asyncio.Event()
         self._pool = pool
+        self._restarting = False
+        self.restarts = 0
+        self.task = asyncio.create_task(self._supervise(), name=f"outbox relay {relay.relay_id}")
+        self.task.add_done_callback(_report_crash)
 
     @property
     def relay_id(self) -> str:
         return self.relay.relay_id
+
+    @property
+    def state(self) -> RelayState:
+        if self.task.done():
+            return "stopped"
+        if self._restarting:
+            return "restarting"
+        breaker = self.relay.breaker
+        return "paused" if breaker is not None and breaker.is_open else "running"
+
+    async def _supervise(self) -> None:
+        delay = RESTART_MIN_SECONDS
+        while not self._stop.is_set():
+            started = time.monotonic()
+            self._restarting = False
+            try:
+                await self.relay.run(self._stop)
+                return
+            except Exception:
+                if time.monotonic() - started > STABLE_RUN_SECONDS:
+                    delay = RESTART_MIN_SECONDS
+                log.exception("outbox relay %s crashed; restarting in %.1fs", self.relay_id, delay)
+            self._restarting = True
+            self.restarts += 1
+            await wait_for_event(self._stop, jittered(delay, random.Random()))
+            delay = min(delay * 2, RESTART_MAX_SECONDS)
 
     async def stop(self) -> None:
         """Finish in-flight sends (a few seconds at most), hand back the rest, close."""
@@ -87,13 +127,10 @@ async def start_relay(
     except Exception:
         await pool.close()
         raise
-    stop = asyncio.Event()
-    task = asyncio.create_task(relay.run(stop), name=f"outbox relay {relay.relay_id}")
-    task.add_done_callback(_report_crash)
-    return RelayHandle(relay, task, stop, pool)
+    return RelayHandle(relay, pool)
 
 
 def _report_crash(task: asyncio.Task[None]) -> None:
-    # Said at once: a dead relay inside the app would otherwise go unnoticed until stop.
+    # The supervisor itself failing is a bug: said at once, it would go unnoticed until stop.
     if not task.cancelled() and (exc := task.exception()) is not None:
         log.error("%s crashed; webhooks wait for another relay", task.get_name(), exc_info=exc)

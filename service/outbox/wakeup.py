@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 NOTIFY_EVERY_SECONDS = 0.02
 # The payload of this process's NOTIFYs: its own relay, woken directly, skips them.
 PROCESS_SENDER = uuid.uuid4().hex
+# The payload of an operator's retry or replay: relays deliver at once, and probe an
+# Order Service they hold for down without waiting for the pause to end.
+OPERATOR_SENDER = "operator"
 
 
 class OutboxWakeup:

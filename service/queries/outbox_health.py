@@ -6,13 +6,14 @@ import msgspec
 
 from service.db.database import Database
 from service.db.rows import row_as
-from service.metrics import OUTBOX_DEAD, OUTBOX_OLDEST_AGE, OUTBOX_PENDING
+from service.metrics import OUTBOX_BLOCKED, OUTBOX_DEAD, OUTBOX_OLDEST_AGE, OUTBOX_PENDING
 
 
 class OutboxBacklog(msgspec.Struct, frozen=True):
     pending: int
     oldest_age_seconds: float
     dead: int
+    blocked: int
 
 
 async def outbox_backlog(db: Database) -> OutboxBacklog:
@@ -21,4 +22,5 @@ async def outbox_backlog(db: Database) -> OutboxBacklog:
     OUTBOX_PENDING.set(backlog.pending)
     OUTBOX_OLDEST_AGE.set(backlog.oldest_age_seconds)
     OUTBOX_DEAD.set(backlog.dead)
+    OUTBOX_BLOCKED.set(backlog.blocked)
     return backlog

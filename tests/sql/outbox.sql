@@ -83,3 +83,17 @@ UPDATE outbox
 UPDATE outbox
    SET delivered_at = now() - make_interval(secs => CAST(:days AS float8) * 86400)
  WHERE id = CAST(:event_id AS uuid);
+
+-- name: allow_blank_event_bodies()!
+-- Lets an event's body be NULL, as no service statement ever writes it: a row the
+-- relay cannot make sense of (schema drift, a hand edit), to crash it for real.
+ALTER TABLE outbox ALTER COLUMN body DROP NOT NULL;
+
+-- name: insert_blank_event(order_id, payment_id)$
+-- Queues an event with a NULL body (after allow_blank_event_bodies); returns its id.
+INSERT INTO outbox (order_id, payment_id, body) VALUES (:order_id, :payment_id, NULL)
+RETURNING id;
+
+-- name: set_event_body(event_id, body)!
+-- Sets one event's body by hand (mending a blank one).
+UPDATE outbox SET body = CAST(:body AS jsonb) WHERE id = CAST(:event_id AS uuid);

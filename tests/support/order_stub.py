@@ -44,12 +44,19 @@ class Answer:
     delay: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)
     body: str = ""
+    # Stream a body that never ends (until the caller hangs up) instead of `body`.
+    endless: bool = False
+
+
+ENDLESS_CHUNK = b"x" * 65536
 
 
 class OrderServiceStub:
     def __init__(self) -> None:
         self.received: list[ReceivedWebhook] = []
         self.accepted: list[ReceivedWebhook] = []
+        # Bytes of endless answers written before their callers hung up.
+        self.streamed_bytes = 0
         # Decides the answer to each call; replace it to simulate failures.
         self.answer: Callable[[ReceivedWebhook], Answer] = lambda _: Answer()
         self._lock = threading.Lock()
@@ -84,7 +91,7 @@ class OrderServiceStub:
         assert server is not None and server.sockets
         self.port = server.sockets[0].getsockname()[1]
 
-    async def _handle(self, request: web.Request) -> web.Response:
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         call = ReceivedWebhook(
             order_id=int(request.match_info["order_id"]),
             path=request.path,
@@ -101,7 +108,21 @@ class OrderServiceStub:
         if 200 <= answer.status < 300:
             with self._lock:
                 self.accepted.append(call)
+        if answer.endless:
+            return await self._stream_endlessly(request, answer)
         return web.Response(status=answer.status, headers=answer.headers, text=answer.body)
+
+    async def _stream_endlessly(self, request: web.Request, answer: Answer) -> web.StreamResponse:
+        response = web.StreamResponse(status=answer.status, headers=answer.headers)
+        await response.prepare(request)
+        try:
+            # Bounded only so that a test gone wrong ends: 1 GiB.
+            for _ in range(16384):
+                await response.write(ENDLESS_CHUNK)
+                self.streamed_bytes += len(ENDLESS_CHUNK)
+        except (ConnectionError, RuntimeError):
+            pass  # the caller hung up, as it should
+        return response
 
     def accepted_for(self, order_id: int) -> list[ReceivedWebhook]:
         with self._lock:

@@ -25,6 +25,8 @@ FAST_OUTBOX: dict[str, Any] = {
     "retry_schedule_seconds": (0.05, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1),
     "request_timeout_seconds": 2.0,
     "lease_seconds": 10.0,
+    "breaker_min_pause_seconds": 0.1,
+    "breaker_max_pause_seconds": 0.4,
 }
 
 
