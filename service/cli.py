@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import subprocess
 import sys
 
@@ -50,6 +51,28 @@ def db_psql(psql_args: tuple[str, ...]) -> None:
     sys.exit(completed.returncode)
 
 
+# Open files a worker needs beyond its connections: pool, relay, logs, libraries.
+SPARE_FILES = 256
+
+
+def allow_open_files(wanted: int) -> None:
+    """Raise the soft limit on open files toward `wanted` (the workers inherit it).
+
+    Every connection is a file: under the usual soft limit of 1,024, accept() would
+    fail long before [server] max_connections, and then no client gets in.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    if target < wanted:
+        click.echo(
+            f"warning: at most {hard} open files per process (hard limit), fewer than "
+            f"[server] max_connections needs ({wanted}); raise LimitNOFILE / ulimit -Hn",
+            err=True,
+        )
+
+
 @click.command(name="serve")
 @click.option("--host", default=None, help="Address to bind (default: [server] host).")
 @click.option("--port", type=int, default=None, help="Port (default: [server] port).")
@@ -57,9 +80,11 @@ def db_psql(psql_args: tuple[str, ...]) -> None:
 def serve(host: str | None, port: int | None, workers: int | None) -> None:
     """Serve with granian, the faster ASGI server (Rust HTTP stack)."""
     from granian import Granian
-    from granian.constants import Interfaces
+    from granian.constants import HTTPModes, Interfaces
+    from granian.http import HTTP1Settings
 
     settings = load_settings().server
+    allow_open_files(settings.max_connections + SPARE_FILES)
     Granian(
         "service.app:create_app",
         factory=True,
@@ -67,7 +92,16 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         address=host or settings.host,
         port=port or settings.port,
         workers=workers or settings.workers,
-        backlog=2048,
+        # HTTP/1.1 only: granian times out unfinished HTTP/1 headers, while an HTTP/2
+        # (h2c) connection could hold its slot without ever finishing a request.
+        http=HTTPModes.http1,
+        backlog=settings.backlog,
+        # Granian holds one of these slots per open connection, idle or not: sized well
+        # above what stalled clients can hold within the timeouts (see README).
+        backpressure=settings.max_connections,
+        http1_settings=HTTP1Settings(
+            header_read_timeout=round(settings.header_read_timeout_seconds * 1000)
+        ),
     ).serve()
 
 
