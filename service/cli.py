@@ -20,6 +20,7 @@ import sys
 import click
 
 from service.db.embedded import NoEmbeddedCluster, bin_dir, database_url, existing_database_url
+from service.db.libpq_env import UnsupportedURL, libpq_environment
 from service.db.migrate import migrate
 from service.settings import load_settings
 
@@ -43,11 +44,16 @@ def db_psql(psql_args: tuple[str, ...]) -> None:
     """Open psql on the configured database; extra arguments go to psql (e.g. -c '...')."""
     try:
         url = existing_database_url(load_settings().database)
-    except NoEmbeddedCluster as exc:
+        # In psql's environment, not on its command line, where any local user could
+        # read the password (ps, /proc/<pid>/cmdline).
+        connection = libpq_environment(url)
+    except (NoEmbeddedCluster, UnsupportedURL) as exc:
         raise click.ClickException(str(exc)) from exc
     # A child process, not exec: the embedded server must see this process exit
     # normally to release it.
-    completed = subprocess.run([str(bin_dir() / "psql"), url, *psql_args], check=False)
+    completed = subprocess.run(
+        [str(bin_dir() / "psql"), *psql_args], env=os.environ | connection, check=False
+    )
     sys.exit(completed.returncode)
 
 
