@@ -12,6 +12,7 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 from service.api.amounts import TYPE_ENCODERS, YenSchemaPlugin
 from service.api.batch import batch_router
+from service.api.body_timeout import BodyReadTimeoutMiddleware
 from service.api.dependencies import DEPENDENCIES
 from service.api.docs import docs_assets
 from service.api.gateway_callbacks import GatewayCallbackController
@@ -55,7 +56,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
             PrometheusController,
             docs_assets(),
         ],
-        middleware=[RequestIdMiddleware(), PROMETHEUS.middleware],
+        middleware=[
+            RequestIdMiddleware(),
+            PROMETHEUS.middleware,
+            BodyReadTimeoutMiddleware(settings.server.body_read_timeout_seconds),
+        ],
         logging_config=None,
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,

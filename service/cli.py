@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import subprocess
 import sys
 
 import click
 
 from service.db.embedded import NoEmbeddedCluster, bin_dir, database_url, existing_database_url
+from service.db.libpq_env import UnsupportedURL, libpq_environment
 from service.db.migrate import migrate
 from service.outbox.processes import IN_PROCESS_RELAY_VARIABLE, RelayProcesses
 from service.settings import load_settings
@@ -43,12 +45,39 @@ def db_psql(psql_args: tuple[str, ...]) -> None:
     """Open psql on the configured database; extra arguments go to psql (e.g. -c '...')."""
     try:
         url = existing_database_url(load_settings().database)
-    except NoEmbeddedCluster as exc:
+        # In psql's environment, not on its command line, where any local user could
+        # read the password (ps, /proc/<pid>/cmdline).
+        connection = libpq_environment(url)
+    except (NoEmbeddedCluster, UnsupportedURL) as exc:
         raise click.ClickException(str(exc)) from exc
     # A child process, not exec: the embedded server must see this process exit
     # normally to release it.
-    completed = subprocess.run([str(bin_dir() / "psql"), url, *psql_args], check=False)
+    completed = subprocess.run(
+        [str(bin_dir() / "psql"), *psql_args], env=os.environ | connection, check=False
+    )
     sys.exit(completed.returncode)
+
+
+# Open files a worker needs beyond its connections: pool, relay, logs, libraries.
+SPARE_FILES = 256
+
+
+def allow_open_files(wanted: int) -> None:
+    """Raise the soft limit on open files toward `wanted` (the workers inherit it).
+
+    Every connection is a file: under the usual soft limit of 1,024, accept() would
+    fail long before [server] max_connections, and then no client gets in.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    if target < wanted:
+        click.echo(
+            f"warning: at most {hard} open files per process (hard limit), fewer than "
+            f"[server] max_connections needs ({wanted}); raise LimitNOFILE / ulimit -Hn",
+            err=True,
+        )
 
 
 @click.command(name="serve")
@@ -62,10 +91,13 @@ def serve(host: str | None, port: int | None, workers: int | None, relays: int |
     """Serve with granian, the faster ASGI server (Rust HTTP stack), and the outbox relays
     in processes of their own."""
     from granian import Granian
-    from granian.constants import Interfaces
+    from granian.constants import HTTPModes, Interfaces
+    from granian.http import HTTP1Settings
 
     settings = load_settings()
-    relays = settings.server.relay_processes if relays is None else relays
+    server = settings.server
+    allow_open_files(server.max_connections + SPARE_FILES)
+    relays = server.relay_processes if relays is None else relays
     relay_processes = None
     if relays > 0 and settings.outbox.relay_in_process:
         # The workers leave the webhooks to these processes (read by load_settings).
@@ -76,10 +108,19 @@ def serve(host: str | None, port: int | None, workers: int | None, relays: int |
             "service.app:create_app",
             factory=True,
             interface=Interfaces.ASGI,
-            address=host or settings.server.host,
-            port=port or settings.server.port,
-            workers=workers or settings.server.workers,
-            backlog=2048,
+            address=host or server.host,
+            port=port or server.port,
+            workers=workers or server.workers,
+            # HTTP/1.1 only: granian times out unfinished HTTP/1 headers, while an HTTP/2
+            # (h2c) connection could hold its slot without ever finishing a request.
+            http=HTTPModes.http1,
+            backlog=server.backlog,
+            # Granian holds one of these slots per open connection, idle or not: sized well
+            # above what stalled clients can hold within the timeouts (see README).
+            backpressure=server.max_connections,
+            http1_settings=HTTP1Settings(
+                header_read_timeout=round(server.header_read_timeout_seconds * 1000)
+            ),
         ).serve()
     finally:
         if relay_processes is not None:

@@ -20,6 +20,10 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_body_bytes: int = 16384
     max_batch_body_bytes: int = 1048576
     relay_processes: int = 1
+    header_read_timeout_seconds: float = 5.0
+    body_read_timeout_seconds: float = 5.0
+    max_connections: int = 8192
+    backlog: int = 2048
 
 
 class DatabaseSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

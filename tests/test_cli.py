@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
+import psutil
 import pytest
 
 from service.db.migrate import migration_files
@@ -106,6 +111,59 @@ def test_payments_db_psql_passes_on_psql_failures(empty_database_url: str) -> No
     )
     assert result.returncode != 0
     assert "no_such_table" in result.stderr
+
+
+async def _execute(url: str, sql: str) -> None:
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
+def _psql_child(parent: psutil.Process, within: float = 30.0) -> psutil.Process:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        for child in parent.children(recursive=True):
+            if child.name() == "psql":
+                return child
+        time.sleep(0.02)
+    raise AssertionError(f"no psql child within {within}s")
+
+
+def test_payments_db_psql_keeps_the_password_off_psqls_command_line(
+    empty_database_url: str,
+) -> None:
+    """Any local user can read a command line (ps, /proc/<pid>/cmdline): no password there."""
+    role, password = f"psql_argv_{os.getpid()}", "argv-secret-7f3a"
+    asyncio.run(_execute(empty_database_url, f"CREATE ROLE {role} LOGIN PASSWORD '{password}'"))
+    parts = urlsplit(empty_database_url)
+    netloc = f"{role}:{password}@" + parts.netloc.rpartition("@")[2]
+    url = urlunsplit(parts._replace(netloc=netloc))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PAYMENTS_", "LITESTAR_"))}
+    env["PAYMENTS_DATABASE_URL"] = url
+    sql = "select current_user, pg_sleep(1)"
+    try:
+        with subprocess.Popen(
+            [str(PAYMENTS), "db", "psql", "-At", "-c", sql],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        ) as command:
+            psql = _psql_child(psutil.Process(command.pid))
+            argv = Path(f"/proc/{psql.pid}/cmdline").read_bytes()
+            environ = Path(f"/proc/{psql.pid}/environ").read_bytes().split(b"\0")
+            stdout, stderr = command.communicate(timeout=60)
+    finally:
+        asyncio.run(_execute(empty_database_url, f"DROP ROLE IF EXISTS {role}"))
+
+    assert command.returncode == 0, stderr
+    assert password.encode() not in argv, argv
+    assert f"PGPASSWORD={password}".encode() in environ
+    # It connected where the URL says, as the URL's user.
+    assert stdout.split("|")[0] == role
 
 
 def test_the_main_function_is_the_console_script(empty_database_url: str) -> None:

@@ -160,6 +160,31 @@ def test_psql_opens_an_existing_cluster(tmp_path: Path, cluster: Path) -> None:
     assert int(result.stdout) == len(migration_files())
 
 
+# --- who can reach it -------------------------------------------------------------------------
+
+
+@pytest.mark.slow  # starts an embedded server
+def test_the_socket_directory_is_closed_to_other_users(tmp_path: Path) -> None:
+    """Whoever reaches the socket is a superuser (local connections are trusted).
+
+    With a data directory whose path is too long for a unix socket, pgserver puts the
+    socket in a runtime directory (mode 0755 from the umask, 0777 as root); the data
+    directory itself is 0700 already.
+    """
+    data_dir = tmp_path / ("long-" * 24)
+    server = start_embedded(data_dir)  # which also creates a database through the socket
+    try:
+        socket_dir = Path(server.get_postmaster_info().socket_dir)
+        status = socket_dir.stat()
+        owner = data_dir.stat().st_uid
+    finally:
+        detach_embedded()
+
+    assert socket_dir != data_dir.resolve(), "the case under test: a socket outside the data"
+    assert status.st_mode & 0o077 == 0, f"{socket_dir} is {oct(status.st_mode)}"
+    assert status.st_uid == owner, "the server's own user keeps it"
+
+
 # --- the one private name of pgserver ---------------------------------------------------------
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import warnings
 from pathlib import Path
@@ -56,6 +57,8 @@ def start_embedded(data_dir: str | Path) -> Any:
         path.parent.mkdir(parents=True, exist_ok=True)
         server = pgserver.get_server(path, cleanup_mode="stop")  # type: ignore[attr-defined]
     socket_dir = server.get_postmaster_info().socket_dir
+    if socket_dir is not None:
+        protect_socket_dir(Path(socket_dir), server_uid=path.stat().st_uid)
     created = subprocess.run(
         [bin_dir() / "createdb", "-h", str(socket_dir), "-U", "postgres", DATABASE],
         capture_output=True,
@@ -67,6 +70,27 @@ def start_embedded(data_dir: str | Path) -> Any:
     log.debug("embedded PostgreSQL running in %s", path)
     _attached.append(server)
     return server
+
+
+def protect_socket_dir(socket_dir: Path, server_uid: int) -> None:
+    """Make the directory of the server's unix socket its owner's alone (mode 0700).
+
+    The embedded server trusts every local connection (pgserver's initdb runs with
+    --auth-local=trust), so whoever can reach its socket is a superuser. pgserver puts
+    the socket in the data directory (0700) unless that path is too long for a socket,
+    then in a runtime directory ($XDG_RUNTIME_DIR, else /tmp/runtime-<uid>) made with
+    the umask's mode, or 0777 when run as root (the server then runs as a user of its
+    own, who must keep the directory: hence the chown).
+    """
+    owner = socket_dir.stat().st_uid
+    if owner not in (server_uid, os.geteuid()):
+        raise RuntimeError(
+            f"the embedded PostgreSQL's socket directory {socket_dir} belongs to another "
+            f"user (uid {owner}), who could intercept or reach the server: remove it"
+        )
+    if owner != server_uid:
+        os.chown(socket_dir, server_uid, -1)
+    socket_dir.chmod(0o700)
 
 
 def detach_embedded() -> None:
