@@ -15,7 +15,7 @@ from service.api.auth import PaymentsAPI
 from service.api.dependencies import ReadSide, WriteSide
 from service.api.idempotency import IdempotencyMiddleware
 from service.api.openapi import COMMON_PROBLEMS, WRITE_PROBLEMS, problems
-from service.api.operations import IdempotentOperation
+from service.api.operations import IdempotentOperation, PaymentsOperation
 from service.api.schemas import CreatePaymentRequest, RefundRequest
 from service.api.strict_body import CreatePaymentBody, RefundBody
 from service.commands import CreatePayment, RefundPayment
@@ -76,6 +76,7 @@ class PaymentController(PaymentsAPI):
     @get(
         "/{payment_id:str}",
         operation_id="getPayment",
+        operation_class=PaymentsOperation,
         responses=problems(
             (400, "invalid-request", "the id is not an integer"),
             (404, "payment-not-found", "no payment with that id"),
@@ -97,6 +98,7 @@ class PaymentController(PaymentsAPI):
     @get(
         "/order/{order_id:int}",
         operation_id="getPaymentByOrder",
+        operation_class=PaymentsOperation,
         responses=problems(
             (404, "payment-not-found", "the order has no payment"), *COMMON_PROBLEMS
         ),
