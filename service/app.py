@@ -5,18 +5,20 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 
 from click import Group
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.plugins import CLIPlugin
-from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.plugins.prometheus import PrometheusConfig
 
 from service.api.amounts import TYPE_ENCODERS, YenSchemaPlugin
+from service.api.auth import bearer_security
 from service.api.batch import batch_router
 from service.api.body_timeout import BodyReadTimeoutMiddleware
 from service.api.dependencies import DEPENDENCIES
 from service.api.docs import docs_assets
 from service.api.gateway_callbacks import GatewayCallbackController
 from service.api.health import HealthController
+from service.api.metrics import MetricsController
 from service.api.openapi import openapi_config
 from service.api.payments import PaymentController
 from service.api.problems import EXCEPTION_HANDLERS
@@ -49,11 +51,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
     configure_logging()
     return Litestar(
         route_handlers=[
-            PaymentController,
-            batch_router(settings),
+            # The payments API, whose documented security follows [auth] tokens.
+            Router(
+                path="/",
+                route_handlers=[PaymentController, batch_router(settings)],
+                security=bearer_security(settings),
+            ),
             GatewayCallbackController,
             HealthController,
-            PrometheusController,
+            MetricsController,
             docs_assets(),
         ],
         middleware=[
@@ -67,7 +73,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         lifespan=[lifespan],
         state=State({"settings": settings}),
         request_max_body_size=settings.server.max_body_bytes,
-        openapi_config=openapi_config(),
+        openapi_config=openapi_config(settings),
         type_encoders=TYPE_ENCODERS,
         plugins=[ProjectCommands(), YenSchemaPlugin()],
     )

@@ -266,6 +266,21 @@ async def test_the_openapi_document_declares_the_bearer_scheme_on_the_payments_e
         for operation in item.values():
             protected = path.startswith("/api/v1/payments") and not path.endswith("/webhook")
             assert (operation.get("security") == [{"bearer": []}]) == protected, path
+            if protected:
+                assert "401" in operation["responses"], path
+
+
+async def test_without_tokens_the_openapi_document_declares_no_security_and_no_401(
+    service: RunningService,
+) -> None:
+    document = (await service.client.get("/schema/openapi.json")).json()
+
+    assert "securitySchemes" not in document.get("components", {}), document["components"]
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            assert "security" not in operation, (method, path)
+            if not path.endswith("/webhook"):  # the callback's 401 is its signature's
+                assert "401" not in operation["responses"], (method, path)
 
 
 # --- configuration by environment ------------------------------------------------------------

@@ -3,7 +3,9 @@
 When [auth] tokens (or PAYMENTS_API_TOKENS) lists any, every payments endpoint
 needs `Authorization: Bearer <one of them>`. Several may be valid at once so a
 token can be rotated without downtime. The gateway callback has its own
-signature and health/OpenAPI stay open, so this sits on the payments controller only.
+signature and health/OpenAPI stay open, so this sits on the payments controllers only.
+The OpenAPI document follows the same settings: the bearer scheme and requirement are
+declared only when tokens are configured (bearer_security, per app).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from litestar import Controller
 from litestar.enums import ScopeType
 from litestar.exceptions import NotAuthorizedException
 from litestar.middleware import ASGIMiddleware
+from litestar.openapi.spec import SecurityRequirement
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from service.settings import Settings
@@ -54,9 +57,15 @@ class BearerAuthMiddleware(ASGIMiddleware):
 
 
 class PaymentsAPI(Controller):
-    """What every controller of the payments API shares: its tag and bearer authentication."""
+    """What every controller of the payments API shares: its tag and bearer authentication
+    (its security requirement is the app's, bearer_security, given by the router)."""
 
     tags = ["payments"]
     # Authentication first, so an unauthenticated call can never claim an idempotency key.
     middleware = [BearerAuthMiddleware()]
-    security = [{"bearer": []}]
+
+
+def bearer_security(settings: Settings) -> list[SecurityRequirement] | None:
+    """What the document says the payments API requires: a bearer token when any is
+    configured, nothing otherwise (then a request without one is valid, not a 401)."""
+    return [{"bearer": []}] if settings.auth.tokens else None

@@ -1,5 +1,5 @@
-"""The OpenAPI document: problem responses per endpoint, bearer auth, and the
-webhook the Order Service receives (OpenAPI 3.1 `webhooks`)."""
+"""The OpenAPI document: problem responses per endpoint, bearer auth when it is on, and
+the webhook the Order Service receives (OpenAPI 3.1 `webhooks`)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from litestar.openapi.spec import (
     Operation,
     Parameter,
     PathItem,
+    Reference,
     RequestBody,
     Schema,
     SecurityScheme,
@@ -22,10 +23,12 @@ from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
 from service.api.docs import swagger_ui
 from service.api.problems import PROBLEM_JSON, TYPE_PREFIX, Problem
 from service.outbox.events import WebhookBody
+from service.settings import Settings
 
 # (status, problem slug, when) of what every payments operation, or every write, may answer.
 COMMON_PROBLEMS = (
-    (401, "unauthorized", "authentication is on and the bearer token is missing or wrong"),
+    # Dropped from the document when authentication is off (operations.PaymentsOperation).
+    (401, "unauthorized", "the bearer token is missing or wrong"),
     (503, "database-unavailable", "the database is unreachable; retry"),
 )
 WRITE_PROBLEMS = (
@@ -136,7 +139,19 @@ ORDER_WEBHOOK = PathItem(
 )
 
 
-def openapi_config() -> OpenAPIConfig:
+BEARER_SCHEME = SecurityScheme(
+    type="http",
+    scheme="bearer",
+    description="One of the tokens of [auth] tokens (PAYMENTS_API_TOKENS).",
+)
+
+
+def openapi_config(settings: Settings) -> OpenAPIConfig:
+    """The document of an app built from `settings`: the bearer scheme only when tokens are
+    configured (the payments operations name it then, service/api/auth.py)."""
+    schemes: dict[str, SecurityScheme | Reference] | None = (
+        {"bearer": BEARER_SCHEME} if settings.auth.tokens else None
+    )
     return OpenAPIConfig(
         title="Payment Service",
         version="1.0.0",
@@ -147,14 +162,6 @@ def openapi_config() -> OpenAPIConfig:
         ),
         path="/schema",
         render_plugins=[swagger_ui()],
-        components=Components(
-            security_schemes={
-                "bearer": SecurityScheme(
-                    type="http",
-                    scheme="bearer",
-                    description="Required on /api/v1/payments when [auth] tokens are configured.",
-                )
-            }
-        ),
+        components=Components(security_schemes=schemes),
         webhooks={"orderWebhook": ORDER_WEBHOOK},
     )

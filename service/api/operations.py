@@ -1,12 +1,21 @@
 """OpenAPI operations for what Litestar cannot infer from a handler's signature:
-request parts read by middleware or from raw bytes, not by handler parameters."""
+request parts read by middleware or from raw bytes, not by handler parameters, and
+error responses that are problem+json, not Litestar's own error body."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from litestar.enums import ParamType
-from litestar.openapi.spec import OpenAPIMediaType, Operation, Parameter, RequestBody, Schema
+from litestar.openapi.spec import (
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    Operation,
+    Parameter,
+    Reference,
+    RequestBody,
+    Schema,
+)
 from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
 
 from service.api.idempotency import MAX_KEY_LENGTH
@@ -34,11 +43,43 @@ IDEMPOTENCY_KEY = Parameter(
 )
 
 
+def is_framework_error(response: OpenAPIResponse | Reference) -> bool:
+    """Litestar's own error body (`status_code`, `detail`, `extra`), which it documents for
+    every handler with parameters; the service answers problem+json instead (problems.py)."""
+    if not isinstance(response, OpenAPIResponse):
+        return False
+    for media_type in (response.content or {}).values():
+        schema = media_type.schema
+        if isinstance(schema, Schema) and "status_code" in (schema.properties or {}):
+            return True
+    return False
+
+
 @dataclass
-class IdempotentOperation(Operation):
+class PaymentsOperation(Operation):
+    """An operation of the payments API: it documents exactly the problems it answers.
+
+    Its 401 only where the app requires a bearer token (the per-app router carries the
+    security requirement, service/api/auth.py), and none of Litestar's own error bodies:
+    every problem the service answers is declared on the handler.
+    """
+
+    def __post_init__(self) -> None:
+        responses = self.responses or {}
+        if not self.security:
+            responses.pop("401", None)
+        for status in [
+            status for status, answer in responses.items() if is_framework_error(answer)
+        ]:
+            del responses[status]
+
+
+@dataclass
+class IdempotentOperation(PaymentsOperation):
     """The create, batch and refund commands: IdempotencyMiddleware reads the header."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self.parameters = [*(self.parameters or []), IDEMPOTENCY_KEY]
 
 

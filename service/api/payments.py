@@ -14,7 +14,7 @@ from service.api.dependencies import ReadSide, WriteSide
 from service.api.idempotency import IdempotencyMiddleware
 from service.api.idempotency_store import current_claim
 from service.api.openapi import COMMON_PROBLEMS, WRITE_PROBLEMS, problems
-from service.api.operations import IdempotentOperation
+from service.api.operations import IdempotentOperation, PaymentsOperation
 from service.api.path_ids import PAYMENT_ID, parse_id
 from service.api.schemas import CreatePaymentRequest, RefundRequest
 from service.api.strict_body import CreatePaymentBody, RefundBody
@@ -108,6 +108,7 @@ class PaymentController(PaymentsAPI):
     @get(
         "/{payment_id:str}",
         operation_id="getPayment",
+        operation_class=PaymentsOperation,
         responses=problems(
             (400, "invalid-request", "the id is not an integer"),
             (404, "payment-not-found", "no payment with that id"),
@@ -129,6 +130,7 @@ class PaymentController(PaymentsAPI):
     @get(
         "/order/{order_id:int}",
         operation_id="getPaymentByOrder",
+        operation_class=PaymentsOperation,
         responses=problems(
             (404, "payment-not-found", "the order has no payment"), *COMMON_PROBLEMS
         ),

@@ -61,7 +61,11 @@ class StrictJSON(MsgspecDTO[T]):
     def create_openapi_schema(
         cls, field_definition: FieldDefinition, handler_id: str, schema_creator: SchemaCreator
     ) -> Reference | Schema:
-        created = super().create_openapi_schema(field_definition, handler_id, schema_creator)
+        # The Struct's own schema, named for the API (`CreatePaymentRequest`), rather than
+        # the DTO's transfer model, named for the handler; the two have the same fields.
+        created = schema_creator.for_field_definition(
+            FieldDefinition.from_annotation(cls.model_type)
+        )
         _document_strictly(_schema_of(created, schema_creator), cls.model_type)
         return created
 
@@ -106,8 +110,20 @@ class CreatePaymentBody(StrictJSON[CreatePaymentRequest]):
     pass
 
 
+# What refund_reason (service.domain.rules) takes: not blank, no NUL (text cannot hold one).
+STORABLE_REASON = r"^[^\x00]*[^\s\x00][^\x00]*$"
+
+
 class RefundBody(StrictJSON[RefundRequest]):
-    pass
+    @classmethod
+    def create_openapi_schema(
+        cls, field_definition: FieldDefinition, handler_id: str, schema_creator: SchemaCreator
+    ) -> Reference | Schema:
+        created = super().create_openapi_schema(field_definition, handler_id, schema_creator)
+        reason = (_schema_of(created, schema_creator).properties or {})["reason"]
+        assert isinstance(reason, Schema)
+        reason.min_length, reason.pattern = 1, STORABLE_REASON
+        return created
 
 
 class CreatePaymentsBody(StrictJSON[CreatePaymentsRequest]):
@@ -125,6 +141,11 @@ class CreatePaymentsBody(StrictJSON[CreatePaymentsRequest]):
         _document_strictly(_schema_of(entry, schema_creator), CreatePaymentRequest)
         payments = (_schema_of(created, schema_creator).properties or {})["payments"]
         assert isinstance(payments, Schema)
-        payments.items = entry
+        # Any entry is taken (a malformed one is answered by its own 400 in the results),
+        # so the envelope's schema cannot require the create body of each.
+        payments.items = Schema(
+            any_of=[entry, Schema()],
+            description="A create body; anything else gets its own 400 in the results.",
+        )
         payments.min_items, payments.max_items = 1, MAX_BATCH_ITEMS
         return created
