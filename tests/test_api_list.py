@@ -127,6 +127,8 @@ async def test_paging_while_payments_are_created_neither_repeats_nor_skips(
         {"starting_after": 2**63},
         {"created_gte": "yesterday"},
         {"created_lt": "2026-13-01T00:00:00Z"},
+        {"created_lt": "0.5"},
+        {"created_gte": "2026-11-30T00:00:00"},
     ],
 )
 async def test_a_bad_parameter_is_a_400_problem(

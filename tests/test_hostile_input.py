@@ -488,8 +488,8 @@ async def test_a_gateway_callback_with_a_duplicated_status_is_400_and_settles_no
 @pytest.mark.parametrize(
     ("method", "path"),
     [
-        ("GET", PAYMENTS),
-        ("GET", "/api/v1/payments"),
+        ("DELETE", PAYMENTS),
+        ("PATCH", "/api/v1/payments"),
         ("PUT", PAYMENTS),
         ("DELETE", "/api/v1/payments/1"),
         ("PUT", "/api/v1/payments/1"),

@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from service.api.dependencies import WriteSide
+from service.db.sql import load_queries
 from service.gateway import GatewayDecision, PaymentGateway
 from tests.support.order_stub import OrderServiceStub
 from tests.support.problems import PROBLEMS, assert_problem
@@ -132,7 +133,11 @@ async def test_a_retry_after_the_gateway_failed_answers_with_the_payment_it_crea
             raise ConnectionError("gateway unreachable")
 
     reconciler = (
-        {"reconcile_after_seconds": 0.3, "reconcile_interval_seconds": 0.1}
+        {
+            "reconcile_after_seconds": 0.3,
+            "reconcile_interval_seconds": 0.1,
+            "charge_timeout_seconds": 0.2,
+        }
         if settled
         else {"reconcile_after_seconds": 3600.0}
     )
@@ -352,7 +357,13 @@ async def test_a_request_whose_key_was_taken_over_cannot_settle_it_first(
             gateway_answers.set()
             late = await first  # A answers while B still runs
             # A callback settles the payment meanwhile: B's answer differs from A's.
-            await checks.force_payment_status(blocker, payment_id=payment_id, status="COMPLETED")
+            await load_queries().settle_payment(
+                blocker,
+                payment_id=payment_id,
+                status="COMPLETED",
+                from_statuses=["PROCESSING"],
+                request_id="a-callback",
+            )
             await transaction.commit()
         finally:
             await blocker.close()

@@ -25,11 +25,15 @@ relay_processes = 1
 
 
 def relay_processes(service_pid: int) -> list[psutil.Process]:
-    return [
-        child
-        for child in psutil.Process(service_pid).children(recursive=True)
-        if "service.outbox" in child.cmdline()
-    ]
+    """The live relay processes of the service (a killed one not yet reaped is left out)."""
+    found = []
+    for child in psutil.Process(service_pid).children(recursive=True):
+        try:
+            if "service.outbox" in child.cmdline() and child.status() != psutil.STATUS_ZOMBIE:
+                found.append(child)
+        except psutil.Error:
+            continue
+    return found
 
 
 async def pay(url: str, order_id: int) -> None:

@@ -1,8 +1,10 @@
-"""Payment ids in paths: taken as text, so that a non-integer is the contract's 400, not 404."""
+"""Ids and timestamps in paths and queries, taken as text and checked exactly, so that
+anything else is the contract's 400 (Litestar's lax conversions would take more)."""
 
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 from litestar.exceptions import ValidationException
 from litestar.openapi.spec.enums import OpenAPIType
@@ -29,3 +31,21 @@ def parse_id(raw: str) -> int | None:
     if len(raw.lstrip("-")) > MAX_ID_DIGITS:
         return None
     return int(raw)
+
+
+RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([Zz]|[+-]\d{2}:\d{2})")
+# Documented as what it is, an RFC 3339 timestamp (taken as text: Litestar would also
+# take a bare number as seconds since 1970).
+TIMESTAMP = {"type": OpenAPIType.STRING, "format": "date-time"}
+
+
+def parse_timestamp(raw: str | None, name: str) -> datetime | None:
+    """A query timestamp, RFC 3339 with its offset, or a 400 that says so."""
+    if raw is None:
+        return None
+    try:
+        if RFC3339.fullmatch(raw):
+            return datetime.fromisoformat(raw.upper().replace("Z", "+00:00"))
+    except ValueError:
+        pass
+    raise ValidationException(f"{name} must be an RFC 3339 timestamp, not {raw[:40]!r}")

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
-from litestar import get, post
+from litestar import Response, get, post, route
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, Parameter
 
@@ -15,7 +14,7 @@ from service.api.idempotency import IdempotencyMiddleware
 from service.api.idempotency_store import current_claim
 from service.api.openapi import COMMON_PROBLEMS, WRITE_PROBLEMS, problems
 from service.api.operations import IdempotentOperation, PaymentsOperation
-from service.api.path_ids import PAYMENT_ID, parse_id
+from service.api.path_ids import PAYMENT_ID, TIMESTAMP, parse_id, parse_timestamp
 from service.api.schemas import CreatePaymentRequest, RefundRequest
 from service.api.strict_body import CreatePaymentBody, RefundBody
 from service.commands import CreatePayment, RefundPayment
@@ -37,6 +36,12 @@ MAX_PAGE = 100
 
 class PaymentController(PaymentsAPI):
     path = "/api/v1/payments"
+
+    @route("/", http_method=["OPTIONS"], include_in_schema=False)
+    async def allowed_methods(self) -> Response[None]:
+        """OPTIONS of the collection. Litestar's automatic answer names only the methods
+        of the first handler registered for a path, and this one has two (list, create)."""
+        return Response(None, status_code=204, headers={"Allow": "GET, OPTIONS, POST"})
 
     @post(
         "/",
@@ -74,21 +79,24 @@ class PaymentController(PaymentsAPI):
     @get(
         "/",
         operation_id="listPayments",
+        operation_class=PaymentsOperation,
         responses=problems(
             (400, "invalid-request", "a parameter is not what it must be"), *COMMON_PROBLEMS
         ),
     )
-    async def list_payments(
+    async def by_filter(
         self,
         read: NamedDependency[ReadSide],
         status: Annotated[
             PaymentStatus | None, Parameter(description="Only payments in this status.")
         ] = None,
         created_gte: Annotated[
-            datetime | None, Parameter(description="Created at or after (RFC 3339).")
+            str | None,
+            Parameter(description="Created at or after (RFC 3339).", schema_extra=TIMESTAMP),
         ] = None,
         created_lt: Annotated[
-            datetime | None, Parameter(description="Created before (RFC 3339).")
+            str | None,
+            Parameter(description="Created before (RFC 3339).", schema_extra=TIMESTAMP),
         ] = None,
         starting_after: Annotated[
             int | None,
@@ -102,7 +110,9 @@ class PaymentController(PaymentsAPI):
         `has_more` says whether there is one. Payments created while a client pages come
         before its first page, so no page repeats or skips one.
         """
-        wanted = PaymentFilter(status, created_gte, created_lt, starting_after, limit)
+        since = parse_timestamp(created_gte, "created_gte")
+        until = parse_timestamp(created_lt, "created_lt")
+        wanted = PaymentFilter(status, since, until, starting_after, limit)
         return await list_payments(read.db, wanted)
 
     @get(
