@@ -19,6 +19,8 @@ from uuid import UUID
 
 import asyncpg
 
+from service.db.outbox_queries import OutboxQueries
+
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
 
@@ -146,57 +148,6 @@ class IdempotencyQueries(Protocol):
         self, conn: Executor, *, endpoint: str, key: str, token: UUID
     ) -> str: ...
     async def purge_expired_idempotency_keys(self, conn: Executor) -> str: ...
-
-
-class OutboxQueries(Protocol):
-    """sql/outbox.sql: the relay, retention, and the operators' status, replay and retry."""
-
-    def claim_due_events(
-        self, conn: Executor, *, relay_id: str, lease_seconds: float, max_events: int
-    ) -> Rows: ...
-    async def record_deliveries(self, conn: Executor, *, ids: Sequence[UUID]) -> str: ...
-    async def record_failures(
-        self,
-        conn: Executor,
-        *,
-        relay_id: str,
-        ids: Sequence[UUID],
-        errors: Sequence[str],
-        delays_seconds: Sequence[float],
-        dead: Sequence[bool],
-    ) -> str: ...
-    async def record_deferrals(
-        self, conn: Executor, *, relay_id: str, ids: Sequence[UUID], errors: Sequence[str]
-    ) -> str: ...
-    async def release_events(
-        self, conn: Executor, *, relay_id: str, ids: Sequence[UUID]
-    ) -> str: ...
-    async def release_claims_of_relay(self, conn: Executor, *, relay_id: str) -> int: ...
-    async def wake_relays(self, conn: Executor, *, sender: str) -> bool: ...
-    async def relay_listener_ping(self, conn: Executor) -> int: ...
-    async def try_lock_outbox_retention(self, conn: Executor) -> bool: ...
-    async def purge_delivered_events(
-        self, conn: Executor, *, retention_days: float, max_events: int
-    ) -> int: ...
-    async def outbox_status(self, conn: Executor) -> Row: ...
-    def replay_dead_events(
-        self,
-        conn: Executor,
-        *,
-        event_id: UUID | None,
-        order_id: int | None,
-        dead_since: datetime | None,
-        all_dead: bool,
-    ) -> Rows: ...
-    def retry_waiting_events(
-        self,
-        conn: Executor,
-        *,
-        event_id: UUID | None,
-        order_id: int | None,
-        created_since: datetime | None,
-        all_waiting: bool,
-    ) -> Rows: ...
 
 
 class MigrationQueries(Protocol):

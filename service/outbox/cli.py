@@ -9,7 +9,6 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, TypeVar
-from uuid import UUID
 
 import asyncpg
 import click
@@ -96,25 +95,12 @@ def status_command(as_json: bool) -> None:
 )
 @click.option("--all-dead", is_flag=True, help="Every dead event.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def replay_command(
-    event_id: UUID | None,
-    order_id: int | None,
-    dead_since: datetime | None,
-    all_dead: bool,
-    as_json: bool,
-) -> None:
+def replay_command(as_json: bool, **filters: Any) -> None:
     """Give dead events a fresh set of attempts, due now. Filters combine."""
-    if event_id is None and order_id is None and dead_since is None and not all_dead:
+    if not any(filters.values()):
         raise click.UsageError("name what to replay: --id, --order, --since or --all-dead")
     replayed = _with_connection(
-        lambda queries, connection: replay_dead(
-            queries,
-            connection,
-            event_id=event_id,
-            order_id=order_id,
-            dead_since=dead_since,
-            all_dead=all_dead,
-        )
+        lambda queries, connection: replay_dead(queries, connection, **filters)
     )
     if as_json:
         _echo_json({"replayed": len(replayed), "events": replayed})
