@@ -1,10 +1,12 @@
-"""Relays in processes of their own beside `payments serve`'s HTTP workers.
+"""Relays in processes of their own beside `payments serve`'s HTTP workers (`--relays N`).
 
-A relay inside an HTTP worker shares its one core of Python with the requests: under
-load the requests win and the webhooks fall behind (10,000 orders: last webhook 15.7 s
-in process against 8.7 s with a relay process, this 2-core machine). So the production
-server runs the relays as `python -m service.outbox` children, restarts one that dies
-(with backoff), and stops them after the workers.
+A relay inside an HTTP worker shares that worker's core of Python with the requests.
+Where other cores are idle, relay processes use them (5,000 orders while the machine
+was busy with other work: last webhook 15.7 s in process, 8.7 s with a relay process);
+on a quiet 2-core machine they were no faster and added webhook latency, so the
+default stays in process. `payments serve --relays N` runs them as
+`python -m service.outbox` children, restarts one that fails (with backoff), and stops
+them after the workers.
 """
 
 from __future__ import annotations
