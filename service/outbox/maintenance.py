@@ -4,6 +4,7 @@ retention."""
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from datetime import datetime
 from uuid import UUID
 
@@ -65,20 +66,17 @@ async def replay_dead(
 
     Filters combine; with none, `all_dead` must be set, so a bare call replays nothing.
     """
-    async with connection.transaction():
-        rows = [
-            row
-            async for row in queries.replay_dead_events(
-                connection,
-                event_id=event_id,
-                order_id=order_id,
-                dead_since=dead_since,
-                all_dead=all_dead,
-            )
-        ]
-        if rows:
-            # Sent on commit, so relays never wake before the rows are visible.
-            await queries.wake_relays(connection, sender=OPERATOR_SENDER)
+    rows = await _due_now(
+        queries,
+        connection,
+        queries.replay_dead_events(
+            connection,
+            event_id=event_id,
+            order_id=order_id,
+            dead_since=dead_since,
+            all_dead=all_dead,
+        ),
+    )
     return [row_as(row, ReplayedEvent) for row in rows]
 
 
@@ -96,20 +94,30 @@ async def retry_waiting(
     A blocked event comes with the earlier events of its order it waits for, dead ones
     included. Filters combine; with none, `all_waiting` must be set.
     """
+    rows = await _due_now(
+        queries,
+        connection,
+        queries.retry_waiting_events(
+            connection,
+            event_id=event_id,
+            order_id=order_id,
+            created_since=created_since,
+            all_waiting=all_waiting,
+        ),
+    )
+    return [row_as(row, RetriedEvent) for row in sorted(rows, key=lambda row: row["seq"])]
+
+
+async def _due_now(
+    queries: Queries, connection: Connection, statement: AsyncIterator[asyncpg.Record]
+) -> list[asyncpg.Record]:
+    """Run an operator's statement that makes events due, then wake the relays, in one
+    transaction: the NOTIFY is sent on commit, so relays never wake before the rows show."""
     async with connection.transaction():
-        rows = [
-            row
-            async for row in queries.retry_waiting_events(
-                connection,
-                event_id=event_id,
-                order_id=order_id,
-                created_since=created_since,
-                all_waiting=all_waiting,
-            )
-        ]
+        rows = [row async for row in statement]
         if rows:
             await queries.wake_relays(connection, sender=OPERATOR_SENDER)
-    return [row_as(row, RetriedEvent) for row in sorted(rows, key=lambda row: row["seq"])]
+    return rows
 
 
 async def purge_delivered(
