@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from service.signing import secret_key
+from service.signing import secret_key, split_secrets
 
 
 class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -37,18 +37,28 @@ class DatabaseSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 class OrderServiceSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     url: str = "http://localhost:8000"
-    webhook_secret: str = ""
+    # One secret, or several while the Order Service moves from the old to the new one.
+    webhook_secret: str | tuple[str, ...] = ""
+
+    @property
+    def webhook_secrets(self) -> tuple[str, ...]:
+        return split_secrets(self.webhook_secret)
 
 
 class GatewaySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     mode: Literal["sync", "async"] = "sync"
     decline_amounts: tuple[int, ...] = ()
-    callback_secret: str = ""
+    # One secret, or several while the gateway moves from the old to the new one.
+    callback_secret: str | tuple[str, ...] = ""
     callback_tolerance_seconds: int = 300
     charge_timeout_seconds: float = 10.0
     reconcile_after_seconds: float = 60.0
     reconcile_interval_seconds: float = 15.0
     manual_review_after_seconds: float = 86400.0
+
+    @property
+    def callback_secrets(self) -> tuple[str, ...]:
+        return split_secrets(self.callback_secret)
 
     def __post_init__(self) -> None:
         if self.charge_timeout_seconds <= 0:
@@ -83,6 +93,17 @@ class IdempotencySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=Tru
 
 class AuthSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     tokens: tuple[str, ...] = ()
+    # Tokens that may only read (GET, HEAD, OPTIONS); any other method is 403.
+    read_only_tokens: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if set(self.tokens) & set(self.read_only_tokens):
+            raise ValueError("auth: a token cannot be both in tokens and in read_only_tokens")
+
+    @property
+    def enabled(self) -> bool:
+        """Any token of either kind turns authentication on."""
+        return bool(self.tokens or self.read_only_tokens)
 
 
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -105,6 +126,7 @@ ENV_OVERRIDES = {
 # Comma-separated list variables -> (section, key).
 ENV_LIST_OVERRIDES = {
     "PAYMENTS_API_TOKENS": ("auth", "tokens"),
+    "PAYMENTS_API_READ_ONLY_TOKENS": ("auth", "read_only_tokens"),
 }
 # true/false variables -> (section, key). `payments serve` sets this one for its workers
 # when it runs the relays as processes of their own.
@@ -138,17 +160,19 @@ def _override(raw: dict[str, Any], section: str, key: str, value: object) -> Non
 
 
 def _check_secrets(settings: Settings) -> None:
-    """Refuse to start with a secret that cannot sign or verify anything."""
+    """Refuse to start with a secret that cannot sign or verify anything, naming which
+    one of a list (by position: the message must not carry the secret itself)."""
     named = {
-        "order_service.webhook_secret": settings.order_service.webhook_secret,
-        "gateway.callback_secret": settings.gateway.callback_secret,
+        "order_service.webhook_secret": settings.order_service.webhook_secrets,
+        "gateway.callback_secret": settings.gateway.callback_secrets,
     }
-    for name, secret in named.items():
-        if secret:
+    for name, secrets in named.items():
+        for number, secret in enumerate(secrets, start=1):
             try:
                 secret_key(secret)
             except ValueError as exc:
-                raise ConfigError(f"{name}: {exc}") from exc
+                which = f" (secret {number} of {len(secrets)})" if len(secrets) > 1 else ""
+                raise ConfigError(f"{name}{which}: {exc}") from exc
 
 
 def _resolve_embedded_dir(settings: Settings, base: Path) -> Settings:

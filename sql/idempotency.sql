@@ -1,17 +1,19 @@
 -- Idempotency keys: claim, tie to payments, complete, release, replay, expire.
+-- A key is the caller's own (`caller`: a fingerprint of its bearer token, '' without
+-- authentication): the same key sent by two callers is two keys.
 
--- name: claim_idempotency_key(endpoint, key, request_hash, token, ttl_seconds, lock_seconds)^
+-- name: claim_idempotency_key(caller, endpoint, key, request_hash, token, ttl_seconds, lock_seconds)^
 -- Takes a key for a new request: a new key, an expired one, or one whose earlier
 -- attempt (same body) no longer holds it: it died while running (lease over), or it
 -- answered 5xx after creating payments. Returns the payments earlier attempts created;
 -- no row when someone holds the key or it has its answer. Only `token` may then
 -- complete or release the key.
 INSERT INTO idempotency_keys AS k
-       (endpoint, key, request_hash, claim_token, locked_until, expires_at)
-VALUES (:endpoint, :key, :request_hash, :token,
+       (caller, endpoint, key, request_hash, claim_token, locked_until, expires_at)
+VALUES (:caller, :endpoint, :key, :request_hash, :token,
         now() + make_interval(secs => :lock_seconds),
         now() + make_interval(secs => :ttl_seconds))
-ON CONFLICT (endpoint, key) DO UPDATE
+ON CONFLICT (caller, endpoint, key) DO UPDATE
    SET request_hash = EXCLUDED.request_hash,
        response_status = NULL, response_content_type = NULL, response_body = NULL,
        claim_token = EXCLUDED.claim_token,
@@ -25,13 +27,13 @@ ON CONFLICT (endpoint, key) DO UPDATE
         AND k.request_hash = EXCLUDED.request_hash)
 RETURNING k.payment_ids;
 
--- name: find_idempotency_key(endpoint, key)^
+-- name: find_idempotency_key(caller, endpoint, key)^
 -- The stored state of a key someone else holds or completed.
 SELECT request_hash, response_status, response_content_type, response_body
   FROM idempotency_keys
- WHERE endpoint = :endpoint AND key = :key;
+ WHERE caller = :caller AND endpoint = :endpoint AND key = :key;
 
--- name: complete_idempotency_key(endpoint, key, token, response_status, response_content_type, response_body)!
+-- name: complete_idempotency_key(caller, endpoint, key, token, response_status, response_content_type, response_body)!
 -- Stores the first response, to be replayed for the key's lifetime, if the claim
 -- `token` still holds the key ("UPDATE 0": its lock expired and another took it over).
 UPDATE idempotency_keys
@@ -40,10 +42,10 @@ UPDATE idempotency_keys
        response_body = :response_body,
        claim_token = NULL,
        locked_until = NULL
- WHERE endpoint = :endpoint AND key = :key
+ WHERE caller = :caller AND endpoint = :endpoint AND key = :key
    AND claim_token = :token AND response_status IS NULL;
 
--- name: tie_idempotency_key(endpoint, key, token, payment_ids)!
+-- name: tie_idempotency_key(caller, endpoint, key, token, payment_ids)!
 -- Records on the key the payments its request created, as their PROCESSING rows
 -- commit, so that a retry answers with them instead of running again. Only the
 -- claim `token` holding the key may.
@@ -51,10 +53,10 @@ UPDATE idempotency_keys
    SET payment_ids = ARRAY(SELECT DISTINCT id
                              FROM unnest(payment_ids || CAST(:payment_ids AS bigint[])) AS id
                             ORDER BY id)
- WHERE endpoint = :endpoint AND key = :key
+ WHERE caller = :caller AND endpoint = :endpoint AND key = :key
    AND claim_token = :token AND response_status IS NULL;
 
--- name: release_idempotency_key(endpoint, key, token)!
+-- name: release_idempotency_key(caller, endpoint, key, token)!
 -- Lets go of a key whose request failed without a definite answer (5xx), for a retry
 -- to take: a key that created no payment is forgotten (the retry runs again), one that
 -- did is kept, unlocked (the retry answers with its payments). Only the claim `token`
@@ -62,11 +64,11 @@ UPDATE idempotency_keys
 WITH kept AS (
     UPDATE idempotency_keys
        SET claim_token = NULL, locked_until = NULL
-     WHERE endpoint = :endpoint AND key = :key
+     WHERE caller = :caller AND endpoint = :endpoint AND key = :key
        AND claim_token = :token AND response_status IS NULL AND cardinality(payment_ids) > 0
 )
 DELETE FROM idempotency_keys
- WHERE endpoint = :endpoint AND key = :key
+ WHERE caller = :caller AND endpoint = :endpoint AND key = :key
    AND claim_token = :token AND response_status IS NULL AND cardinality(payment_ids) = 0;
 
 -- name: purge_expired_idempotency_keys()!

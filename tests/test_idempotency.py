@@ -487,8 +487,13 @@ async def test_a_stored_answer_is_never_replayed_without_a_valid_token(
     wrong = await authed.client.post(
         PAYMENTS, json=body, headers={"Idempotency-Key": "K2", "Authorization": "Bearer nope"}
     )
-    rotated = await authed.client.post(
+    # Keys are the caller's own (tests/test_idempotency_callers.py): another valid token
+    # sending K2 has a K2 of its own, which runs, and meets the order's one payment.
+    other_token = await authed.client.post(
         PAYMENTS, json=body, headers={"Idempotency-Key": "K2", "Authorization": "Bearer token-b"}
+    )
+    same_token = await authed.client.post(
+        PAYMENTS, json=body, headers={"Idempotency-Key": "K2", "Authorization": "Bearer token-a"}
     )
 
     assert first.status_code == 201, first.text
@@ -496,5 +501,8 @@ async def test_a_stored_answer_is_never_replayed_without_a_valid_token(
         assert_problem(response, 401)
         assert REPLAYED not in response.headers
         assert str(first.json()["transaction_id"]) not in response.text
-    assert_replay_of(first, rotated)
+    assert_problem(other_token, 400, "duplicate-order")
+    assert REPLAYED not in other_token.headers
+    assert str(first.json()["transaction_id"]) not in other_token.text
+    assert_replay_of(first, same_token)
     assert await count_payments(db) == 1

@@ -8,7 +8,15 @@ import hmac
 
 import pytest
 
-from service.signing import SignatureError, secret_key, sign, verify
+from service.signing import (
+    SignatureError,
+    secret_key,
+    secret_keys,
+    sign,
+    sign_all,
+    split_secrets,
+    verify,
+)
 
 KEY = b"test-gateway-secret-1234567890"
 SECRET = "whsec_" + base64.b64encode(KEY).decode()
@@ -156,3 +164,57 @@ def test_verify_signs_the_timestamp_as_the_exact_text_received() -> None:
     check(timestamp=padded, signature=sign(KEY, MSG_ID, padded, BODY))
     with pytest.raises(SignatureError):
         check(timestamp=padded, signature=sign(KEY, MSG_ID, NOW, BODY))
+
+
+# --- several secrets (rotation) --------------------------------------------------------------
+
+NEW_KEY = b"the-new-secret-after-rotation"
+THIRD_KEY = b"a-third-secret-nobody-configured"
+
+
+def test_sign_all_is_one_v1_signature_per_key_space_separated() -> None:
+    header = sign_all((KEY, NEW_KEY), MSG_ID, NOW, BODY)
+
+    assert header == f"{sign(KEY, MSG_ID, NOW, BODY)} {sign(NEW_KEY, MSG_ID, NOW, BODY)}"
+    assert sign_all((KEY,), MSG_ID, NOW, BODY) == sign(KEY, MSG_ID, NOW, BODY)
+
+
+@pytest.mark.parametrize("receiver_key", [KEY, NEW_KEY], ids=["old key alone", "new key alone"])
+def test_a_message_signed_with_two_keys_verifies_with_each_key_alone(receiver_key: bytes) -> None:
+    check(signature=sign_all((KEY, NEW_KEY), MSG_ID, NOW, BODY), key=receiver_key)
+
+
+@pytest.mark.parametrize("sender_key", [KEY, NEW_KEY], ids=["signed old", "signed new"])
+def test_verify_with_several_keys_accepts_a_signature_of_any_of_them(sender_key: bytes) -> None:
+    verify((KEY, NEW_KEY), MSG_ID, str(NOW), sign(sender_key, MSG_ID, NOW, BODY), BODY, now=NOW)
+
+
+def test_verify_with_several_keys_refuses_a_signature_of_a_third_key() -> None:
+    with pytest.raises(SignatureError):
+        verify((KEY, NEW_KEY), MSG_ID, str(NOW), sign(THIRD_KEY, MSG_ID, NOW, BODY), BODY, now=NOW)
+
+
+def test_verify_with_no_key_refuses_everything() -> None:
+    with pytest.raises(SignatureError):
+        verify((), MSG_ID, str(NOW), sign(KEY, MSG_ID, NOW, BODY), BODY, now=NOW)
+
+
+@pytest.mark.parametrize(
+    ("value", "secrets"),
+    [
+        ("", ()),
+        ("whsec_YQ==", ("whsec_YQ==",)),
+        ("whsec_YQ== whsec_Yg==", ("whsec_YQ==", "whsec_Yg==")),
+        ("  whsec_YQ==\n\twhsec_Yg==  ", ("whsec_YQ==", "whsec_Yg==")),
+        (("whsec_YQ==", "whsec_Yg=="), ("whsec_YQ==", "whsec_Yg==")),
+    ],
+)
+def test_split_secrets_takes_a_list_or_a_whitespace_separated_string(
+    value: str | tuple[str, ...], secrets: tuple[str, ...]
+) -> None:
+    assert split_secrets(value) == secrets
+
+
+def test_secret_keys_decodes_each_secret_in_order() -> None:
+    new_secret = "whsec_" + base64.b64encode(NEW_KEY).decode()
+    assert secret_keys((SECRET, new_secret)) == (KEY, NEW_KEY)

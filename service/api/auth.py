@@ -2,26 +2,39 @@
 
 When [auth] tokens (or PAYMENTS_API_TOKENS) lists any, every payments endpoint
 needs `Authorization: Bearer <one of them>`. Several may be valid at once so a
-token can be rotated without downtime. The gateway callback has its own
-signature and health/OpenAPI stay open, so this sits on the payments controllers only.
-The OpenAPI document follows the same settings: the bearer scheme and requirement are
-declared only when tokens are configured (bearer_security, per app).
+token can be rotated without downtime. [auth] read_only_tokens (or
+PAYMENTS_API_READ_ONLY_TOKENS) may only read: GET, HEAD and OPTIONS; any other method is
+403, judged by method so that every route of the payments API is covered, later ones too.
+The gateway callback has its own signature and health/OpenAPI stay open, so this sits on
+the payments controllers only. The OpenAPI document follows the same settings: the bearer
+schemes and requirement are declared only when tokens are configured (bearer_security).
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+from typing import cast
 
 from litestar import Controller
 from litestar.enums import ScopeType
-from litestar.exceptions import NotAuthorizedException
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.middleware import ASGIMiddleware
 from litestar.openapi.spec import SecurityRequirement
-from litestar.types import ASGIApp, Receive, Scope, Send
+from litestar.types import ASGIApp, HTTPScope, Receive, Scope, Send
 
 from service.settings import Settings
 
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="payments"'}
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# The OpenAPI security scheme of read-only tokens, beside "bearer" (full tokens).
+READ_ONLY_SCHEME = "readOnlyBearer"
+# Where the middleware leaves the caller's fingerprint in the request's scope state.
+CALLER_STATE_KEY = "payments_caller"
+
+
+class ReadOnlyToken(PermissionDeniedException):
+    """A read-only token on a method that is not a read (problem type read-only-token)."""
 
 
 def presented_token(scope: Scope) -> bytes | None:
@@ -41,18 +54,32 @@ def token_is_valid(presented: bytes, tokens: tuple[str, ...]) -> bool:
     return valid
 
 
+def caller_fingerprint(scope: Scope) -> str:
+    """Who is calling, for scoping what callers store (Idempotency-Keys): the SHA-256 of
+    their token, never the token itself; '' when authentication is off."""
+    fingerprint: str = scope.get("state", {}).get(CALLER_STATE_KEY, "")
+    return fingerprint
+
+
 class BearerAuthMiddleware(ASGIMiddleware):
     scopes = (ScopeType.HTTP,)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         settings: Settings = scope["litestar_app"].state.settings
-        tokens = settings.auth.tokens
-        if tokens:
+        auth = settings.auth
+        if auth.enabled:
             presented = presented_token(scope)
             if presented is None:
                 raise NotAuthorizedException(detail="bearer token required", headers=CHALLENGE)
-            if not token_is_valid(presented, tokens):
+            # Both lists are always compared in full: timing tells not which kind matched.
+            full = token_is_valid(presented, auth.tokens)
+            read_only = token_is_valid(presented, auth.read_only_tokens)
+            if not (full or read_only):
                 raise NotAuthorizedException(detail="invalid bearer token", headers=CHALLENGE)
+            method = cast(HTTPScope, scope)["method"]
+            if not full and method not in READ_METHODS:
+                raise ReadOnlyToken(detail=f"a read-only token may only read, not {method}")
+            scope["state"][CALLER_STATE_KEY] = hashlib.sha256(presented).hexdigest()
         await next_app(scope, receive, send)
 
 
@@ -67,5 +94,11 @@ class PaymentsAPI(Controller):
 
 def bearer_security(settings: Settings) -> list[SecurityRequirement] | None:
     """What the document says the payments API requires: a bearer token when any is
-    configured, nothing otherwise (then a request without one is valid, not a 401)."""
-    return [{"bearer": []}] if settings.auth.tokens else None
+    configured, nothing otherwise (then a request without one is valid, not a 401). With
+    read-only tokens, either kind; the writes' operations keep only the full one
+    (operations.PaymentsOperation)."""
+    if not settings.auth.enabled:
+        return None
+    if settings.auth.read_only_tokens:
+        return [{"bearer": []}, {READ_ONLY_SCHEME: []}]
+    return [{"bearer": []}]

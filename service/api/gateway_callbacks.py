@@ -17,7 +17,7 @@ from service.api.schemas import GatewayCallback, GatewayCallbackResponse
 from service.commands import ApplyGatewayEvent
 from service.commands.apply_gateway_event import apply_gateway_event
 from service.request_context import current_request_id
-from service.signing import SignatureError, secret_key, verify
+from service.signing import SignatureError, secret_keys, verify
 
 MAX_WEBHOOK_ID_LENGTH = 256
 
@@ -52,14 +52,15 @@ class GatewayCallbackController(Controller):
         """
         body = await request.body()
         settings = write.settings
-        secret = settings.gateway.callback_secret
-        if not secret:
+        secrets = settings.gateway.callback_secrets
+        if not secrets:
             raise SignatureError("gateway callbacks are disabled: no gateway secret is configured")
         webhook_id = request.headers.get("webhook-id")
         if webhook_id is not None and len(webhook_id) > MAX_WEBHOOK_ID_LENGTH:
             raise ValidationException(f"webhook-id longer than {MAX_WEBHOOK_ID_LENGTH} characters")
         verify(
-            secret_key(secret),
+            # Any of them: the gateway may sign with the old or the new one while it rotates.
+            secret_keys(secrets),
             webhook_id,
             request.headers.get("webhook-timestamp"),
             request.headers.get("webhook-signature"),

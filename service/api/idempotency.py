@@ -7,6 +7,8 @@ not stored, so a retry after an outage runs again; but payments the first
 attempt created are tied to the key, and the retry answers with them as they
 stand (Stripe's rule), never with "duplicate order" (service.commands.attempts).
 Each claim has its own token: only the request holding the key settles it.
+A key is the caller's own (scoped by its bearer token's fingerprint, service.api.auth):
+two callers sending the same key never see each other's answers.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
-from service.api.idempotency_store import KeyClaim, answer_from_store, claim_var
+from service.api.auth import caller_fingerprint
+from service.api.idempotency_store import KeyClaim, StoredKey, answer_from_store, claim_var
 from service.db.database import Database
 from service.db.errors import DATABASE_ERRORS
 from service.settings import Settings
@@ -96,22 +99,22 @@ class IdempotencyMiddleware(ASGIMiddleware):
             raise HTTPException(status_code=413, detail="Request Entity Too Large")
         http_scope = cast(HTTPScope, scope)
         endpoint = f"{http_scope['method']} {http_scope['path'].rstrip('/')}"
+        stored = StoredKey(caller_fingerprint(scope), endpoint, key)
         digest = hashlib.sha256(body).digest()
         db: Database = app_state.database
         token = uuid.uuid4()
         claimed = await db.queries.claim_idempotency_key(
             db.pool,
-            endpoint=endpoint,
-            key=key,
+            **stored._asdict(),
             request_hash=digest,
             token=token,
             ttl_seconds=settings.idempotency.ttl_hours * 3600.0,
             lock_seconds=settings.idempotency.lock_seconds,
         )
         if claimed is None:
-            await answer_from_store(db, endpoint, key, digest, send)
+            await answer_from_store(db, stored, digest, send)
             return
-        claim = KeyClaim(db, endpoint, key, token, claimed["payment_ids"])
+        claim = KeyClaim(db, stored, token, claimed["payment_ids"])
 
         response: dict[str, Any] = {"body": bytearray()}
         messages: list[Message] = []

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from litestar.exceptions import HTTPException
@@ -27,16 +27,24 @@ class IdempotencyKeyReused(HTTPException):
     status_code = 422
 
 
+class StoredKey(NamedTuple):
+    """Which stored key: the caller's own (its token's fingerprint, service.api.auth)."""
+
+    caller: str
+    endpoint: str
+    key: str
+
+
 class KeyClaim:
     """A request's hold on its key (`token`, random per claim), and the payments the
     key's attempts created: the commands' `Attempt` (service.commands.attempts)."""
 
     def __init__(
-        self, db: Database, endpoint: str, key: str, token: UUID, earlier: Sequence[int]
+        self, db: Database, stored: StoredKey, token: UUID, earlier: Sequence[int]
     ) -> None:
         self.db = db
-        self.endpoint = endpoint
-        self.key = key
+        self.stored = stored
+        self.key = stored.key
         self.token = token
         self.earlier_payment_ids = frozenset(earlier)
         self._untied: list[int] = []
@@ -57,8 +65,7 @@ class KeyClaim:
         if self._untied:
             await self.db.queries.tie_idempotency_key(
                 self.db.pool,
-                endpoint=self.endpoint,
-                key=self.key,
+                **self.stored._asdict(),
                 token=self.token,
                 payment_ids=self._untied,
             )
@@ -71,14 +78,13 @@ class KeyClaim:
         if status >= 500:
             await self._tie()
             await self.db.queries.release_idempotency_key(
-                self.db.pool, endpoint=self.endpoint, key=self.key, token=self.token
+                self.db.pool, **self.stored._asdict(), token=self.token
             )
             return
         content_type = response.get("content_type") or b"application/json"
         stored = await self.db.queries.complete_idempotency_key(
             self.db.pool,
-            endpoint=self.endpoint,
-            key=self.key,
+            **self.stored._asdict(),
             token=self.token,
             response_status=status,
             response_content_type=content_type.decode("latin-1"),
@@ -98,10 +104,8 @@ def current_claim() -> KeyClaim | None:
     return claim_var.get()
 
 
-async def answer_from_store(
-    db: Database, endpoint: str, key: str, digest: bytes, send: Send
-) -> None:
-    stored = await db.queries.find_idempotency_key(db.pool, endpoint=endpoint, key=key)
+async def answer_from_store(db: Database, key: StoredKey, digest: bytes, send: Send) -> None:
+    stored = await db.queries.find_idempotency_key(db.pool, **key._asdict())
     if stored is None:  # expired and purged between the two statements: rare, retryable
         raise IdempotencyKeyInUse(detail="the idempotency key changed state; retry")
     if bytes(stored["request_hash"]) != digest:

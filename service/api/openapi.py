@@ -20,6 +20,7 @@ from litestar.openapi.spec import (
 )
 from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
 
+from service.api.auth import READ_ONLY_SCHEME
 from service.api.docs import swagger_ui
 from service.api.problems import PROBLEM_JSON, TYPE_PREFIX, Problem
 from service.outbox.events import WebhookBody
@@ -32,6 +33,8 @@ COMMON_PROBLEMS = (
     (503, "database-unavailable", "the database is unreachable; retry"),
 )
 WRITE_PROBLEMS = (
+    # Only where read-only tokens are configured (operations.PaymentsOperation).
+    (403, "read-only-token", "the bearer token is a read-only one"),
     (409, "idempotency-key-in-use", "a request with this Idempotency-Key is still running"),
     (413, "body-too-large", "the body exceeds the configured limit"),
     (415, "unsupported-media-type", "the body is not application/json"),
@@ -144,14 +147,34 @@ BEARER_SCHEME = SecurityScheme(
     scheme="bearer",
     description="One of the tokens of [auth] tokens (PAYMENTS_API_TOKENS).",
 )
+READ_ONLY_TOKENS = (
+    "A read-only token ([auth] read_only_tokens, PAYMENTS_API_READ_ONLY_TOKENS) may call "
+    "the GET (and HEAD, OPTIONS) operations only; any other method answers 403 "
+    "`read-only-token`."
+)
+READ_ONLY_SCHEMES: dict[str, SecurityScheme | Reference] = {
+    "bearer": SecurityScheme(
+        type="http",
+        scheme="bearer",
+        description="One of the tokens of [auth] tokens (PAYMENTS_API_TOKENS): every "
+        "operation. " + READ_ONLY_TOKENS,
+    ),
+    READ_ONLY_SCHEME: SecurityScheme(type="http", scheme="bearer", description=READ_ONLY_TOKENS),
+}
+
+
+def security_schemes(settings: Settings) -> dict[str, SecurityScheme | Reference] | None:
+    """The bearer schemes of an app's document: none without tokens, the read-only one
+    beside the full one when read-only tokens are configured."""
+    if settings.auth.read_only_tokens:
+        return READ_ONLY_SCHEMES
+    return {"bearer": BEARER_SCHEME} if settings.auth.tokens else None
 
 
 def openapi_config(settings: Settings) -> OpenAPIConfig:
-    """The document of an app built from `settings`: the bearer scheme only when tokens are
-    configured (the payments operations name it then, service/api/auth.py)."""
-    schemes: dict[str, SecurityScheme | Reference] | None = (
-        {"bearer": BEARER_SCHEME} if settings.auth.tokens else None
-    )
+    """The document of an app built from `settings`: the bearer schemes only when tokens are
+    configured (the payments operations name them then, service/api/auth.py)."""
+    schemes = security_schemes(settings)
     return OpenAPIConfig(
         title="Payment Service",
         version="1.0.0",

@@ -18,6 +18,7 @@ from litestar.openapi.spec import (
 )
 from litestar.openapi.spec.enums import OpenAPIFormat, OpenAPIType
 
+from service.api.auth import READ_ONLY_SCHEME
 from service.api.idempotency import MAX_KEY_LENGTH
 
 IDEMPOTENCY_KEY = Parameter(
@@ -61,13 +62,21 @@ class PaymentsOperation(Operation):
 
     Its 401 only where the app requires a bearer token (the per-app router carries the
     security requirement, service/api/auth.py), and none of Litestar's own error bodies:
-    every problem the service answers is declared on the handler.
+    every problem the service answers is declared on the handler. A write (one that
+    declares the read-only token's 403) keeps its 403 and refuses the read-only scheme
+    where read-only tokens are configured, and drops its 403 elsewhere.
     """
 
     def __post_init__(self) -> None:
         responses = self.responses or {}
         if not self.security:
             responses.pop("401", None)
+        if "403" in responses:
+            read_only = [r for r in self.security or [] if READ_ONLY_SCHEME in r]
+            if read_only:
+                self.security = [r for r in self.security or [] if r not in read_only]
+            else:
+                del responses["403"]
         for status in [
             status for status, answer in responses.items() if is_framework_error(answer)
         ]:

@@ -9,6 +9,8 @@ import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
+from service.api.auth import ReadOnlyToken
+
 # Re-exported: the readiness check answers 503 on the same errors as every endpoint.
 from service.api.idempotency_store import IdempotencyKeyInUse, IdempotencyKeyReused
 from service.db.errors import DATABASE_DOWN as DATABASE_DOWN
@@ -38,11 +40,13 @@ DOMAIN_PROBLEMS: dict[type[errors.DomainError], tuple[int, str, str]] = {
 HTTP_ERROR_PROBLEMS: dict[type[HTTPException], tuple[str, str]] = {
     IdempotencyKeyInUse: ("idempotency-key-in-use", "Idempotency key in use"),
     IdempotencyKeyReused: ("idempotency-key-reused", "Idempotency key reused with another body"),
+    ReadOnlyToken: ("read-only-token", "Read-only token"),
 }
 # What the framework raises for generic failures, by status -> (slug, title).
 HTTP_PROBLEMS: dict[int, tuple[str, str]] = {
     400: ("invalid-request", "Invalid request"),
     401: ("unauthorized", "Unauthorized"),
+    403: ("forbidden", "Forbidden"),
     404: ("not-found", "Not found"),
     405: ("method-not-allowed", "Method not allowed"),
     408: ("request-timeout", "Request timeout"),

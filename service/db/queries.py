@@ -114,12 +114,14 @@ class ReadQueries(Protocol):
 
 
 class IdempotencyQueries(Protocol):
-    """sql/idempotency.sql. `token` is a claim's: only it completes, ties or releases a key."""
+    """sql/idempotency.sql. `token` is a claim's: only it completes, ties or releases a key;
+    `caller` the fingerprint of the caller whose key it is."""
 
     async def claim_idempotency_key(
         self,
         conn: Executor,
         *,
+        caller: str,
         endpoint: str,
         key: str,
         request_hash: bytes,
@@ -128,12 +130,13 @@ class IdempotencyQueries(Protocol):
         lock_seconds: float,
     ) -> Row | None: ...
     async def find_idempotency_key(
-        self, conn: Executor, *, endpoint: str, key: str
+        self, conn: Executor, *, caller: str, endpoint: str, key: str
     ) -> Row | None: ...
     async def complete_idempotency_key(
         self,
         conn: Executor,
         *,
+        caller: str,
         endpoint: str,
         key: str,
         token: UUID,
@@ -142,10 +145,17 @@ class IdempotencyQueries(Protocol):
         response_body: bytes,
     ) -> str: ...
     async def tie_idempotency_key(
-        self, conn: Executor, *, endpoint: str, key: str, token: UUID, payment_ids: Sequence[int]
+        self,
+        conn: Executor,
+        *,
+        caller: str,
+        endpoint: str,
+        key: str,
+        token: UUID,
+        payment_ids: Sequence[int],
     ) -> str: ...
     async def release_idempotency_key(
-        self, conn: Executor, *, endpoint: str, key: str, token: UUID
+        self, conn: Executor, *, caller: str, endpoint: str, key: str, token: UUID
     ) -> str: ...
     async def purge_expired_idempotency_keys(self, conn: Executor) -> str: ...
 

@@ -16,7 +16,7 @@ from service.outbox.breaker import EndpointBreaker
 from service.outbox.events import ClaimedEvent, Outcome, Result
 from service.outbox.schedule import is_dead, retry_delay
 from service.settings import Settings
-from service.signing import secret_key, sign
+from service.signing import secret_keys, sign_all
 
 log = logging.getLogger(__name__)
 ERROR_EXCERPT_CHARS = 200
@@ -70,8 +70,8 @@ class WebhookSender:
         self._breaker = breaker
         self._base_url = httpx.URL(settings.order_service.url)
         self._base_path = self._base_url.path.rstrip("/")
-        secret = settings.order_service.webhook_secret
-        self._key = secret_key(secret) if secret else None
+        # Decoded once: every send signs with each (old and new during a rotation).
+        self._keys = secret_keys(settings.order_service.webhook_secrets)
         self._timeout = settings.outbox.request_timeout_seconds
         self._timeouts = httpx.Timeout(self._timeout).as_dict()
         self._schedule = settings.outbox.retry_schedule_seconds
@@ -84,8 +84,10 @@ class WebhookSender:
             "webhook-id": str(event.id),
             "webhook-timestamp": str(timestamp),
         }
-        if self._key is not None:
-            headers["webhook-signature"] = sign(self._key, str(event.id), timestamp, event.body)
+        if self._keys:
+            headers["webhook-signature"] = sign_all(
+                self._keys, str(event.id), timestamp, event.body
+            )
         return headers
 
     async def send(self, event: ClaimedEvent) -> Outcome:

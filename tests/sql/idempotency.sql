@@ -11,3 +11,17 @@ SELECT endpoint, key, response_status, locked_until, expires_at,
 -- name: count_idempotency_keys()$
 -- How many idempotency keys are stored at all.
 SELECT count(*) FROM idempotency_keys;
+
+-- name: idempotency_key_callers(endpoint, key)
+-- The callers holding a key of this name at this endpoint (each its own key).
+SELECT caller, response_status FROM idempotency_keys
+ WHERE endpoint = :endpoint AND key = :key
+ ORDER BY caller;
+
+-- name: insert_answered_key_without_caller(endpoint, key, request_hash, response_status, response_body)!
+-- An answered key as a service before per-caller keys (migration 0015) stored it.
+INSERT INTO idempotency_keys
+       (endpoint, key, request_hash, response_status, response_content_type, response_body,
+        expires_at)
+VALUES (:endpoint, :key, :request_hash, :response_status, 'application/json', :response_body,
+        now() + interval '1 hour');
