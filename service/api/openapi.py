@@ -99,7 +99,8 @@ ORDER_WEBHOOK = PathItem(
             "with exponential backoff; `webhook-id` stays the same on every retry. "
             "`webhook-signature` (Standard Webhooks, HMAC-SHA256 of "
             '"{webhook-id}.{webhook-timestamp}.{body}") is sent when '
-            "PAYMENTS_WEBHOOK_SECRET is set."
+            "PAYMENTS_WEBHOOK_SECRET is set: one space-separated `v1,` signature per "
+            "configured secret (several while a secret is rotated; any one verifies)."
         ),
         operation_id="orderWebhook",
         parameters=[
