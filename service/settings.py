@@ -33,6 +33,18 @@ class DatabaseSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     pool_min_size: int = 4
     pool_max_size: int = 16
     command_timeout: float = 5.0
+    # What sits between `url` and PostgreSQL (see litestar.toml); direct_url bypasses it.
+    pooler: Literal["none", "pgbouncer-transaction"] = "none"
+    direct_url: str = ""
+
+    def __post_init__(self) -> None:
+        # Through a transaction pooler LISTEN would hear nothing once its
+        # transaction ends: the relays need a way around it.
+        if self.pooler != "none" and not (self.url and self.direct_url):
+            raise ValueError(
+                f"database.pooler {self.pooler!r} needs database.url (the pooler) "
+                "and database.direct_url (PostgreSQL itself)"
+            )
 
 
 class OrderServiceSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -98,6 +110,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 # Environment variable -> (section, key) of the contract's overrides.
 ENV_OVERRIDES = {
     "PAYMENTS_DATABASE_URL": ("database", "url"),
+    "PAYMENTS_DIRECT_DATABASE_URL": ("database", "direct_url"),
+    "PAYMENTS_DATABASE_POOLER": ("database", "pooler"),
     "PAYMENTS_ORDER_SERVICE_URL": ("order_service", "url"),
     "PAYMENTS_WEBHOOK_SECRET": ("order_service", "webhook_secret"),
     "PAYMENTS_GATEWAY_SECRET": ("gateway", "callback_secret"),
