@@ -33,18 +33,13 @@ class DatabaseSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     pool_min_size: int = 4
     pool_max_size: int = 16
     command_timeout: float = 5.0
-    # What sits between `url` and PostgreSQL (see litestar.toml); direct_url bypasses it.
     pooler: Literal["none", "pgbouncer-transaction"] = "none"
     direct_url: str = ""
 
     def __post_init__(self) -> None:
-        # Through a transaction pooler LISTEN would hear nothing once its
-        # transaction ends: the relays need a way around it.
+        # LISTEN through a transaction pooler hears nothing once its transaction ends.
         if self.pooler != "none" and not (self.url and self.direct_url):
-            raise ValueError(
-                f"database.pooler {self.pooler!r} needs database.url (the pooler) "
-                "and database.direct_url (PostgreSQL itself)"
-            )
+            raise ValueError(f"database.pooler {self.pooler!r} needs url and direct_url")
 
 
 class OrderServiceSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -16,7 +16,6 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import asyncpg
 import msgspec
@@ -52,10 +51,6 @@ def pgbouncer(postgres: TestPostgres) -> Iterator[PgBouncer]:
         bouncer.stop()
 
 
-def database_name(url: str) -> str:
-    return urlsplit(url).path.lstrip("/")
-
-
 def payments_command(env: dict[str, str], *args: str) -> str:
     """A `payments` command as an operator types it; its output (it must succeed)."""
     run = subprocess.run(
@@ -73,7 +68,7 @@ def relay_env(
     (config := tmp_path / "payments.toml").write_text(
         f"[outbox]\npoll_interval_seconds = {POLL_SECONDS}\n", encoding="utf-8"
     )
-    env = service_env(config, pgbouncer.url(database_name(database_url)), order_stub.url)
+    env = service_env(config, pgbouncer.url_for(database_url), order_stub.url)
     env.update(PAYMENTS_DATABASE_POOLER=POOLER, PAYMENTS_DIRECT_DATABASE_URL=database_url)
     return env
 
@@ -101,11 +96,6 @@ def relay_process(tmp_path: Path, relay_env: dict[str, str]) -> Iterator[subproc
             relay.wait(10)
 
 
-def pool_of(bouncer: PgBouncer, database: str) -> dict[str, int]:
-    [row] = [r for r in bouncer.console(checks.pgbouncer_pools.sql) if r["database"] == database]
-    return {key: int(value) for key, value in row.items() if key.startswith(("cl_", "sv_"))}
-
-
 @pytest.mark.slow  # a PgBouncer, the service and a relay process
 async def test_service_relay_and_ops_work_through_pgbouncer_in_transaction_pooling(
     pgbouncer: PgBouncer,
@@ -115,9 +105,8 @@ async def test_service_relay_and_ops_work_through_pgbouncer_in_transaction_pooli
     relay_env: dict[str, str],
     relay_process: subprocess.Popen[bytes],
 ) -> None:
-    database = database_name(database_url)
     settings = make_settings(
-        pgbouncer.url(database),
+        pgbouncer.url_for(database_url),
         order_stub.url,
         # Eight client connections from the start, sharing four server connections.
         database={
@@ -188,7 +177,7 @@ async def test_service_relay_and_ops_work_through_pgbouncer_in_transaction_pooli
 
         # Eight and more clients (the service's pool, the relay's), never more than
         # four server connections for them; the listener is a session of its own.
-        pool = pool_of(pgbouncer, database)
+        pool = pgbouncer.pool(database_url)
         servers = sum(value for key, value in pool.items() if key.startswith("sv_"))
         assert pool["cl_active"] + pool["cl_waiting"] > 8 and servers <= POOL_SIZE, pool
         assert await checks.server_sessions_besides(db, application_name=LISTENER) <= POOL_SIZE
@@ -199,9 +188,8 @@ async def test_service_relay_and_ops_work_through_pgbouncer_in_transaction_pooli
     status = json.loads(payments_command(relay_env, "outbox", "status", "--json"))
     assert (status["pending"], status["delivered"]) == (0, events)
 
-    stats = pgbouncer.console(checks.pgbouncer_stats.sql)
-    [carried] = [row for row in stats if row["database"] == database]
-    assert int(carried["total_xact_count"]) >= ORDERS, carried
+    carried = pgbouncer.stats(database_url)
+    assert carried["total_xact_count"] >= ORDERS, carried
 
     ids = Counter(call.webhook_id for call in accepted)
     assert len(ids) == events and max(ids.values()) == 1  # each event once

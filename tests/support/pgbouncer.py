@@ -18,12 +18,16 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from service.db.embedded import bin_dir
 from tests.support.service import free_port
+from tests.support.sql import load_test_queries
+
+console_commands: Any = load_test_queries()
 
 PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
 # PgBouncer refuses to run as root. As root it runs as the owner of the server's socket
@@ -86,6 +90,10 @@ class PgBouncer:
     def url(self, database: str) -> str:
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/{database}"
 
+    def url_for(self, server_url: str) -> str:
+        """This pooler's URL for the database a URL of the server names."""
+        return self.url(urlsplit(server_url).path.lstrip("/"))
+
     def start(self, within: float = 10.0) -> PgBouncer:
         argv = [PGBOUNCER]
         if os.geteuid() == 0:
@@ -120,6 +128,19 @@ class PgBouncer:
             timeout=30,
         )
         return list(csv.DictReader(io.StringIO(completed.stdout)))
+
+    def pool(self, server_url: str) -> dict[str, int]:
+        """SHOW POOLS of the database of `server_url`: its clients (cl_*) and servers (sv_*)."""
+        return self._row_of(console_commands.pgbouncer_pools.sql, server_url, ("cl_", "sv_"))
+
+    def stats(self, server_url: str) -> dict[str, int]:
+        """SHOW STATS of the database of `server_url`: transactions and queries carried."""
+        return self._row_of(console_commands.pgbouncer_stats.sql, server_url, ("total_",))
+
+    def _row_of(self, command: str, server_url: str, prefixes: tuple[str, ...]) -> dict[str, int]:
+        database = urlsplit(server_url).path.lstrip("/")
+        [row] = [row for row in self.console(command) if row["database"] == database]
+        return {key: int(value) for key, value in row.items() if key.startswith(prefixes)}
 
     def tail(self, lines: int = 30) -> str:
         with contextlib.suppress(OSError):
