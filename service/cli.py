@@ -22,6 +22,7 @@ import click
 from service.db.embedded import NoEmbeddedCluster, bin_dir, database_url, existing_database_url
 from service.db.libpq_env import UnsupportedURL, libpq_environment
 from service.db.migrate import migrate
+from service.db.pool import direct_url
 from service.outbox.processes import IN_PROCESS_RELAY_VARIABLE, RelayProcesses
 from service.settings import load_settings
 
@@ -34,17 +35,21 @@ def db_group() -> None:
 @db_group.command(name="migrate")
 def db_migrate() -> None:
     """Apply pending migrations (safe while other processes start or migrate)."""
-    url = database_url(load_settings().database)
-    applied = asyncio.run(migrate(url))
+    database = load_settings().database
+    applied = asyncio.run(migrate(direct_url(database, database_url(database))))
     click.echo("applied: " + ", ".join(applied) if applied else "schema is up to date")
 
 
 @db_group.command(name="psql", context_settings={"ignore_unknown_options": True})
 @click.argument("psql_args", nargs=-1, type=click.UNPROCESSED)
 def db_psql(psql_args: tuple[str, ...]) -> None:
-    """Open psql on the configured database; extra arguments go to psql (e.g. -c '...')."""
+    """Open psql on the configured database (its direct_url, if set); extra arguments
+    go to psql (e.g. -c '...')."""
     try:
-        url = existing_database_url(load_settings().database)
+        database = load_settings().database
+        # Direct, past a pooler: an operator's session may SET things, which a
+        # transaction pooler would leave on a server connection other clients share.
+        url = direct_url(database, existing_database_url(database))
         # In psql's environment, not on its command line, where any local user could
         # read the password (ps, /proc/<pid>/cmdline).
         connection = libpq_environment(url)

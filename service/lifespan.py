@@ -16,7 +16,7 @@ from service.db.database import Database
 from service.db.embedded import database_url, detach_embedded
 from service.db.migrate import migrate
 from service.db.periodic import every
-from service.db.pool import create_pool
+from service.db.pool import create_pool, direct_url
 from service.db.sql import load_queries
 from service.db.unit_of_work import UnitOfWork
 from service.gateway import LimitedGateway, SimulatedGateway
@@ -39,7 +39,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         log.warning("PAYMENTS_GATEWAY_SECRET is not set: every gateway callback is refused")
     url = database_url(settings.database)
     if settings.database.migrate_on_start:
-        await migrate(url)
+        await migrate(direct_url(settings.database, url))
     queries = load_queries()
     db = Database(await create_pool(url, settings.database), queries)
     wakeup = OutboxWakeup()

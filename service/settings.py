@@ -33,6 +33,13 @@ class DatabaseSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     pool_min_size: int = 4
     pool_max_size: int = 16
     command_timeout: float = 5.0
+    pooler: Literal["none", "pgbouncer-transaction"] = "none"
+    direct_url: str = ""
+
+    def __post_init__(self) -> None:
+        # LISTEN through a transaction pooler hears nothing once its transaction ends.
+        if self.pooler != "none" and not (self.url and self.direct_url):
+            raise ValueError(f"database.pooler {self.pooler!r} needs url and direct_url")
 
 
 class OrderServiceSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -119,6 +126,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 # Environment variable -> (section, key) of the contract's overrides.
 ENV_OVERRIDES = {
     "PAYMENTS_DATABASE_URL": ("database", "url"),
+    "PAYMENTS_DIRECT_DATABASE_URL": ("database", "direct_url"),
+    "PAYMENTS_DATABASE_POOLER": ("database", "pooler"),
     "PAYMENTS_ORDER_SERVICE_URL": ("order_service", "url"),
     "PAYMENTS_WEBHOOK_SECRET": ("order_service", "webhook_secret"),
     "PAYMENTS_GATEWAY_SECRET": ("gateway", "callback_secret"),

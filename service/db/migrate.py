@@ -3,6 +3,12 @@
 All pending files apply in one transaction under an advisory lock, so
 simultaneous starts of several processes are safe and a failed migration
 leaves nothing half-applied.
+
+The lock is a transaction-level one (pg_advisory_xact_lock), so it would hold
+even through a transaction pooler, which may run each transaction on another
+server session. Callers still pass the direct URL ([database] direct_url): a
+migration's DDL may wait long for its locks and should not hold one of the
+pooler's few server connections, nor meet its query_timeout, meanwhile.
 """
 
 from __future__ import annotations

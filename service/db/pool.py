@@ -1,19 +1,54 @@
-"""The asyncpg connection pool."""
+"""The asyncpg connection pool, and connections that fit the pooler in between, if any."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import asyncpg
 
 from service.settings import DatabaseSettings
 
 
+def direct_url(settings: DatabaseSettings, url: str) -> str:
+    """Where a session that needs a server connection of its own connects (LISTEN,
+    migrations): [database] direct_url, or `url` when nothing pools in between."""
+    return settings.direct_url or url
+
+
+def connect_options(settings: DatabaseSettings) -> dict[str, Any]:
+    """asyncpg arguments for connections through [database] url.
+
+    A transaction pooler hands each transaction (each statement outside one) to any
+    server connection, so a named prepared statement, which lives in one server
+    session, may be missing where it is used. Without a statement cache, asyncpg
+    prepares unnamed statements and parses each one again in the same round trip
+    as its execution, which PgBouncer 1.18 carries (it has no prepared statement
+    support of its own). The price: one more round trip to describe each statement.
+    """
+    if settings.pooler == "pgbouncer-transaction":
+        return {"statement_cache_size": 0}
+    return {}
+
+
+async def connect(url: str, settings: DatabaseSettings, **options: Any) -> asyncpg.Connection:
+    """One connection through [database] url (the CLI commands), fit for its pooler."""
+    connection: asyncpg.Connection = await asyncpg.connect(
+        url, **connect_options(settings), **options
+    )
+    return connection
+
+
 async def _keep_session(connection: asyncpg.Connection) -> None:
     """Pool reset hook that skips asyncpg's default reset query.
 
     The service never changes session state on pooled connections (no SET, no
-    LISTEN, no advisory session locks; LISTEN has its own connection), so the
-    default `RESET ALL; UNLISTEN *; ...` would be a wasted round trip on every
-    release. asyncpg still rolls back a transaction left open.
+    LISTEN, no advisory session locks, no temporary tables, no cursors outside a
+    transaction; LISTEN has its own connection), so the default
+    `RESET ALL; UNLISTEN *; CLOSE ALL; SELECT pg_advisory_unlock_all()` would be
+    a wasted round trip on every release. Through a transaction pooler it would
+    also be wrong: it would reach whichever server connection came next, not this
+    session's. asyncpg still rolls back a transaction left open, which a
+    transaction pooler needs too, to get its server connection back.
 
     Skipping it does not keep broken connections: asyncpg drops a connection
     that is closed when released, and one the server cut off (restart) is closed
@@ -25,9 +60,16 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
 async def create_pool(
     url: str, settings: DatabaseSettings, *, durable_commits: bool = True
 ) -> asyncpg.Pool:
-    """`durable_commits=False` for bookkeeping a crash may lose (see the outbox relay)."""
+    """`durable_commits=False` for bookkeeping a crash may lose (see the outbox relay).
+
+    Through a pooler it has no effect: PgBouncer refuses synchronous_commit as a
+    start-up parameter, and a SET would reach other clients' transactions. There,
+    give the relays a database role of their own with
+    `ALTER ROLE ... SET synchronous_commit = off` (PgBouncer pools per role).
+    """
+    # json_agg renders timestamps in the session time zone; keep it UTC.
     session = {"timezone": "UTC", "application_name": "payments"}
-    if not durable_commits:
+    if not durable_commits and settings.pooler == "none":
         session["synchronous_commit"] = "off"
     pool = await asyncpg.create_pool(
         url,
@@ -38,8 +80,8 @@ async def create_pool(
         # answer costs a request this long and a 503, never a hang.
         timeout=settings.command_timeout,
         reset=_keep_session,
-        # json_agg renders timestamps in the session time zone; keep it UTC.
         server_settings=session,
+        **connect_options(settings),
     )
     assert pool is not None
     return pool

@@ -74,8 +74,9 @@ def run_command(name: str, params: tuple[str, ...], as_json: bool) -> None:
         raise click.UsageError(f"no ops query named {name!r}; `payments ops` lists them")
     values = parse_params(query, params)
     try:
-        url = existing_database_url(load_settings().database)
-        result = asyncio.run(run_query(url, query, values))
+        database = load_settings().database
+        url = existing_database_url(database)
+        result = asyncio.run(run_query(url, query, values, database))
     except NoEmbeddedCluster as exc:
         raise click.ClickException(str(exc)) from exc
     except DATABASE_ERRORS as exc:

@@ -6,9 +6,9 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
-import asyncpg
-
+from service.db.pool import connect
 from service.db.sql import load_queries
+from service.settings import DatabaseSettings
 
 PREFIX = "ops_"
 Shape = Literal["rows", "row", "value"]
@@ -59,8 +59,10 @@ def find_query(name: str) -> OpsQuery | None:
     return queries.get(name) or queries.get(PREFIX + name)
 
 
-async def run_query(url: str, query: OpsQuery, params: dict[str, Any]) -> OpsResult:
-    connection = await asyncpg.connect(url, server_settings={"application_name": "payments ops"})
+async def run_query(
+    url: str, query: OpsQuery, params: dict[str, Any], database: DatabaseSettings
+) -> OpsResult:
+    connection = await connect(url, database, server_settings={"application_name": "payments ops"})
     try:
         for json_type in ("json", "jsonb"):
             await connection.set_type_codec(

@@ -15,6 +15,7 @@ import click
 import msgspec
 
 from service.db.embedded import NoEmbeddedCluster, database_url, existing_database_url
+from service.db.pool import connect, direct_url
 from service.db.queries import Queries
 from service.db.sql import load_queries
 from service.outbox.maintenance import (
@@ -34,12 +35,13 @@ def _with_connection(work: Callable[[Queries, asyncpg.Connection], Awaitable[T]]
     try:
         # Status, replay and purge read what exists: a missing cluster is an error,
         # never an empty one made on the spot.
-        url = existing_database_url(load_settings().database)
+        database = load_settings().database
+        url = existing_database_url(database)
     except NoEmbeddedCluster as exc:
         raise click.ClickException(str(exc)) from exc
 
     async def run() -> T:
-        connection = await asyncpg.connect(url)
+        connection = await connect(url, database)
         try:
             return await work(load_queries(), connection)
         finally:
@@ -168,7 +170,7 @@ def relay_command() -> None:
 
     async def run() -> bool:
         if settings.database.migrate_on_start:
-            await migrate(url)
+            await migrate(direct_url(settings.database, url))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):

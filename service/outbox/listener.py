@@ -30,7 +30,11 @@ class NotifyListener:
     """Calls `on_notify` for every NOTIFY on the channel, and once after each
     (re)connection, since anything committed while it was not listening went
     unannounced. Polling covers the gaps; this only makes delivery prompt.
-    `on_operator` hears the wake-ups of operators' retries and replays instead."""
+    `on_operator` hears the wake-ups of operators' retries and replays instead.
+
+    `url` reaches PostgreSQL itself ([database] direct_url): LISTEN belongs to a
+    server session, which a transaction pooler hands to other clients as soon as
+    a transaction ends, and the notifications would go with it."""
 
     def __init__(
         self,

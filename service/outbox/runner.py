@@ -11,7 +11,7 @@ from typing import Literal
 import asyncpg
 import msgspec
 
-from service.db.pool import create_pool
+from service.db.pool import create_pool, direct_url
 from service.db.queries import Queries
 from service.outbox.relay import STOP_GRACE_SECONDS, OutboxRelay
 from service.settings import Settings
@@ -107,7 +107,8 @@ async def start_relay(
     listen: bool = True,
     relay_id: str | None = None,
 ) -> RelayHandle:
-    """Start a relay on its own small pool and LISTEN connection to `url`.
+    """Start a relay on its own small pool to `url`, and its LISTEN connection (direct,
+    bypassing a pooler: see [database] direct_url).
 
     `listen=False` leaves it polling only (tests of the fallback).
     """
@@ -122,7 +123,11 @@ async def start_relay(
     pool = await create_pool(url, database, durable_commits=False)
     try:
         relay = OutboxRelay(
-            pool, queries, settings, listen_url=url if listen else None, relay_id=relay_id
+            pool,
+            queries,
+            settings,
+            listen_url=direct_url(settings.database, url) if listen else None,
+            relay_id=relay_id,
         )
     except Exception:
         await pool.close()
