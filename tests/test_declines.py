@@ -15,6 +15,7 @@ import msgspec
 import pytest
 
 from service.commands.reconcile_payments import reconcile_stuck_payments
+from service.db.migrate import migration_files
 from service.db.sql import load_queries
 from service.db.unit_of_work import UnitOfWork
 from service.domain.failures import FAILURE_MESSAGES, GENERIC_DECLINE, failure_message
@@ -23,6 +24,7 @@ from service.settings import GatewaySettings
 from tests.support.callbacks import signed_headers
 from tests.support.order_stub import OrderServiceStub
 from tests.support.payments import insert_processing
+from tests.support.postgres import TestPostgres
 from tests.support.problems import assert_problem
 from tests.support.service import RunningService, serve
 from tests.support.settings import make_settings
@@ -191,3 +193,38 @@ async def test_operators_see_declines_by_code_and_each_failure_in_the_timeline(
     assert by_code == {"insufficient_funds": 2, "expired_card": 1}
     settled = [r for r in timeline if r["what"] == "payment failed"]
     assert [r["detail"] for r in settled] == ["insufficient_funds"]
+
+
+async def test_the_migration_gives_each_existing_payment_its_attempt_and_failed_ones_a_code(
+    postgres: TestPostgres,
+) -> None:
+    """Payments made before migration 0014 each had one attempt, their create; the
+    failed ones were declined without a reason, so they get the generic decline."""
+    name, url = postgres.create_database()
+    connection = await asyncpg.connect(url)
+    try:
+        for path in migration_files():
+            if path.name < "0014":
+                await connection.execute(path.read_text(encoding="utf-8"))
+        ids = {}
+        for order_id, status in enumerate(("PROCESSING", "COMPLETED", "FAILED"), start=1):
+            ids[status] = await checks.insert_payment_row(
+                connection, order_id=order_id, amount=5000, currency="JPY", status="PROCESSING"
+            )
+            await checks.hand_typed_status_change(connection, payment_id=ids[status], status=status)
+        [migration] = [path for path in migration_files() if path.name.startswith("0014")]
+        await connection.execute(migration.read_text(encoding="utf-8"))
+        views = {s: await sql.payment_by_id(connection, payment_id=i) for s, i in ids.items()}
+    finally:
+        await connection.close()
+        postgres.drop_database(name)
+
+    for status, row in views.items():
+        [attempt] = json.loads(row["attempts"])
+        assert attempt["transaction_id"] == str(row["transaction_id"])
+        assert attempt["status"] == status
+    failed = views["FAILED"]
+    # The message as the migration wrote it (a later edit of the domain's sentence is
+    # not the migration's to follow).
+    assert failed["failure_code"] == GENERIC_DECLINE and failed["failure_message"]
+    assert views["COMPLETED"]["failure_code"] is None

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+
 from service.commands.attempts import Attempt, answer, earlier_payments
 from service.commands.messages import CreatePayment
-from service.commands.settlement import charge_and_settle
+from service.commands.settlement import charge_and_settle, log_outcome
 from service.db.session import NewPayment
 from service.db.unit_of_work import UnitOfWork
 from service.domain.errors import DuplicateOrder
 from service.domain.model import Payment
 from service.domain.rules import payment_amount
 from service.gateway import PaymentGateway
+from service.metrics import PAYMENTS
+
+log = logging.getLogger(__name__)
 
 
 async def create_payment(
@@ -37,4 +42,8 @@ async def create_payment(
         )
     if attempt is not None:
         await attempt.payments_created([payment.id])
-    return answer(await charge_and_settle(payment, uow, gateway, command.request_id))
+    payment = await charge_and_settle(payment, uow, gateway, command.request_id)
+    # Creates only: a retry's attempt is not a payment created.
+    PAYMENTS.labels(payment.status.lower()).inc()
+    log_outcome(payment, log)
+    return answer(payment)

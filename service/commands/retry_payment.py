@@ -6,7 +6,7 @@ import logging
 
 from service.commands.attempts import Attempt, answer, earlier_payments
 from service.commands.messages import RetryPayment
-from service.commands.settlement import charge_and_settle
+from service.commands.settlement import charge_and_settle, log_outcome
 from service.db.unit_of_work import UnitOfWork
 from service.domain.errors import PaymentNotFound
 from service.domain.model import Payment
@@ -46,4 +46,6 @@ async def retry_payment(
         await attempt.payments_created([payment.id])
     fields = {"payment_id": payment.id, "order_id": payment.order_id}
     log.info("payment %s of order %s retried", *fields.values(), extra=fields)
-    return answer(await charge_and_settle(payment, uow, gateway, command.request_id))
+    payment = await charge_and_settle(payment, uow, gateway, command.request_id)
+    log_outcome(payment, log)
+    return answer(payment)

@@ -12,7 +12,6 @@ from service.domain.failures import GENERIC_DECLINE, failure_message
 from service.domain.model import Payment
 from service.domain.rules import PaymentStatus
 from service.gateway import GatewayDecision, GatewayOutcome, PaymentGateway
-from service.metrics import PAYMENTS
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +55,6 @@ async def charge_and_settle(
     except Exception as exc:
         raise gateway_unavailable(payment, exc) from exc
     if decision.outcome is GatewayOutcome.PENDING:
-        PAYMENTS.labels("processing").inc()
         return payment
 
     settled = await uow.settle(settlement_of(payment, decision, request_id))
@@ -65,7 +63,10 @@ async def charge_and_settle(
         async with uow.connection() as session:
             settled = await session.find_payment(payment.id)
     assert settled is not None  # payments are never deleted
-    PAYMENTS.labels(settled.status.lower()).inc()
-    fields = {"payment_id": settled.id, "order_id": settled.order_id, "status": settled.status}
-    log.info("payment %s of order %s %s", *fields.values(), extra=fields)
     return settled
+
+
+def log_outcome(payment: Payment, logger: logging.Logger) -> None:
+    """The line a create or a retry logs for its payment, by its own logger."""
+    fields = {"payment_id": payment.id, "order_id": payment.order_id, "status": payment.status}
+    logger.info("payment %s of order %s %s", *fields.values(), extra=fields)
