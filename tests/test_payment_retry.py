@@ -13,6 +13,7 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -32,6 +33,7 @@ from tests.support.problems import assert_problem
 from tests.support.service import RunningService, serve
 from tests.support.settings import make_settings
 from tests.support.sql import load_test_queries
+from tests.test_idempotency_retries import controlled
 from tests.test_reconciler import command
 
 checks: Any = load_test_queries()
@@ -83,7 +85,7 @@ def test_a_retry_is_the_state_machine_s_move_from_failed_back_to_processing() ->
 
 
 async def test_a_declined_payment_retried_once_the_card_is_fixed_completes_with_both_attempts(
-    database_url: str, order_stub: OrderServiceStub
+    database_url: str, order_stub: OrderServiceStub, db: asyncpg.Connection
 ) -> None:
     async with running(database_url, order_stub, **DECLINING) as svc:
         failed = await declined_payment(svc)
@@ -91,6 +93,8 @@ async def test_a_declined_payment_retried_once_the_card_is_fixed_completes_with_
     async with running(database_url, order_stub) as svc:
         response = await retry(svc.client, failed["id"])
         read = (await svc.client.get(f"{PAYMENTS}{failed['id']}")).json()
+        bodies = await webhook_bodies(order_stub, 1, 2)
+    timeline = [(r["what"], r["detail"]) async for r in sql.ops_order_timeline(db, order_id=1)]
 
     assert response.status_code == 201, response.text
     paid = response.json()
@@ -106,10 +110,16 @@ async def test_a_declined_payment_retried_once_the_card_is_fixed_completes_with_
     }
     assert at(first["created_at"]) < at(started) <= at(paid["updated_at"])
     assert failed["attempts"][0]["failure_code"] == "insufficient_funds"
-    assert await webhook_bodies(order_stub, 1, 2) == [
+    assert bodies == [
         {"payment_status": "failed", "transaction_id": failed["transaction_id"]},
         {"payment_status": "completed", "transaction_id": paid["transaction_id"]},
     ]
+    whats = [what for what, _ in timeline]
+    assert whats == [
+        "payment created", "payment failed", "webhook failed",
+        "payment retried", "payment completed", "webhook completed",
+    ]  # fmt: skip
+    assert timeline[1][1] == "insufficient_funds"
 
 
 async def test_a_retry_declined_again_is_402_and_every_attempt_is_kept(
@@ -342,3 +352,54 @@ async def test_options_and_the_openapi_document_describe_the_retry(service: Runn
     schemas = document["components"]["schemas"]
     assert {"failure_code", "failure_message"} <= set(schemas["Payment"]["properties"])
     assert "attempts" in schemas["PaymentView"]["properties"]
+
+
+async def test_a_retry_whose_gateway_call_fails_is_answered_as_it_stands_on_the_same_key(
+    database_url: str, order_stub: OrderServiceStub
+) -> None:
+    """As for a create: the 503 is not stored, the attempt it started is tied to the key,
+    and the same key answers with the payment as it now stands, never not-retryable."""
+    gateway_down = True
+
+    async def before_charge(order_id: int, amount: Decimal) -> None:
+        if gateway_down:
+            raise ConnectionError("gateway unreachable")
+
+    async with running(database_url, order_stub, **DECLINING) as svc:
+        failed = await declined_payment(svc)
+    async with controlled(database_url, order_stub, before_charge) as svc:
+        key = {"Idempotency-Key": "retry-1"}
+        lost = await retry(svc.client, failed["id"], headers=key)
+        gateway_down = False
+        again = await retry(svc.client, failed["id"], headers=key)
+        without_key = await retry(svc.client, failed["id"])
+
+    assert assert_problem(lost, 503, "gateway-unavailable")["payment_id"] == failed["id"]
+    assert again.status_code == 201, again.text
+    assert again.json()["status"] == "PROCESSING"  # the reconciler settles it
+    assert again.json()["transaction_id"] != failed["transaction_id"]
+    assert_problem(without_key, 400, "not-retryable")
+
+
+async def test_a_retry_while_another_waits_for_the_gateway_is_not_retryable(
+    database_url: str, order_stub: OrderServiceStub
+) -> None:
+    gateway_answers = asyncio.Event()
+    charging = asyncio.Event()
+
+    async def before_charge(order_id: int, amount: Decimal) -> None:
+        charging.set()
+        await gateway_answers.wait()
+
+    async with running(database_url, order_stub, **DECLINING) as svc:
+        failed = await declined_payment(svc)
+    async with controlled(database_url, order_stub, before_charge) as svc:
+        first = asyncio.create_task(retry(svc.client, failed["id"]))
+        await charging.wait()
+        second = await retry(svc.client, failed["id"])
+        gateway_answers.set()
+        paid = await first
+
+    problem = assert_problem(second, 400, "not-retryable")
+    assert problem["payment_status"] == "PROCESSING"
+    assert paid.status_code == 201 and paid.json()["status"] == "COMPLETED"
