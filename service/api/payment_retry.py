@@ -74,7 +74,7 @@ class PaymentRetryController(PaymentsAPI):
         responses=problems(
             (400, "invalid-request", "the id is not an integer, or the body is not {} or absent"),
             (400, "not-retryable", "the payment is not FAILED (or another retry runs)"),
-            (402, "payment-declined", "declined again; stored FAILED, payment_id and why given"),
+            (402, "payment-declined", "declined again; payment_id, failure_code given"),
             (404, "payment-not-found", "no payment with that id"),
             (503, "gateway-unavailable", "no gateway answer; the payment stays PROCESSING"),
             *WRITE_PROBLEMS,
