@@ -22,6 +22,9 @@ PLACEHOLDER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")  # `:name`, not a `::type
 INSERT = {"order_ids": "ARRAY[:order_id]", "amounts": "ARRAY[:amount]", "currencies": "'{JPY}'"}
 SETTLE = {"payment_ids": "ARRAY[:p_id]", "statuses": "'{COMPLETED}'", "request_ids": "'{bench}'"}
 SETTLE |= {"from_statuses": "'{PROCESSING}'"}  # the compare-and-set's sources of COMPLETED
+# The attempt settled is the one insert started; an approval has no failure.
+SETTLE |= {"transaction_ids": "ARRAY[:p_transaction_id]"}
+SETTLE |= {"failure_codes": "'{NULL}'", "failure_messages": "'{NULL}'"}
 
 
 def statement(query: aiosql.types.QueryFn, values: dict[str, str]) -> str:

@@ -20,6 +20,7 @@ from service.api.gateway_callbacks import GatewayCallbackController
 from service.api.health import HealthController
 from service.api.metrics import MetricsController
 from service.api.openapi import openapi_config
+from service.api.payment_retry import PaymentRetryController
 from service.api.payments import PaymentController
 from service.api.problems import EXCEPTION_HANDLERS
 from service.api.request_id import RequestIdMiddleware
@@ -54,7 +55,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             # The payments API, whose documented security follows [auth] tokens.
             Router(
                 path="/",
-                route_handlers=[PaymentController, batch_router(settings)],
+                route_handlers=[PaymentController, PaymentRetryController, batch_router(settings)],
                 security=bearer_security(settings),
             ),
             GatewayCallbackController,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -52,9 +53,15 @@ class OrderServiceSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=Tr
         return split_secrets(self.webhook_secret)
 
 
+# A failure code is a stable machine word (service/domain/failures.py lists the known ones).
+FAILURE_CODE = re.compile(r"[a-z][a-z0-9_]{0,63}")
+
+
 class GatewaySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     mode: Literal["sync", "async"] = "sync"
     decline_amounts: tuple[int, ...] = ()
+    # Amount (whole yen, as a TOML key) -> the failure code the simulator declines it with.
+    decline_codes: dict[str, str] = {}
     # One secret, or several while the gateway moves from the old to the new one.
     callback_secret: str | tuple[str, ...] = ""
     callback_tolerance_seconds: int = 300
@@ -68,6 +75,11 @@ class GatewaySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return split_secrets(self.callback_secret)
 
     def __post_init__(self) -> None:
+        for amount, code in self.decline_codes.items():
+            if not amount.isdigit():
+                raise ValueError(f"gateway.decline_codes: {amount!r} is not a whole yen amount")
+            if not FAILURE_CODE.fullmatch(code):
+                raise ValueError(f"gateway.decline_codes: {code!r} is not a failure code")
         if self.charge_timeout_seconds <= 0:
             raise ValueError("gateway.charge_timeout_seconds must be positive")
         # Asked earlier, the gateway could be asked about a charge still in flight,

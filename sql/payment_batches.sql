@@ -1,40 +1,61 @@
 -- The two steps of creating payments, each one statement for many payments: the
 -- items of a batch (POST /api/v1/payments/batch), or the single creates that arrive
 -- together (service/db/group_commit.py). Every row is an ordinary payment of one order.
+-- settle_payments also ends a retry's attempt (service/commands/retry_payment.py).
 
 -- name: insert_processing_many(order_ids, amounts, currencies)
--- Step 1 for many orders at once: record each payment as PROCESSING.
--- Returns a row per payment created; an order that already has a payment (any
--- status) returns none. Rows go in by order_id so that two batches naming the
--- same orders wait for each other in one order instead of deadlocking.
-INSERT INTO payments (order_id, amount, currency, status)
-SELECT item.order_id, item.amount, item.currency, 'PROCESSING'
-  FROM unnest(CAST(:order_ids AS bigint[]), CAST(:amounts AS numeric[]),
-              CAST(:currencies AS text[])) AS item(order_id, amount, currency)
- ORDER BY item.order_id
-ON CONFLICT (order_id) DO NOTHING
-RETURNING id, order_id, amount, currency, status, payment_method, transaction_id,
-          created_at, updated_at;
+-- Step 1 for many orders at once: record each payment as PROCESSING, with its first
+-- attempt (payment_attempts). Returns a row per payment created; an order that
+-- already has a payment (any status) returns none. Rows go in by order_id so that two
+-- batches naming the same orders wait for each other in one order instead of deadlocking.
+WITH created AS (
+    INSERT INTO payments (order_id, amount, currency, status)
+    SELECT item.order_id, item.amount, item.currency, 'PROCESSING'
+      FROM unnest(CAST(:order_ids AS bigint[]), CAST(:amounts AS numeric[]),
+                  CAST(:currencies AS text[])) AS item(order_id, amount, currency)
+     ORDER BY item.order_id
+    ON CONFLICT (order_id) DO NOTHING
+    RETURNING id, order_id, amount, currency, status, payment_method, transaction_id,
+              created_at, updated_at, failure_code, failure_message
+), attempted AS (
+    INSERT INTO payment_attempts (payment_id, transaction_id, created_at)
+    SELECT id, transaction_id, created_at
+      FROM created
+     ORDER BY id
+)
+SELECT * FROM created;
 
--- name: settle_payments(payment_ids, statuses, request_ids, from_statuses)
--- Moves each payment to its status (COMPLETED or FAILED) and queues its order
--- webhook, if its status is still one of from_statuses (as settle_payment does,
--- row by row). Returns a row per payment settled; one that had moved on (settled
--- by a callback or the reconciler) returns none. request_ids: each webhook carries
--- the id of the API call that caused it.
+-- name: settle_payments(payment_ids, transaction_ids, statuses, failure_codes, failure_messages, request_ids, from_statuses)
+-- Moves each payment to its status (COMPLETED, or FAILED with its failure_code and
+-- failure_message), ends its attempt and queues its order webhook, if its status is
+-- still one of from_statuses and its transaction_id still the one given (as
+-- settle_payment does, row by row). Returns a row per payment settled; one that had
+-- moved on (settled by a callback or the reconciler, or retried since) returns none.
+-- request_ids: each webhook carries the id of the API call that caused it.
 WITH decided AS (
-    SELECT item.id, item.status, item.request_id
-      FROM unnest(CAST(:payment_ids AS bigint[]), CAST(:statuses AS text[]),
-                  CAST(:request_ids AS text[])) AS item(id, status, request_id)
+    SELECT item.id, item.transaction_id, item.status, item.failure_code, item.failure_message,
+           item.request_id
+      FROM unnest(CAST(:payment_ids AS bigint[]), CAST(:transaction_ids AS uuid[]),
+                  CAST(:statuses AS text[]), CAST(:failure_codes AS text[]),
+                  CAST(:failure_messages AS text[]), CAST(:request_ids AS text[]))
+           AS item(id, transaction_id, status, failure_code, failure_message, request_id)
 ), settled AS (
     UPDATE payments
-       SET status = decided.status, updated_at = now()
+       SET status = decided.status, failure_code = decided.failure_code,
+           failure_message = decided.failure_message, updated_at = now()
       FROM decided
      WHERE payments.id = decided.id
+       AND payments.transaction_id = decided.transaction_id
        AND payments.status = ANY(CAST(:from_statuses AS text[]))
  RETURNING decided.request_id, payments.id, payments.order_id, payments.amount, payments.currency,
            payments.status, payments.payment_method, payments.transaction_id,
-           payments.created_at, payments.updated_at
+           payments.created_at, payments.updated_at, payments.failure_code,
+           payments.failure_message
+), ended AS (
+    UPDATE payment_attempts
+       SET status = settled.status, failure_code = settled.failure_code, settled_at = now()
+      FROM settled
+     WHERE payment_attempts.transaction_id = settled.transaction_id
 ), queued AS (
     INSERT INTO outbox (order_id, payment_id, body, request_id)
     SELECT order_id, id, order_webhook_body(status, transaction_id), request_id
@@ -49,6 +70,6 @@ SELECT settled.*
 -- The payments as the write side sees them (no refunds), by id: how a batch
 -- reports the items someone else settled first.
 SELECT id, order_id, amount, currency, status, payment_method, transaction_id,
-       created_at, updated_at
+       created_at, updated_at, failure_code, failure_message
   FROM payments
  WHERE id = ANY(CAST(:payment_ids AS bigint[]));

@@ -3,19 +3,28 @@
 -- its outbox row are one statement, so they commit together even without an
 -- explicit transaction.
 
--- name: settle_payment(payment_id, status, from_statuses, request_id)^
--- Moves a payment to COMPLETED or FAILED and queues its order webhook, if its
--- status is still one of from_statuses (the state machine's sources of that
--- status, service/domain/rules.py: PROCESSING). No NOTIFY here: it would serialise
--- commits (service/outbox/wakeup.py wakes the relays after the commit instead).
--- Returns no row when the payment had moved on (already settled by a callback or
--- the reconciler): settling is idempotent.
+-- name: settle_payment(payment_id, transaction_id, status, failure_code, failure_message, from_statuses, request_id)^
+-- Moves a payment to COMPLETED or FAILED (with why: failure_code and failure_message,
+-- NULL for COMPLETED), ends its attempt and queues its order webhook, if its status is
+-- still one of from_statuses (the state machine's sources of that status,
+-- service/domain/rules.py: PROCESSING) and transaction_id is still its latest attempt's
+-- (a decision about an attempt a retry superseded changes nothing). No NOTIFY here: it
+-- would serialise commits (service/outbox/wakeup.py wakes the relays after the commit
+-- instead). Returns no row when the payment had moved on (already settled by a callback
+-- or the reconciler, or retried since): settling is idempotent.
 WITH settled AS (
     UPDATE payments
-       SET status = :status, updated_at = now()
-     WHERE id = :payment_id AND status = ANY(CAST(:from_statuses AS text[]))
+       SET status = :status, failure_code = :failure_code, failure_message = :failure_message,
+           updated_at = now()
+     WHERE id = :payment_id AND transaction_id = :transaction_id
+       AND status = ANY(CAST(:from_statuses AS text[]))
  RETURNING id, order_id, amount, currency, status, payment_method, transaction_id,
-           created_at, updated_at
+           created_at, updated_at, failure_code, failure_message
+), ended AS (
+    UPDATE payment_attempts
+       SET status = settled.status, failure_code = settled.failure_code, settled_at = now()
+      FROM settled
+     WHERE payment_attempts.transaction_id = settled.transaction_id
 ), queued AS (
     INSERT INTO outbox (order_id, payment_id, body, request_id)
     SELECT order_id, id, order_webhook_body(status, transaction_id), :request_id
@@ -25,20 +34,45 @@ WITH settled AS (
 SELECT settled.*
   FROM settled CROSS JOIN queued;
 
+-- name: start_retry(payment_id, from_statuses)^
+-- A retry's first step: moves a payment back to PROCESSING under a new transaction_id
+-- and starts its new attempt, if its status is still one of from_statuses (FAILED): a
+-- compare-and-set, so of two concurrent retries exactly one gets the row. Clears the
+-- failure and the reconciler's marks of the previous attempt (its lease and manual
+-- review flag are about a charge that is over). Returns no row when it did not apply.
+WITH retried AS (
+    UPDATE payments
+       SET status = 'PROCESSING', transaction_id = gen_random_uuid(), failure_code = NULL,
+           failure_message = NULL, reconcile_checked_at = NULL, manual_review_since = NULL,
+           updated_at = now()
+     WHERE id = :payment_id AND status = ANY(CAST(:from_statuses AS text[]))
+ RETURNING id, order_id, amount, currency, status, payment_method, transaction_id,
+           created_at, updated_at, failure_code, failure_message
+), attempted AS (
+    INSERT INTO payment_attempts (payment_id, transaction_id, created_at)
+    SELECT id, transaction_id, updated_at
+      FROM retried
+)
+SELECT * FROM retried;
+
 -- name: find_payment(payment_id)^
 -- The payment as the write side sees it (no refunds), to explain a refused change.
 SELECT id, order_id, amount, currency, status, payment_method, transaction_id,
-       created_at, updated_at
+       created_at, updated_at, failure_code, failure_message
   FROM payments
  WHERE id = :payment_id;
 
 -- name: lock_payment_by_transaction(transaction_id)^
--- A gateway callback's payment, locked until its transaction ends.
-SELECT id, order_id, amount, currency, status, payment_method, transaction_id,
-       created_at, updated_at
-  FROM payments
- WHERE transaction_id = :transaction_id
-   FOR UPDATE;
+-- A gateway callback's payment, locked until its transaction ends, found by any of its
+-- attempts' transaction ids, with how that attempt stands (attempt_status): a callback
+-- may name an attempt a retry has superseded since.
+SELECT p.id, p.order_id, p.amount, p.currency, p.status, p.payment_method, p.transaction_id,
+       p.created_at, p.updated_at, p.failure_code, p.failure_message,
+       a.status AS attempt_status
+  FROM payment_attempts a
+  JOIN payments p ON p.id = a.payment_id
+ WHERE a.transaction_id = :transaction_id
+   FOR UPDATE OF p;
 
 -- name: claim_stuck_processing(older_than_seconds, lease_seconds, max_rows)
 -- Claims the reconciler's work: payments left PROCESSING longer than expected (a
@@ -66,7 +100,7 @@ UPDATE payments
  WHERE payments.id = claimed.id
 RETURNING payments.id, payments.order_id, payments.amount, payments.currency, payments.status,
           payments.payment_method, payments.transaction_id, payments.created_at,
-          payments.updated_at;
+          payments.updated_at, payments.failure_code, payments.failure_message;
 
 -- name: flag_for_manual_review(payment_id, older_than_seconds)$
 -- Flags a payment the gateway has not settled after older_than_seconds PROCESSING,

@@ -70,6 +70,7 @@ async def payment_of_order(client: httpx.AsyncClient, order_id: int) -> dict[str
     assert response.status_code == 200, response.text
     payment: dict[str, Any] = response.json()
     payment.pop("refunds")
+    payment.pop("attempts")
     return payment
 
 

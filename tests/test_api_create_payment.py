@@ -41,6 +41,8 @@ PAYMENT_FIELDS = {
     "transaction_id",
     "created_at",
     "updated_at",
+    "failure_code",
+    "failure_message",
 }
 
 

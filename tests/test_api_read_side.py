@@ -26,11 +26,13 @@ async def create_payment(
 
 
 def assert_resource(response: httpx.Response, created: dict[str, Any]) -> dict[str, Any]:
-    """200 with the created payment's fields, unchanged, plus its (empty) refunds."""
+    """200 with the created payment's fields, unchanged, plus its (empty) refunds and its
+    one attempt, the create."""
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("application/json")
     payment: dict[str, Any] = response.json()
-    assert payment == {**created, "refunds": []}
+    attempt = {key: created[key] for key in ("transaction_id", "status", "created_at")}
+    assert payment == {**created, "refunds": [], "attempts": [{**attempt, "failure_code": None}]}
     return payment
 
 
@@ -174,6 +176,7 @@ ENDPOINTS = {
     ("get", "/api/v1/payments/{payment_id}"),
     ("get", "/api/v1/payments/order/{order_id}"),
     ("post", "/api/v1/payments/refund"),
+    ("post", "/api/v1/payments/{payment_id}/retry"),
     ("post", "/api/v1/payments/webhook"),
 }
 

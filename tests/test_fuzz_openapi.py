@@ -48,6 +48,7 @@ EXPECTED_OPERATIONS = {
     "GET /api/v1/payments/{payment_id}",
     "GET /api/v1/payments/order/{order_id}",
     "POST /api/v1/payments/refund",
+    "POST /api/v1/payments/{payment_id}/retry",
     "POST /api/v1/payments/webhook",
     "GET /health/live",
     "GET /health/ready",

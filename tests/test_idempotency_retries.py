@@ -360,7 +360,10 @@ async def test_a_request_whose_key_was_taken_over_cannot_settle_it_first(
             await load_queries().settle_payment(
                 blocker,
                 payment_id=payment_id,
+                transaction_id=await checks.payment_transaction_id(blocker, payment_id=payment_id),
                 status="COMPLETED",
+                failure_code=None,
+                failure_message=None,
                 from_statuses=["PROCESSING"],
                 request_id="a-callback",
             )

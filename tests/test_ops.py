@@ -38,7 +38,7 @@ DECLINED = 666
 VIEWS = {
     "payments_by_status_day", "processing_payments", "stuck_payments", "refunds_by_day",
     "outbox_backlog", "undelivered_events", "dead_events", "delivery_attempts_by_order",
-    "order_timeline", "payments_for_manual_review",
+    "order_timeline", "payments_for_manual_review", "declines_by_code_day",
 }  # fmt: skip
 
 

@@ -5,6 +5,7 @@ fiction."""
 from __future__ import annotations
 
 import inspect
+import uuid
 from typing import Any
 
 import asyncpg
@@ -61,6 +62,9 @@ async def test_keyword_parameters_reach_the_statement_in_their_places(database_u
             request_id="r",
             from_statuses=["PROCESSING"],
             status="COMPLETED",
+            failure_message=None,
+            transaction_id=uuid.uuid4(),
+            failure_code=None,
             payment_id=1,
         )
         rows = queries.insert_processing_many(

@@ -55,7 +55,7 @@ class PaymentController(PaymentsAPI):
             (400, "invalid-request", "the body is not a valid create request"),
             (400, "invalid-payment", "amount out of range or not whole yen"),
             (400, "duplicate-order", "the order already has a payment (any status)"),
-            (402, "payment-declined", "the gateway declined; stored FAILED, payment_id given"),
+            (402, "payment-declined", "declined; stored FAILED; payment_id, failure_code given"),
             *COMMON_WRITE_PROBLEMS,
         ),
     )

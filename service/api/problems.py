@@ -29,6 +29,7 @@ DOMAIN_PROBLEMS: dict[type[errors.DomainError], tuple[int, str, str]] = {
     errors.PaymentDeclined: (402, "payment-declined", "Payment declined by the gateway"),
     errors.PaymentNotFound: (404, "payment-not-found", "Payment not found"),
     errors.NotRefundable: (400, "not-refundable", "Payment cannot be refunded"),
+    errors.NotRetryable: (400, "not-retryable", "Payment cannot be retried"),
     errors.RefundAmountMismatch: (400, "refund-amount-mismatch", "Full refunds only"),
     errors.InvalidRefund: (400, "invalid-refund", "Refund request breaks a business rule"),
     errors.TransitionNotAllowed: (409, "transition-not-allowed", "Status change not allowed"),

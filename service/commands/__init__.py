@@ -6,6 +6,7 @@ from service.commands.messages import (
     CreatePayments,
     ReconcileStuckPayments,
     RefundPayment,
+    RetryPayment,
 )
 
 __all__ = [
@@ -14,4 +15,5 @@ __all__ = [
     "CreatePayments",
     "ReconcileStuckPayments",
     "RefundPayment",
+    "RetryPayment",
 ]

@@ -3,32 +3,54 @@
 from __future__ import annotations
 
 from service.commands.messages import ApplyGatewayEvent
+from service.commands.settlement import settlement_of
 from service.db.unit_of_work import UnitOfWork
 from service.domain.errors import PaymentNotFound
 from service.domain.model import Payment
-from service.domain.rules import PaymentStatus, gateway_outcome_applies
+from service.domain.rules import (
+    PaymentStatus,
+    gateway_outcome_applies,
+    superseded_attempt_applies,
+)
+from service.gateway import GatewayDecision
 from service.metrics import GATEWAY_CALLBACKS
 
 REPORTED_STATUS = {"completed": PaymentStatus.COMPLETED, "failed": PaymentStatus.FAILED}
+# A callback says only "failed": the decline gets the generic code (card_declined,
+# service/domain/failures.py) and its message.
+REPORTED_DECISION = {"completed": GatewayDecision.APPROVED, "failed": GatewayDecision.DECLINED}
 
 
 async def apply_gateway_event(command: ApplyGatewayEvent, uow: UnitOfWork) -> Payment:
-    """Apply the callback once per webhook-id; a repeat or a no-change report is a no-op."""
+    """Apply the callback once per webhook-id; a repeat or a no-change report is a no-op.
+
+    A callback naming an attempt a retry has superseded (an earlier transaction_id of
+    the payment) never changes the payment: it is found (not 404: the transaction is
+    known), reporting the outcome that attempt ended with is a 200 no-op like any
+    repeated report, and another outcome is 409, since that attempt's outcome is final
+    and the payment now belongs to its newer attempt.
+    """
     reported = REPORTED_STATUS[command.status]
     async with uow.transaction() as session:
-        payment = await session.lock_payment_by_transaction(command.transaction_id)
-        if payment is None:
+        found = await session.lock_payment_by_transaction(command.transaction_id)
+        if found is None:
             raise PaymentNotFound(f"no payment has transaction_id {command.transaction_id}")
+        payment, attempt_status = found
         first_delivery = await session.record_gateway_event(
             command.webhook_id, command.transaction_id, command.status
         )
         if not first_delivery:
             GATEWAY_CALLBACKS.labels("repeated").inc()
             return payment
-        if not gateway_outcome_applies(payment.status, reported):
+        if payment.transaction_id != command.transaction_id:
+            applies = superseded_attempt_applies(attempt_status, reported)
+        else:
+            applies = gateway_outcome_applies(payment.status, reported)
+        if not applies:
             GATEWAY_CALLBACKS.labels("unchanged").inc()
             return payment
-        settled = await session.settle(payment.id, reported, command.request_id)
+        decision = REPORTED_DECISION[command.status]
+        settled = await session.settle(settlement_of(payment, decision, command.request_id))
     # The row lock held since the lookup above guarantees the settlement applied.
     assert settled is not None
     GATEWAY_CALLBACKS.labels("applied").inc()

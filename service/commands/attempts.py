@@ -42,7 +42,21 @@ async def earlier_payments(uow: UnitOfWork, attempt: Attempt | None) -> dict[int
 
 
 def declined(payment: Payment) -> PaymentDeclined | None:
-    """The 402 a create answers for this payment, if the gateway declined it."""
+    """The 402 a create (or a retry) answers for this payment, if the gateway declined
+    it: the problem names the payment and why it failed."""
     if payment.status != PaymentStatus.FAILED:
         return None
-    return PaymentDeclined("the payment gateway declined the payment", payment_id=payment.id)
+    return PaymentDeclined(
+        "the payment gateway declined the payment",
+        payment_id=payment.id,
+        failure_code=payment.failure_code,
+        failure_message=payment.failure_message,
+    )
+
+
+def answer(payment: Payment) -> Payment:
+    """The payment a create or a retry answers with (201), or its 402 when FAILED."""
+    error = declined(payment)
+    if error is not None:
+        raise error
+    return payment

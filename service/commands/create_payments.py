@@ -15,18 +15,13 @@ from decimal import Decimal
 
 from service.commands.attempts import Attempt, declined, earlier_payments
 from service.commands.messages import CreatePayments
-from service.commands.settlement import SETTLED_STATUS
+from service.commands.settlement import gateway_unavailable, settlement_of
 from service.db.session import NewPayment, Settlement
 from service.db.unit_of_work import UnitOfWork
-from service.domain.errors import (
-    DomainError,
-    DuplicateOrder,
-    GatewayUnavailable,
-    InvalidPayment,
-)
+from service.domain.errors import DomainError, DuplicateOrder, InvalidPayment
 from service.domain.model import Payment
 from service.domain.rules import payment_amount
-from service.gateway import GatewayDecision, PaymentGateway
+from service.gateway import GatewayDecision, GatewayOutcome, PaymentGateway
 from service.metrics import PAYMENTS
 
 log = logging.getLogger(__name__)
@@ -118,19 +113,12 @@ async def _charge_and_settle(
     decisions: list[Settlement] = []
     for payment, answer in zip(created, answers, strict=True):
         if isinstance(answer, BaseException):
-            log.warning("gateway failed for payment %s: %r", payment.id, answer)
-            ended[payment.id] = ItemOutcome(
-                error=GatewayUnavailable(
-                    "the payment gateway did not answer; the payment stays PROCESSING and "
-                    "will be settled by reconciliation",
-                    payment_id=payment.id,
-                )
-            )
-        elif answer is GatewayDecision.PENDING:
+            ended[payment.id] = ItemOutcome(error=gateway_unavailable(payment, answer))
+        elif answer.outcome is GatewayOutcome.PENDING:
             PAYMENTS.labels("processing").inc()
             ended[payment.id] = ItemOutcome(payment=payment)
         else:
-            decisions.append(Settlement(payment.id, SETTLED_STATUS[answer], request_id))
+            decisions.append(settlement_of(payment, answer, request_id))
     if not decisions:
         return ended
 

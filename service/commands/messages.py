@@ -22,6 +22,13 @@ class CreatePayments(msgspec.Struct, frozen=True):
     request_id: str | None = None
 
 
+class RetryPayment(msgspec.Struct, frozen=True):
+    """Charge a FAILED payment again, under a new transaction_id (its order stays 1:1)."""
+
+    payment_id: int
+    request_id: str | None = None
+
+
 class RefundPayment(msgspec.Struct, frozen=True):
     payment_id: int
     reason: str

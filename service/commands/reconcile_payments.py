@@ -6,11 +6,11 @@ import asyncio
 import logging
 
 from service.commands.messages import ReconcileStuckPayments
-from service.commands.settlement import SETTLED_STATUS
+from service.commands.settlement import settlement_of
 from service.db.session import Session
 from service.db.unit_of_work import UnitOfWork
 from service.domain.model import Payment
-from service.gateway import GatewayDecision, PaymentGateway
+from service.gateway import GatewayDecision, GatewayOutcome, PaymentGateway
 from service.metrics import MANUAL_REVIEW, PAYMENTS_RECONCILED
 
 log = logging.getLogger(__name__)
@@ -24,7 +24,9 @@ async def reconcile_stuck_payments(
     The claim is a lease: no other reconciler asks about the claimed payments until it
     ends, and this one stops asking when it does (the rest wait for the next claim).
     No lock is held while the gateway is asked: settling only applies to a payment
-    still PROCESSING, so a gateway callback settling it meanwhile simply wins.
+    still PROCESSING under the attempt asked about, so a gateway callback settling it
+    meanwhile simply wins, and an answer about an attempt a retry has superseded since
+    (settled by a callback, then retried) changes nothing: the new attempt is its own.
     """
     loop = asyncio.get_running_loop()
     # Measured before the claim, so this side's lease ends before the database's.
@@ -40,10 +42,10 @@ async def reconcile_stuck_payments(
             break
         decision = await _ask(gateway, payment, lease_ends)
         async with uow.connection() as session:
-            if decision is GatewayDecision.PENDING:
+            if decision.outcome is GatewayOutcome.PENDING:
                 await _flag_if_overdue(session, payment, command.manual_review_after_seconds)
                 continue
-            result = await session.settle(payment.id, SETTLED_STATUS[decision], "reconciler")
+            result = await session.settle(settlement_of(payment, decision, "reconciler"))
         if result is not None:
             log.info("reconciled payment %s as %s", payment.id, result.status)
             PAYMENTS_RECONCILED.labels(result.status.lower()).inc()

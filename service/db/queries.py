@@ -42,9 +42,15 @@ class PaymentQueries(Protocol):
         conn: Executor,
         *,
         payment_id: int,
+        transaction_id: UUID,
         status: str,
+        failure_code: str | None,
+        failure_message: str | None,
         from_statuses: Sequence[str],
         request_id: str | None,
+    ) -> Row | None: ...
+    async def start_retry(
+        self, conn: Executor, *, payment_id: int, from_statuses: Sequence[str]
     ) -> Row | None: ...
     async def find_payment(self, conn: Executor, *, payment_id: int) -> Row | None: ...
     async def lock_payment_by_transaction(
@@ -88,7 +94,10 @@ class PaymentBatchQueries(Protocol):
         conn: Executor,
         *,
         payment_ids: Sequence[int],
+        transaction_ids: Sequence[UUID],
         statuses: Sequence[str],
+        failure_codes: Sequence[str | None],
+        failure_messages: Sequence[str | None],
         request_ids: Sequence[str | None],
         from_statuses: Sequence[str],
     ) -> Rows: ...

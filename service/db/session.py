@@ -12,7 +12,7 @@ import asyncpg
 from service.db.queries import Queries
 from service.db.rows import row_as
 from service.domain.model import Payment, Refund
-from service.domain.rules import PaymentStatus, sources_of
+from service.domain.rules import RETRY_SOURCES, PaymentStatus, sources_of
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -30,11 +30,15 @@ class NewPayment(NamedTuple):
 
 
 class Settlement(NamedTuple):
-    """COMPLETED or FAILED for one payment, asked for by the API call `request_id`."""
+    """COMPLETED or FAILED (with why) for one payment's attempt `transaction_id`, asked
+    for by the API call `request_id`."""
 
     payment_id: int
+    transaction_id: UUID
     status: PaymentStatus
     request_id: str | None
+    failure_code: str | None = None
+    failure_message: str | None = None
 
 
 class Session:
@@ -45,22 +49,32 @@ class Session:
         self._sql = queries
         self.queued_webhooks = False
 
-    async def settle(
-        self, payment_id: int, status: PaymentStatus, request_id: str | None
-    ) -> Payment | None:
+    async def settle(self, settlement: Settlement) -> Payment | None:
         """COMPLETED or FAILED with its order webhook queued; None when the payment
-        could no longer move there (someone else settled it, and that stands)."""
+        could no longer move there (someone else settled it, and that stands) or its
+        attempt is no longer the latest (a retry superseded it)."""
         row = await self._sql.settle_payment(
             self.connection,
-            payment_id=payment_id,
-            status=status.value,
-            from_statuses=sources_of(status),
-            request_id=request_id,
+            payment_id=settlement.payment_id,
+            transaction_id=settlement.transaction_id,
+            status=settlement.status.value,
+            failure_code=settlement.failure_code,
+            failure_message=settlement.failure_message,
+            from_statuses=sources_of(settlement.status),
+            request_id=settlement.request_id,
         )
         if row is None:
             return None
         self.queued_webhooks = True
         return row_as(row, Payment)
+
+    async def start_retry(self, payment_id: int) -> Payment | None:
+        """The payment back in PROCESSING under a new transaction_id, its new attempt
+        started; None when it was not FAILED (or another retry took it first)."""
+        row = await self._sql.start_retry(
+            self.connection, payment_id=payment_id, from_statuses=RETRY_SOURCES
+        )
+        return None if row is None else row_as(row, Payment)
 
     async def insert_processing_many(self, payments: Sequence[NewPayment]) -> list[Payment]:
         """The new PROCESSING payments; an order that already has one gets none."""
@@ -83,7 +97,10 @@ class Session:
         rows = self._sql.settle_payments(
             self.connection,
             payment_ids=[decision.payment_id for decision in decisions],
+            transaction_ids=[decision.transaction_id for decision in decisions],
             statuses=[decision.status.value for decision in decisions],
+            failure_codes=[decision.failure_code for decision in decisions],
+            failure_messages=[decision.failure_message for decision in decisions],
             request_ids=[decision.request_id for decision in decisions],
             from_statuses=sorted(sources),
         )
@@ -117,11 +134,17 @@ class Session:
         row = await self._sql.find_payment(self.connection, payment_id=payment_id)
         return None if row is None else row_as(row, Payment)
 
-    async def lock_payment_by_transaction(self, transaction_id: UUID) -> Payment | None:
+    async def lock_payment_by_transaction(
+        self, transaction_id: UUID
+    ) -> tuple[Payment, PaymentStatus] | None:
+        """The payment one of whose attempts is `transaction_id`, locked, and how that
+        attempt stands (for its latest attempt, the payment's status is what counts)."""
         row = await self._sql.lock_payment_by_transaction(
             self.connection, transaction_id=transaction_id
         )
-        return None if row is None else row_as(row, Payment)
+        if row is None:
+            return None
+        return row_as(row, Payment), PaymentStatus(row["attempt_status"])
 
     async def record_gateway_event(
         self, webhook_id: str, transaction_id: UUID, status: str

@@ -26,6 +26,10 @@ class PaymentDeclined(DomainError):
     """The gateway declined; the payment is stored FAILED."""
 
 
+class NotRetryable(DomainError):
+    """Only a FAILED payment can be retried (and only by one retry at a time)."""
+
+
 class PaymentNotFound(DomainError):
     """No payment with that id, order or transaction id."""
 

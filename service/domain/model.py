@@ -54,3 +54,16 @@ class Payment(msgspec.Struct, frozen=True):
     transaction_id: UUID
     created_at: datetime
     updated_at: datetime
+    # Why it failed (service/domain/failures.py): set on a FAILED payment, null otherwise.
+    failure_code: str | None
+    failure_message: str | None
+
+
+class PaymentAttempt(msgspec.Struct, frozen=True):
+    """One try at charging a payment: the create, then each retry, each with its own
+    transaction_id (the payment's is its latest attempt's)."""
+
+    transaction_id: UUID
+    status: PaymentStatus
+    failure_code: str | None
+    created_at: datetime

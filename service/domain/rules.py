@@ -10,6 +10,7 @@ from service.domain.errors import (
     InvalidPayment,
     InvalidRefund,
     NotRefundable,
+    NotRetryable,
     RefundAmountMismatch,
     TransitionNotAllowed,
 )
@@ -29,12 +30,13 @@ class PaymentStatus(StrEnum):
 
 
 # The legal moves of the state machine. Refunds come only from COMPLETED;
-# a gateway may only settle what is still PROCESSING.
+# a gateway may only settle what is still PROCESSING; a FAILED payment goes back to
+# PROCESSING when it is retried (a new attempt, under a new transaction_id).
 TRANSITIONS: dict[PaymentStatus, frozenset[PaymentStatus]] = {
     PaymentStatus.PENDING: frozenset({PaymentStatus.PROCESSING}),
     PaymentStatus.PROCESSING: frozenset({PaymentStatus.COMPLETED, PaymentStatus.FAILED}),
     PaymentStatus.COMPLETED: frozenset({PaymentStatus.REFUNDED}),
-    PaymentStatus.FAILED: frozenset(),
+    PaymentStatus.FAILED: frozenset({PaymentStatus.PROCESSING}),
     PaymentStatus.REFUNDED: frozenset(),
 }
 
@@ -47,6 +49,24 @@ def sources_of(new: PaymentStatus) -> list[str]:
     """The statuses a payment may move to `new` from: the SQL's compare-and-set
     (`status = ANY(:from_statuses)`) asks for exactly these."""
     return [current.value for current, targets in TRANSITIONS.items() if new in targets]
+
+
+# What a retry may start from: FAILED only. PENDING also moves to PROCESSING, but that
+# is a first attempt, which only a create makes.
+RETRY_SOURCES = [PaymentStatus.FAILED.value]
+
+
+def retry_refusal(status: PaymentStatus) -> NotRetryable:
+    """Why a retry of this payment is refused (called once the retry did not apply)."""
+    if status is PaymentStatus.FAILED:
+        # It was FAILED when re-read: a concurrent retry took it and has ended meanwhile.
+        return NotRetryable(
+            "the payment was being retried by another request; retry again if it failed",
+            payment_status=str(status),
+        )
+    return NotRetryable(
+        f"only FAILED payments can be retried; this one is {status}", payment_status=str(status)
+    )
 
 
 def payment_amount(amount: int | float | Decimal, currency: str = CURRENCY) -> Decimal:
@@ -84,6 +104,24 @@ def gateway_outcome_applies(current: PaymentStatus, reported: PaymentStatus) -> 
     raise TransitionNotAllowed(
         f"payment is {current}; the gateway cannot move it to {reported}",
         current_status=str(current),
+        requested_status=str(reported),
+    )
+
+
+def superseded_attempt_applies(attempt_status: PaymentStatus, reported: PaymentStatus) -> bool:
+    """Whether a gateway report about an attempt a retry superseded changes the payment: never.
+
+    The same outcome the attempt ended with is a no-op (False), as for a current one;
+    another outcome is TransitionNotAllowed (409): that attempt's outcome is final, and
+    the payment belongs to its newer attempt.
+    """
+    if reported == attempt_status:
+        return False
+    raise TransitionNotAllowed(
+        f"the transaction is an earlier attempt of this payment, which ended {attempt_status} "
+        "and was superseded by a retry; the gateway cannot move it to "
+        f"{reported}",
+        current_status=str(attempt_status),
         requested_status=str(reported),
     )
 

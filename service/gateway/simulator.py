@@ -15,16 +15,23 @@ class SimulatedGateway:
     In "sync" mode `charge` decides at once. In "async" mode it answers PENDING
     and the decision arrives later as a signed callback; asked for the status
     (by the reconciler, when no callback came), it gives the decision it made.
+    An amount of `decline_codes` is declined with its code, one of `decline_amounts`
+    without one (the service stores the generic decline, card_declined). The decision
+    depends on the amount alone, so a retry of a declined payment is declined again
+    until the rule changes (a restart with other settings: the customer fixed their card).
     """
 
     def __init__(self, settings: GatewaySettings) -> None:
         self._asynchronous = settings.mode == "async"
-        self._declined_amounts = frozenset(Decimal(a) for a in settings.decline_amounts)
+        declined = map(Decimal, settings.decline_amounts)
+        self._declines = dict.fromkeys(declined, GatewayDecision.DECLINED)
+        self._declines.update(
+            (Decimal(amount), GatewayDecision.declined(code))
+            for amount, code in settings.decline_codes.items()
+        )
 
     def _decide(self, amount: Decimal) -> GatewayDecision:
-        if amount in self._declined_amounts:
-            return GatewayDecision.DECLINED
-        return GatewayDecision.APPROVED
+        return self._declines.get(amount, GatewayDecision.APPROVED)
 
     async def charge(self, transaction_id: UUID, order_id: int, amount: Decimal) -> GatewayDecision:
         if self._asynchronous:

@@ -1,4 +1,5 @@
-"""The payment resource of the GET endpoints, refunds included (view `payment_resource`)."""
+"""The payment resource of the GET endpoints, refunds and attempts included (view
+`payment_resource`)."""
 
 from __future__ import annotations
 
@@ -8,17 +9,20 @@ import msgspec
 
 from service.db.database import Database
 from service.db.rows import row_as
-from service.domain.model import Payment, Refund
+from service.domain.model import Payment, PaymentAttempt, Refund
 from service.domain.rules import MAX_ORDER_ID
 
 
 class PaymentView(Payment, frozen=True):
     refunds: list[Refund]
+    # Every try at charging it, oldest first: the create, then each retry.
+    attempts: list[PaymentAttempt]
 
 
 def view_of(row: Any) -> PaymentView:
-    # The view renders the refunds as a JSON array (asyncpg hands it over as text).
-    return row_as({**row, "refunds": msgspec.json.decode(row["refunds"])}, PaymentView)
+    # The view renders refunds and attempts as JSON arrays (asyncpg hands them over as text).
+    arrays = {name: msgspec.json.decode(row[name]) for name in ("refunds", "attempts")}
+    return row_as({**row, **arrays}, PaymentView)
 
 
 def _is_bigint_id(value: int) -> bool:

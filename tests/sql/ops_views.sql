@@ -18,3 +18,9 @@ SELECT * FROM ops.delivery_attempts_by_order;
 -- name: current_day()$
 -- Today in the session's time zone, as the ops views count days.
 SELECT current_date;
+
+-- name: declines_by_code()
+-- Declined attempts by failure code, all days together (the view splits them by day).
+SELECT failure_code, sum(attempts) AS attempts
+  FROM ops.declines_by_code_day
+ GROUP BY failure_code;

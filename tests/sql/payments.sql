@@ -22,6 +22,10 @@ SELECT count(*) FROM payments WHERE status = 'PROCESSING';
 -- The amount exactly as stored (numeric, never float).
 SELECT amount FROM payments WHERE id = :payment_id;
 
+-- name: payment_transaction_id(payment_id)$
+-- The transaction id of a payment's latest attempt.
+SELECT transaction_id FROM payments WHERE id = :payment_id;
+
 -- name: payment_status(payment_id)$
 -- The stored status of one payment.
 SELECT status FROM payments WHERE id = :payment_id;

@@ -4,10 +4,10 @@ Every check runs, and every failure counts but one kind: positive_data_acceptanc
 meeting a refusal that depends on what earlier requests did, which no schema can say. A
 schema-valid create for an order already paid is the design's 400 `duplicate-order`; a
 refund of a payment not COMPLETED (or already refunded) its 400 `not-refundable`; a refund
-whose amount is not the payment's its 400 `refund-amount-mismatch` (full refunds only); and
-an Idempotency-Key this run already sent to the endpoint with another body its 422
-`idempotency-key-reused`. Nothing else is set aside: any other status or problem type stays
-a failure.
+whose amount is not the payment's its 400 `refund-amount-mismatch` (full refunds only); a
+retry of a payment not FAILED its 400 `not-retryable`; and an Idempotency-Key this run
+already sent to the endpoint with another body its 422 `idempotency-key-reused`. Nothing
+else is set aside: any other status or problem type stays a failure.
 
 One more, a rule of the service that JSON Schema cannot state: an id written as a whole
 float (`"order_id": 11.0`) is refused with 400, on purpose (tests/test_hostile_input.py),
@@ -31,6 +31,7 @@ BUSINESS_RULE_REFUSALS = {
     PROBLEMS + "duplicate-order",
     PROBLEMS + "not-refundable",
     PROBLEMS + "refund-amount-mismatch",
+    PROBLEMS + "not-retryable",
 }
 KEY_REUSED = PROBLEMS + "idempotency-key-reused"
 INVALID_REQUEST = PROBLEMS + "invalid-request"

@@ -34,13 +34,18 @@ async def payment_in(
         )
         return payment_id
     queries = load_queries()
-    payment_id = (await insert_processing(conn, order_id, amount))["id"]
+    created = await insert_processing(conn, order_id, amount)
+    payment_id = created["id"]
     settled = PaymentStatus.COMPLETED if status is PaymentStatus.REFUNDED else status
     if settled is not PaymentStatus.PROCESSING:
+        failed = settled is PaymentStatus.FAILED
         await queries.settle_payment(
             conn,
             payment_id=payment_id,
+            transaction_id=created["transaction_id"],
             status=settled.value,
+            failure_code="card_declined" if failed else None,
+            failure_message="declined for the test" if failed else None,
             from_statuses=sources_of(settled),
             request_id=None,
         )

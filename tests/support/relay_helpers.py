@@ -62,7 +62,10 @@ async def create_payments(
                         await q.settle_payment(
                             conn,
                             payment_id=row["id"],
+                            transaction_id=row["transaction_id"],
                             status="COMPLETED",
+                            failure_code=None,
+                            failure_message=None,
                             from_statuses=["PROCESSING"],
                             request_id="t",
                         )
