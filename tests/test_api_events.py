@@ -139,13 +139,19 @@ async def test_pages_neither_repeat_nor_skip_while_events_are_created(svc: Runni
         for order_id in range(100, 130):
             await pay(svc.client, order_id)
 
-    paying = asyncio.create_task(keep_paying())
     seen: list[dict[str, Any]] = []
-    while not paying.done() or len(seen) < 42:
+
+    async def next_page() -> bool:
         cursor = {"starting_after": seen[-1]["id"]} if seen else {}
-        seen += (await page(svc.client, limit=5, **cursor))["data"]
+        seen.extend((await page(svc.client, limit=5, **cursor))["data"])
+        return len(seen) >= 42
+
+    paying = asyncio.create_task(keep_paying())
+    while not paying.done():
+        await next_page()
         await asyncio.sleep(0.005)  # let a payment or two commit between pages
     await paying
+    await wait_until(next_page, what="the pages caught up with all 42 events")
 
     ids = [e["id"] for e in seen]
     assert len(ids) == len(set(ids)) == 42, "an event came twice"
@@ -289,7 +295,7 @@ async def test_an_event_past_retention_is_neither_listed_nor_redelivered(
     missing = await svc.client.post(f"{EVENTS}/{old['id']}/redeliver")
     assert_problem(missing, 404, "not-found")
     gone_cursor = await svc.client.get(EVENTS, params={"starting_after": old["id"]})
-    assert_problem(gone_cursor, 400, "invalid-request")
+    assert_problem(gone_cursor, 404, "not-found")
 
 
 async def test_bad_parameters_and_ids_are_problems(svc: RunningService) -> None:
@@ -301,10 +307,12 @@ async def test_bad_parameters_and_ids_are_problems(svc: RunningService) -> None:
         {"order_id": "abc"},
         {"order_id": 2**63},
         {"starting_after": "abc"},
-        {"starting_after": str(uuid.uuid4())},  # no such event
         {"starting_after": uuid.uuid4().hex},  # a UUID, but not as the contract writes one
     ):
         assert_problem(await svc.client.get(EVENTS, params=params), 400, "invalid-request")
+    # A well-formed id of no event: not found, as a cursor and as an event to redeliver.
+    no_such_cursor = await svc.client.get(EVENTS, params={"starting_after": str(uuid.uuid4())})
+    assert_problem(no_such_cursor, 404, "not-found")
     unknown = await svc.client.post(f"{EVENTS}/{uuid.uuid4()}/redeliver")
     assert_problem(unknown, 404, "not-found")
     for not_a_uuid in ("42", "abc", uuid.uuid4().hex + "0"):
@@ -330,7 +338,7 @@ async def test_the_openapi_document_describes_both_calls(svc: RunningService) ->
     listing = document["paths"][EVENTS]["get"]
     redelivery = document["paths"][EVENTS + "/{event_id}/redeliver"]["post"]
     assert listing["tags"] == redelivery["tags"] == ["events"]
-    assert set(listing["responses"]) == {"200", "400", "503"}
+    assert set(listing["responses"]) == {"200", "400", "404", "503"}
     assert set(redelivery["responses"]) == {"202", "400", "404", "503"}
     schemas = document["components"]["schemas"]
     page_ref = listing["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]

@@ -43,7 +43,8 @@ class EventController(PaymentsAPI):
         operation_id="listEvents",
         operation_class=PaymentsOperation,
         responses=problems(
-            (400, "invalid-request", "a bad parameter, or starting_after names no event kept"),
+            (400, "invalid-request", "a parameter is not what it must be"),
+            (404, "not-found", "starting_after names no event kept (or past retention)"),
             *COMMON_PROBLEMS,
         ),
     )
@@ -63,8 +64,9 @@ class EventController(PaymentsAPI):
 
         `data` is the webhook body as sent, `id` its `webhook-id`. Keyset pages: pass the
         last id of a page as `starting_after` for the next one; `has_more` says whether
-        there is one. An event is listed once every transaction older than the one that
-        queued it has ended, so a page never skips an event that commits later.
+        there is one (a `starting_after` of no event kept, e.g. past retention, is a 404).
+        An event is listed once every transaction older than the one that queued it has
+        ended, so a page never skips an event that commits later.
         """
         cursor = (
             None if starting_after is None else parse_event_id(starting_after, "starting_after")
@@ -72,7 +74,8 @@ class EventController(PaymentsAPI):
         try:
             return await list_events(read.db, EventFilter(order_id, cursor, limit), WebhookBody)
         except UnknownEvent as exc:
-            raise ValidationException(str(exc)) from None
+            # A well-formed id of nothing kept: not found, as redeliver answers it.
+            raise NotFoundException(str(exc)) from None
 
     @post(
         "/{event_id:str}/redeliver",
