@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Annotated
 from uuid import UUID
 
@@ -18,7 +19,7 @@ from service.api.operations import PaymentsOperation
 from service.domain.rules import MAX_ORDER_ID
 from service.outbox.events import WebhookBody
 from service.outbox.maintenance import Redelivery, redeliver
-from service.queries.events import EventFilter, EventPage, UnknownEvent, list_events
+from service.queries.events import Event, EventFilter, EventPage, UnknownEvent, list_events
 
 MAX_PAGE = 100
 # Taken as text and checked here, so that anything but a UUID is the 400 it should be,
@@ -26,6 +27,16 @@ MAX_PAGE = 100
 UUID_TEXT = re.compile(r"[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
 AS_UUID = {"format": "uuid"}
 EVENT_ID = PathParameter(description="An event id (its webhook-id).", schema_extra=AS_UUID)
+
+
+class WebhookEvent(Event, frozen=True):
+    """An order webhook the outbox holds, with its delivery state."""
+
+    data: WebhookBody  # the body, as sent
+
+
+class WebhookEventPage(EventPage, frozen=True):
+    data: Sequence[WebhookEvent]
 
 
 def parse_event_id(raw: str, name: str) -> UUID:
@@ -41,6 +52,7 @@ class EventController(PaymentsAPI):
     @get(
         "/",
         operation_id="listEvents",
+        summary="List events",
         operation_class=PaymentsOperation,
         responses=problems(
             (400, "invalid-request", "a parameter is not what it must be"),
@@ -59,7 +71,7 @@ class EventController(PaymentsAPI):
             Parameter(description="An event id: the page after it.", schema_extra=AS_UUID),
         ] = None,
         limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE, description="Page size.")] = 20,
-    ) -> EventPage[WebhookBody]:
+    ) -> WebhookEventPage:
         """Order webhooks, oldest first, with their delivery state; one order's or everyone's.
 
         `data` is the webhook body as sent, `id` its `webhook-id`. Keyset pages: pass the
@@ -72,7 +84,9 @@ class EventController(PaymentsAPI):
             None if starting_after is None else parse_event_id(starting_after, "starting_after")
         )
         try:
-            return await list_events(read.db, EventFilter(order_id, cursor, limit), WebhookBody)
+            return await list_events(
+                read.db, EventFilter(order_id, cursor, limit), WebhookEventPage
+            )
         except UnknownEvent as exc:
             # A well-formed id of nothing kept: not found, as redeliver answers it.
             raise NotFoundException(str(exc)) from None
@@ -80,6 +94,7 @@ class EventController(PaymentsAPI):
     @post(
         "/{event_id:str}/redeliver",
         operation_id="redeliverEvent",
+        summary="Redeliver an event",
         status_code=202,
         operation_class=PaymentsOperation,
         responses=problems(
@@ -88,7 +103,7 @@ class EventController(PaymentsAPI):
             *COMMON_PROBLEMS,
         ),
     )
-    async def redeliver(
+    async def send_again(
         self, write: NamedDependency[WriteSide], event_id: Annotated[str, EVENT_ID]
     ) -> Redelivery:
         """Send one event again now, same webhook-id and body, whatever its state.

@@ -3,19 +3,15 @@ their delivery state, in keyset pages (sql/events.sql list_events)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 from uuid import UUID
 
 import msgspec
 
 from service.db.database import Database
 from service.db.rows import row_as
-
-# The webhook body's type. The relay owns it (service/outbox/events.py WebhookBody), a
-# sibling the read side does not import: the API names it, and the body is read through
-# the very type the relay sends it through.
-Body = TypeVar("Body")
 
 
 class Delivery(msgspec.Struct, frozen=True):
@@ -29,19 +25,25 @@ class Delivery(msgspec.Struct, frozen=True):
     last_error: str | None
 
 
-class Event(msgspec.Struct, Generic[Body], frozen=True):
+class Event(msgspec.Struct, frozen=True):
     id: UUID  # the webhook-id header of every send of this event
     order_id: int
     payment_id: int
     type: Literal["payment.completed", "payment.failed", "payment.refunded"]
-    data: Body  # the webhook body, as sent
+    # The webhook body, as sent. Its type is the relay's (service/outbox/events.py
+    # WebhookBody), a sibling the read side does not import: the API's subclass names it.
+    data: Any
     created_at: datetime
     delivery: Delivery
 
 
-class EventPage(msgspec.Struct, Generic[Body], frozen=True):
-    data: list[Event[Body]]
+class EventPage(msgspec.Struct, frozen=True):
+    data: Sequence[Event]
     has_more: bool
+
+
+# The page as the caller shapes it (a subclass naming the body's type).
+Page = TypeVar("Page", bound=EventPage)
 
 
 class EventFilter(msgspec.Struct, frozen=True):
@@ -54,8 +56,8 @@ class UnknownEvent(LookupError):
     """`starting_after` names no event kept (never queued, or deleted after retention)."""
 
 
-async def list_events(db: Database, wanted: EventFilter, body: type[Body]) -> EventPage[Body]:
-    """A page of events, oldest first; `body` is the webhook body's type."""
+async def list_events(db: Database, wanted: EventFilter, page: type[Page]) -> Page:
+    """A page of events, oldest first, as `page` (EventPage or a subclass)."""
     cursor = wanted.starting_after
     if cursor is not None and not await db.queries.event_exists(db.pool, event_id=cursor):
         raise UnknownEvent(f"starting_after {cursor} is not the id of an event kept")
@@ -66,11 +68,10 @@ async def list_events(db: Database, wanted: EventFilter, body: type[Body]) -> Ev
         # One more than asked: whether another page follows, without counting.
         max_rows=wanted.limit + 1,
     )
-    events = [event_of(row, body) async for row in rows]
-    return EventPage(data=events[: wanted.limit], has_more=len(events) > wanted.limit)
+    events = [event_fields(row) async for row in rows]
+    return row_as({"data": events[: wanted.limit], "has_more": len(events) > wanted.limit}, page)
 
 
-def event_of(row: Any, body: type[Body]) -> Event[Body]:
+def event_fields(row: Any) -> dict[str, Any]:
     # The columns of one row make both the event and its delivery; jsonb comes as text.
-    data = msgspec.json.decode(row["data"], type=body)
-    return row_as({**row, "data": data, "delivery": row_as(row, Delivery)}, Event)
+    return {**row, "data": msgspec.json.decode(row["data"]), "delivery": row_as(row, Delivery)}
