@@ -16,6 +16,7 @@ from service.api.batch import batch_router
 from service.api.body_timeout import BodyReadTimeoutMiddleware
 from service.api.dependencies import DEPENDENCIES
 from service.api.docs import docs_assets
+from service.api.events import EventController
 from service.api.gateway_callbacks import GatewayCallbackController
 from service.api.health import HealthController
 from service.api.metrics import MetricsController
@@ -55,7 +56,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
             # The payments API, whose documented security follows [auth] tokens.
             Router(
                 path="/",
-                route_handlers=[PaymentController, PaymentRetryController, batch_router(settings)],
+                route_handlers=[
+                    PaymentController,
+                    PaymentRetryController,
+                    batch_router(settings),
+                    EventController,
+                ],
                 security=bearer_security(settings),
             ),
             GatewayCallbackController,

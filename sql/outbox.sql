@@ -34,6 +34,7 @@ RETURNING o.id, o.seq, o.order_id, o.body::text AS body, o.attempts, o.request_i
 UPDATE outbox
    SET delivered_at = now(),
        attempts = attempts + 1,
+       last_attempt_at = now(),
        claimed_until = NULL,
        claimed_by = NULL
  WHERE id = ANY(CAST(:ids AS uuid[]))
@@ -46,6 +47,7 @@ UPDATE outbox
 UPDATE outbox AS o
    SET attempts = o.attempts + 1,
        last_error = f.error,
+       last_attempt_at = now(),
        next_attempt_at = now() + make_interval(secs => f.delay_seconds),
        dead_at = CASE WHEN f.dead THEN now() END,
        claimed_until = NULL,
@@ -63,6 +65,7 @@ UPDATE outbox AS o
 -- is counted and the event stays due, so an outage never uses up an event's attempts.
 UPDATE outbox AS o
    SET last_error = f.error,
+       last_attempt_at = now(),
        claimed_until = NULL,
        claimed_by = NULL
   FROM unnest(CAST(:ids AS uuid[]), CAST(:errors AS text[])) AS f(id, error)

@@ -264,7 +264,9 @@ async def test_the_openapi_document_declares_the_bearer_scheme_on_the_payments_e
     assert scheme["type"] == "http" and scheme["scheme"] == "bearer"
     for path, item in document["paths"].items():
         for operation in item.values():
-            protected = path.startswith("/api/v1/payments") and not path.endswith("/webhook")
+            protected = path.startswith(("/api/v1/payments", "/api/v1/events")) and not (
+                path.endswith("/webhook")
+            )
             assert (operation.get("security") == [{"bearer": []}]) == protected, path
             if protected:
                 assert "401" in operation["responses"], path

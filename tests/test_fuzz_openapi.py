@@ -50,6 +50,8 @@ EXPECTED_OPERATIONS = {
     "POST /api/v1/payments/refund",
     "POST /api/v1/payments/{payment_id}/retry",
     "POST /api/v1/payments/webhook",
+    "GET /api/v1/events",
+    "POST /api/v1/events/{event_id}/redeliver",
     "GET /health/live",
     "GET /health/ready",
     "GET /metrics",

@@ -32,9 +32,11 @@ COMMON_PROBLEMS = (
     (401, "unauthorized", "the bearer token is missing or wrong"),
     (503, "database-unavailable", "the database is unreachable; retry"),
 )
+# Every operation that is not a read answers it, but only where read-only tokens are
+# configured (operations.PaymentsOperation).
+READ_ONLY_PROBLEM = (403, "read-only-token", "the bearer token is a read-only one")
 WRITE_PROBLEMS = (
-    # Only where read-only tokens are configured (operations.PaymentsOperation).
-    (403, "read-only-token", "the bearer token is a read-only one"),
+    READ_ONLY_PROBLEM,
     (409, "idempotency-key-in-use", "a request with this Idempotency-Key is still running"),
     (413, "body-too-large", "the body exceeds the configured limit"),
     (415, "unsupported-media-type", "the body is not application/json"),

@@ -1,4 +1,5 @@
-"""The typed face of sql/outbox.sql (see service/db/queries.py, which combines the faces)."""
+"""The typed faces of sql/outbox.sql and sql/events.sql (see service/db/queries.py, which
+combines the faces)."""
 
 from __future__ import annotations
 
@@ -65,3 +66,18 @@ class OutboxQueries(Protocol):
         created_since: datetime | None,
         all_waiting: bool,
     ) -> Rows: ...
+
+
+class EventQueries(Protocol):
+    """sql/events.sql: the outbox as the events API reads it, and an event reopened."""
+
+    def list_events(
+        self,
+        conn: Executor,
+        *,
+        order_id: int | None,
+        starting_after: UUID | None,
+        max_rows: int,
+    ) -> Rows: ...
+    async def event_exists(self, conn: Executor, *, event_id: UUID) -> bool: ...
+    def reopen_event(self, conn: Executor, *, event_id: UUID) -> Rows: ...

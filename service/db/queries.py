@@ -19,7 +19,7 @@ from uuid import UUID
 
 import asyncpg
 
-from service.db.outbox_queries import OutboxQueries
+from service.db.outbox_queries import EventQueries, OutboxQueries
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -184,6 +184,7 @@ class Queries(
     ReadQueries,
     IdempotencyQueries,
     OutboxQueries,
+    EventQueries,
     MigrationQueries,
     Protocol,
 ):

@@ -1,5 +1,5 @@
 """Operators' side of the outbox: status, replay of dead events, retry of waiting ones,
-retention."""
+redelivery of one event, retention."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from asyncpg.pool import PoolConnectionProxy
 
 from service.db.queries import Queries
 from service.db.rows import row_as
+from service.db.unit_of_work import UnitOfWork
 from service.outbox.wakeup import OPERATOR_SENDER
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,17 @@ class RetriedEvent(msgspec.Struct, frozen=True):
     seq: int
     # It was dead, ahead of a blocked event that was retried: a fresh set of attempts.
     was_dead: bool
+
+
+class Redelivery(msgspec.Struct, frozen=True):
+    """What a redelivery set going (the answer of POST /api/v1/events/{id}/redeliver)."""
+
+    id: UUID
+    order_id: int
+    # The events of the order now due, in the order the relay sends them: the earlier
+    # undelivered ones the event waits for, the event, then the later ones of its order
+    # that were already delivered.
+    sending: list[UUID]
 
 
 async def outbox_status(queries: Queries, connection: Connection) -> OutboxStatus:
@@ -108,13 +120,44 @@ async def retry_waiting(
     return [row_as(row, RetriedEvent) for row in sorted(rows, key=lambda row: row["seq"])]
 
 
+async def redeliver(uow: UnitOfWork, event_id: UUID) -> Redelivery | None:
+    """Send one event again now, whatever its state, keeping its order's order, and wake
+    the relays; None when no event has that id.
+
+    A dead event gets a fresh set of attempts, as a replay gives; a delivered one is sent
+    again, and so is every later event of its order already delivered, after it
+    (sql/events.sql reopen_event); the earlier undelivered events of its order it would
+    wait for are made due first, as a retry makes them. An event a relay is sending at
+    that moment is left to that send.
+    """
+    async with uow.connection() as session:
+        connection = session.connection
+        rows = await _due_now(
+            uow.queries,
+            connection,
+            uow.queries.replay_dead_events(
+                connection, event_id=event_id, order_id=None, dead_since=None, all_dead=False
+            ),
+            uow.queries.reopen_event(connection, event_id=event_id),
+            uow.queries.retry_waiting_events(
+                connection, event_id=event_id, order_id=None, created_since=None, all_waiting=False
+            ),
+        )
+    # reopen_event returns the event itself whenever it exists.
+    target = next((row for row in rows if row["id"] == event_id), None)
+    if target is None:
+        return None
+    by_seq = {row["seq"]: row["id"] for row in rows}
+    return Redelivery(event_id, target["order_id"], [by_seq[seq] for seq in sorted(by_seq)])
+
+
 async def _due_now(
-    queries: Queries, connection: Connection, statement: AsyncIterator[asyncpg.Record]
+    queries: Queries, connection: Connection, *statements: AsyncIterator[asyncpg.Record]
 ) -> list[asyncpg.Record]:
-    """Run an operator's statement that makes events due, then wake the relays, in one
-    transaction: the NOTIFY is sent on commit, so relays never wake before the rows show."""
+    """Run an operator's statements that make events due, in turn, then wake the relays, in
+    one transaction: the NOTIFY is sent on commit, so relays never wake before the rows show."""
     async with connection.transaction():
-        rows = [row async for row in statement]
+        rows = [row for statement in statements async for row in statement]
         if rows:
             await queries.wake_relays(connection, sender=OPERATOR_SENDER)
     return rows
