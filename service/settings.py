@@ -33,6 +33,19 @@ class DatabaseSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     pool_min_size: int = 4
     pool_max_size: int = 16
     command_timeout: float = 5.0
+    # The read side's streaming replica (empty: reads go to the primary), and how
+    # stale it may be before reads go to the primary instead; see service/db/reader.py.
+    read_url: str = ""
+    read_max_lag_seconds: float = 5.0
+    read_probe_interval_seconds: float = 1.0
+
+    def __post_init__(self) -> None:
+        # The probe knows the replica current only as of its previous round, so a
+        # bound under the interval would call a replica that keeps up "lagging".
+        if self.read_max_lag_seconds <= self.read_probe_interval_seconds:
+            raise ValueError(
+                "database.read_max_lag_seconds must exceed database.read_probe_interval_seconds"
+            )
 
 
 class OrderServiceSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -98,6 +111,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 # Environment variable -> (section, key) of the contract's overrides.
 ENV_OVERRIDES = {
     "PAYMENTS_DATABASE_URL": ("database", "url"),
+    "PAYMENTS_READ_DATABASE_URL": ("database", "read_url"),
     "PAYMENTS_ORDER_SERVICE_URL": ("order_service", "url"),
     "PAYMENTS_WEBHOOK_SECRET": ("order_service", "webhook_secret"),
     "PAYMENTS_GATEWAY_SECRET": ("gateway", "callback_secret"),
