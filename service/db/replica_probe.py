@@ -38,6 +38,7 @@ class ReplicaProbe:
         self.timeout = timeout
         self._samples: deque[tuple[float, int]] = deque(maxlen=MAX_SAMPLES)
         self._current_as_of: float | None = None
+        self._first_probe_at = 0.0
         reader.status.state = "starting"
 
     async def check(self) -> None:
@@ -46,6 +47,7 @@ class ReplicaProbe:
         async with asyncio.timeout(self.timeout):
             primary = await queries.primary_wal_position(self.reader.primary)
         now = time.monotonic()
+        self._first_probe_at = self._first_probe_at or now
         self._samples.append((now, primary))
         try:
             async with asyncio.timeout(self.timeout):
@@ -58,11 +60,16 @@ class ReplicaProbe:
             return
         while self._samples and self._samples[0][1] <= replica["replayed"]:
             self._current_as_of = self._samples.popleft()[0]
-        lag = None if self._current_as_of is None else now - self._current_as_of
-        if lag is not None and lag <= self.max_lag_seconds:
-            self._set("ok", lag, "")
+        if self._current_as_of is None:
+            # Not yet seen current: still starting, until that has taken longer than the bound.
+            waited = now - self._first_probe_at
+            state: ReplicaState = "starting" if waited <= self.max_lag_seconds else "lagging"
+            self._set(state, None, "never yet current")
+        elif now - self._current_as_of <= self.max_lag_seconds:
+            self._set("ok", now - self._current_as_of, "")
         else:
-            self._set("lagging", lag, f"not known current within {self.max_lag_seconds}s")
+            why = f"not known current within {self.max_lag_seconds}s"
+            self._set("lagging", now - self._current_as_of, why)
 
     def _set(self, state: ReplicaState, lag: float | None, why: str) -> None:
         status = self.reader.status
