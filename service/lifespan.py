@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import msgspec
 from litestar import Litestar
 
 from service.api.dependencies import ReadSide, WriteSide
@@ -17,13 +18,15 @@ from service.db.embedded import database_url, detach_embedded
 from service.db.migrate import migrate
 from service.db.periodic import every
 from service.db.pool import create_pool, direct_url
+from service.db.reader import Reader
+from service.db.replica_probe import ReplicaProbe
 from service.db.sql import load_queries
 from service.db.unit_of_work import UnitOfWork
 from service.gateway import LimitedGateway, SimulatedGateway
 from service.outbox import start_relay
 from service.outbox.wakeup import OutboxWakeup
 from service.queries.outbox_health import outbox_backlog
-from service.settings import Settings
+from service.settings import DatabaseSettings, Settings
 
 log = logging.getLogger(__name__)
 IDEMPOTENCY_PURGE_SECONDS = 300.0
@@ -42,6 +45,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await migrate(direct_url(settings.database, url))
     queries = load_queries()
     db = Database(await create_pool(url, settings.database), queries)
+    reader = await open_reader(db, settings.database)
     wakeup = OutboxWakeup()
     uow = UnitOfWork(
         db.pool,
@@ -59,7 +63,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     app.state.update(
         database=db,
         write_side=WriteSide(uow=uow, gateway=gateway, settings=settings),
-        read_side=ReadSide(db=db, settings=settings, relay=relay),
+        read_side=ReadSide(db=db, reader=reader, settings=settings, relay=relay),
         database_url=url,
     )
 
@@ -87,6 +91,14 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         asyncio.create_task(every(IDEMPOTENCY_PURGE_SECONDS, expire_idempotency_keys, stop)),
         asyncio.create_task(every(GAUGES_REFRESH_SECONDS, refresh_gauges, stop)),
     ]
+    if reader.replica is not None:
+        probe = ReplicaProbe(
+            reader,
+            max_lag_seconds=settings.database.read_max_lag_seconds,
+            timeout=settings.database.command_timeout,
+        )
+        interval = settings.database.read_probe_interval_seconds
+        tasks.append(asyncio.create_task(every(interval, probe.check, stop)))
     notifier = asyncio.create_task(wakeup.notify_other_processes(db))
     try:
         yield
@@ -96,5 +108,17 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
             await relay.stop()
         notifier.cancel()
         await asyncio.gather(*tasks, notifier, return_exceptions=True)
+        if reader.replica is not None:
+            await reader.replica.close()
         await db.pool.close()
         detach_embedded()
+
+
+async def open_reader(db: Database, settings: DatabaseSettings) -> Reader:
+    """The read side's pools: the primary's, and a replica's when `read_url` is set."""
+    if not settings.read_url:
+        return Reader(db.pool, db.queries)
+    # No connection until the first read or probe: a replica that is down must not
+    # keep the service from starting (reads go to the primary meanwhile).
+    lazy = msgspec.structs.replace(settings, pool_min_size=0)
+    return Reader(db.pool, db.queries, replica=await create_pool(settings.read_url, lazy))

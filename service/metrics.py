@@ -38,3 +38,18 @@ OUTBOX_BLOCKED = Gauge(
     "payments_outbox_blocked",
     "Undelivered live events waiting behind an earlier undelivered event of their order",
 )
+READS = Counter(
+    "payments_reads_total",
+    "Read-side queries (by id, by order, lists) by the source that answered: replica, primary",
+    ["source"],
+)
+REPLICA_FALLBACKS = Counter(
+    "payments_replica_fallbacks_total",
+    "Reads the replica could not answer, asked of the primary: not-there-yet (missing or "
+    "unsettled on the replica), failed (the round trip failed)",
+    ["reason"],
+)
+REPLICA_LAG = Gauge(
+    "payments_replica_lag_seconds",
+    "How long ago the read replica was last known to have replayed all of the primary's WAL",
+)

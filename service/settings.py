@@ -37,10 +37,22 @@ class DatabaseSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     pooler: Literal["none", "pgbouncer-transaction"] = "none"
     direct_url: str = ""
 
+    # The read side's streaming replica (empty: reads go to the primary), and how
+    # stale it may be before reads go to the primary instead; see service/db/reader.py.
+    read_url: str = ""
+    read_max_lag_seconds: float = 5.0
+    read_probe_interval_seconds: float = 1.0
+
     def __post_init__(self) -> None:
         # LISTEN through a transaction pooler hears nothing once its transaction ends.
         if self.pooler != "none" and not (self.url and self.direct_url):
             raise ValueError(f"database.pooler {self.pooler!r} needs url and direct_url")
+        # The probe knows the replica current only as of its previous round, so a
+        # bound under the interval would call a replica that keeps up "lagging".
+        if self.read_max_lag_seconds <= self.read_probe_interval_seconds:
+            raise ValueError(
+                "database.read_max_lag_seconds must exceed database.read_probe_interval_seconds"
+            )
 
 
 class OrderServiceSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -140,6 +152,7 @@ ENV_OVERRIDES = {
     "PAYMENTS_DATABASE_URL": ("database", "url"),
     "PAYMENTS_DIRECT_DATABASE_URL": ("database", "direct_url"),
     "PAYMENTS_DATABASE_POOLER": ("database", "pooler"),
+    "PAYMENTS_READ_DATABASE_URL": ("database", "read_url"),
     "PAYMENTS_ORDER_SERVICE_URL": ("order_service", "url"),
     "PAYMENTS_WEBHOOK_SECRET": ("order_service", "webhook_secret"),
     "PAYMENTS_GATEWAY_SECRET": ("gateway", "callback_secret"),

@@ -35,9 +35,9 @@ SELECT p.id, p.order_id, p.payment_id, 'payment.' || (p.body->>'payment_status')
   LEFT JOIN outbox_blocked AS b ON b.id = p.id
  ORDER BY p.created_xid, p.seq;
 
--- name: event_exists(event_id)$
--- Whether an event with this id is kept (never queued, or deleted after retention: no).
-SELECT EXISTS (SELECT FROM outbox WHERE id = CAST(:event_id AS uuid));
+-- name: find_event_id(event_id)^
+-- The event's id if it is kept (none: never queued, or deleted after retention).
+SELECT id FROM outbox WHERE id = CAST(:event_id AS uuid);
 
 -- name: reopen_event(event_id)
 -- Opens an event to be sent again: it and every later event of its order that was

@@ -13,6 +13,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 
 from service.db.database import Database
+from service.db.reader import Reader
 from service.db.unit_of_work import UnitOfWork
 from service.gateway import PaymentGateway
 from service.outbox import RelayHandle
@@ -30,10 +31,12 @@ class WriteSide:
 
 @dataclass(frozen=True, slots=True)
 class ReadSide:
-    """What a query handler needs: the database (pool and SQL) and the settings
-    (and, for readiness, this process's relay: None when it runs none)."""
+    """What a query handler needs: the reader (replica or primary, service/db/reader.py),
+    the settings, and for readiness the primary (`db`) and this process's relay (None
+    when it runs none)."""
 
     db: Database
+    reader: Reader
     settings: Settings
     relay: RelayHandle | None = None
 

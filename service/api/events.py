@@ -85,7 +85,7 @@ class EventController(PaymentsAPI):
         )
         try:
             return await list_events(
-                read.db, EventFilter(order_id, cursor, limit), WebhookEventPage
+                read.reader, EventFilter(order_id, cursor, limit), WebhookEventPage
             )
         except UnknownEvent as exc:
             # A well-formed id of nothing kept: not found, as redeliver answers it.

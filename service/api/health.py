@@ -25,6 +25,12 @@ class Readiness(msgspec.Struct, frozen=True):
     # This process's relay: "running" | "paused" (the Order Service is down: it
     # probes) | "restarting" (it crashed) | "stopped" | "off" (none in this process).
     relay: str | None = None
+    # Where the read side reads now ("primary" | "replica"), and why: the replica's
+    # state, "off" (none configured), "starting" (not probed yet), "ok", "lagging",
+    # "unreachable" or "not-a-standby"; reads go to the replica only when "ok".
+    reads: str | None = None
+    replica: str | None = None
+    replica_lag_seconds: float | None = None
 
 
 class HealthController(Controller):
@@ -49,11 +55,13 @@ class HealthController(Controller):
         },
     )
     async def ready(self, read: NamedDependency[ReadSide]) -> Response[Readiness]:
-        """503 while the database is unreachable; reports the outbox's lag and the relay's state.
+        """503 while the database is unreachable; reports the outbox's lag, the relay's
+        state and where reads go (the replica, or the primary and why).
 
         A lagging, paused or restarting relay (Order Service down, a crash) does not
         make the service unready: payments keep being accepted and their webhooks
-        wait in the outbox, which is the point of having one.
+        wait in the outbox, which is the point of having one. Nor does a replica that
+        is down or lagging: reads go to the primary meanwhile.
         """
         settings = read.settings
         try:
@@ -63,6 +71,7 @@ class HealthController(Controller):
             down = Readiness(status="unavailable", database="unreachable")
             return Response(down, status_code=503)
         lagging = backlog.oldest_age_seconds > settings.outbox.max_lag_seconds
+        replica = read.reader.status
         return Response(
             Readiness(
                 status="ready",
@@ -73,5 +82,10 @@ class HealthController(Controller):
                 outbox_blocked=backlog.blocked,
                 outbox_lag="lagging" if lagging else "ok",
                 relay="off" if read.relay is None else read.relay.state,
+                reads=read.reader.source,
+                replica=replica.state,
+                replica_lag_seconds=None
+                if replica.lag_seconds is None
+                else round(replica.lag_seconds, 3),
             )
         )

@@ -113,7 +113,7 @@ class PaymentController(PaymentsAPI):
         since = parse_timestamp(created_gte, "created_gte")
         until = parse_timestamp(created_lt, "created_lt")
         wanted = PaymentFilter(status, since, until, starting_after, limit)
-        return await list_payments(read.db, wanted)
+        return await list_payments(read.reader, wanted)
 
     @get(
         "/{payment_id:str}",
@@ -132,7 +132,7 @@ class PaymentController(PaymentsAPI):
     ) -> PaymentView:
         """One payment with its refunds."""
         parsed = parse_id(payment_id)
-        view = await payment_by_id(read.db, parsed) if parsed is not None else None
+        view = await payment_by_id(read.reader, parsed) if parsed is not None else None
         if view is None:
             raise PaymentNotFound(f"payment {payment_id[:40]} does not exist")
         return view
@@ -149,7 +149,7 @@ class PaymentController(PaymentsAPI):
         self, read: NamedDependency[ReadSide], order_id: FromPath[int]
     ) -> PaymentView:
         """The payment of one order (1:1), with its refunds."""
-        view = await payment_by_order(read.db, order_id)
+        view = await payment_by_order(read.reader, order_id)
         if view is None:
             raise PaymentNotFound(f"order {order_id} has no payment")
         return view

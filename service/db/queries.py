@@ -122,6 +122,13 @@ class ReadQueries(Protocol):
     async def outbox_lag(self, conn: Executor) -> Row: ...
 
 
+class ReplicaQueries(Protocol):
+    """sql/replica.sql: the read side's replica check (primary, then replica)."""
+
+    async def primary_wal_position(self, conn: Executor) -> int: ...
+    async def replica_replay_position(self, conn: Executor) -> Row: ...
+
+
 class IdempotencyQueries(Protocol):
     """sql/idempotency.sql. `token` is a claim's: only it completes, ties or releases a key;
     `caller` the fingerprint of the caller whose key it is."""
@@ -182,6 +189,7 @@ class Queries(
     PaymentQueries,
     PaymentBatchQueries,
     ReadQueries,
+    ReplicaQueries,
     IdempotencyQueries,
     OutboxQueries,
     EventQueries,

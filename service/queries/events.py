@@ -10,7 +10,7 @@ from uuid import UUID
 
 import msgspec
 
-from service.db.database import Database
+from service.db.reader import Reader
 from service.db.rows import row_as
 
 
@@ -56,19 +56,24 @@ class UnknownEvent(LookupError):
     """`starting_after` names no event kept (never queued, or deleted after retention)."""
 
 
-async def list_events(db: Database, wanted: EventFilter, page: type[Page]) -> Page:
+async def list_events(reader: Reader, wanted: EventFilter, page: type[Page]) -> Page:
     """A page of events, oldest first, as `page` (EventPage or a subclass)."""
     cursor = wanted.starting_after
-    if cursor is not None and not await db.queries.event_exists(db.pool, event_id=cursor):
-        raise UnknownEvent(f"starting_after {cursor} is not the id of an event kept")
-    rows = db.queries.list_events(
-        db.pool,
-        order_id=wanted.order_id,
-        starting_after=cursor,
-        # One more than asked: whether another page follows, without counting.
-        max_rows=wanted.limit + 1,
+    if cursor is not None:
+        # Not on the replica yet is not unknown: Reader.one asks the primary then.
+        found = await reader.one(lambda q, pool: q.find_event_id(pool, event_id=cursor))
+        if found is None:
+            raise UnknownEvent(f"starting_after {cursor} is not the id of an event kept")
+    rows = await reader.many(
+        lambda q, pool: q.list_events(
+            pool,
+            order_id=wanted.order_id,
+            starting_after=cursor,
+            # One more than asked: whether another page follows, without counting.
+            max_rows=wanted.limit + 1,
+        )
     )
-    events = [event_fields(row) async for row in rows]
+    events = [event_fields(row) for row in rows]
     return row_as({"data": events[: wanted.limit], "has_more": len(events) > wanted.limit}, page)
 
 

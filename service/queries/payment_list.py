@@ -6,7 +6,7 @@ from datetime import datetime
 
 import msgspec
 
-from service.db.database import Database
+from service.db.reader import Reader
 from service.domain.rules import PaymentStatus
 from service.queries.payment_views import PaymentView, view_of
 
@@ -24,15 +24,19 @@ class PaymentPage(msgspec.Struct, frozen=True):
     has_more: bool
 
 
-async def list_payments(db: Database, wanted: PaymentFilter) -> PaymentPage:
-    rows = db.queries.list_payments(
-        db.pool,
-        status=None if wanted.status is None else wanted.status.value,
-        created_gte=wanted.created_gte,
-        created_lt=wanted.created_lt,
-        starting_after=wanted.starting_after,
-        # One more than asked: whether another page follows, without counting.
-        max_rows=wanted.limit + 1,
+async def list_payments(reader: Reader, wanted: PaymentFilter) -> PaymentPage:
+    """From the replica when it is current: a page may then lack the newest payments by
+    up to the lag bound (service/db/reader.py); reading one by id never does."""
+    rows = await reader.many(
+        lambda q, pool: q.list_payments(
+            pool,
+            status=None if wanted.status is None else wanted.status.value,
+            created_gte=wanted.created_gte,
+            created_lt=wanted.created_lt,
+            starting_after=wanted.starting_after,
+            # One more than asked: whether another page follows, without counting.
+            max_rows=wanted.limit + 1,
+        )
     )
-    views = [view_of(row) async for row in rows]
+    views = [view_of(row) for row in rows]
     return PaymentPage(data=views[: wanted.limit], has_more=len(views) > wanted.limit)

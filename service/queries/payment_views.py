@@ -7,10 +7,11 @@ from typing import Any
 
 import msgspec
 
-from service.db.database import Database
+from service.db.queries import Row
+from service.db.reader import Reader
 from service.db.rows import row_as
 from service.domain.model import Payment, PaymentAttempt, Refund
-from service.domain.rules import MAX_ORDER_ID
+from service.domain.rules import MAX_ORDER_ID, PaymentStatus
 
 
 class PaymentView(Payment, frozen=True):
@@ -30,15 +31,22 @@ def _is_bigint_id(value: int) -> bool:
     return 1 <= value <= MAX_ORDER_ID
 
 
-async def payment_by_id(db: Database, payment_id: int) -> PaymentView | None:
+def _settled(row: Row) -> bool:
+    # A create commits PROCESSING before it answers COMPLETED or FAILED: a replica a
+    # moment behind must not show the client the payment it was just told is settled
+    # as still processing, so an unsettled one is read again from the primary.
+    return row["status"] not in (PaymentStatus.PENDING, PaymentStatus.PROCESSING)
+
+
+async def payment_by_id(reader: Reader, payment_id: int) -> PaymentView | None:
     if not _is_bigint_id(payment_id):
         return None
-    row = await db.queries.payment_by_id(db.pool, payment_id=payment_id)
+    row = await reader.one(lambda q, pool: q.payment_by_id(pool, payment_id=payment_id), _settled)
     return view_of(row) if row is not None else None
 
 
-async def payment_by_order(db: Database, order_id: int) -> PaymentView | None:
+async def payment_by_order(reader: Reader, order_id: int) -> PaymentView | None:
     if not _is_bigint_id(order_id):
         return None
-    row = await db.queries.payment_by_order(db.pool, order_id=order_id)
+    row = await reader.one(lambda q, pool: q.payment_by_order(pool, order_id=order_id), _settled)
     return view_of(row) if row is not None else None
