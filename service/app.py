@@ -25,9 +25,10 @@ from service.api.payment_retry import PaymentRetryController
 from service.api.payments import PaymentController
 from service.api.problems import EXCEPTION_HANDLERS
 from service.api.request_id import RequestIdMiddleware
+from service.configuration import load_settings
 from service.lifespan import lifespan
 from service.log_config import configure_logging
-from service.settings import Settings, load_settings
+from service.settings import Settings
 
 # HTTP request counts and latencies; paths grouped by route template.
 PROMETHEUS = PrometheusConfig(app_name="payments", prefix="payments_http", group_path=True)

@@ -19,12 +19,12 @@ import sys
 
 import click
 
+from service.configuration import load_settings
 from service.db.embedded import NoEmbeddedCluster, bin_dir, database_url, existing_database_url
 from service.db.libpq_env import UnsupportedURL, libpq_environment
 from service.db.migrate import migrate
 from service.db.pool import direct_url
 from service.outbox.processes import IN_PROCESS_RELAY_VARIABLE, RelayProcesses
-from service.settings import load_settings
 
 
 @click.group(name="db")

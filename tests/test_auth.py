@@ -18,7 +18,7 @@ import asyncpg
 import httpx
 import pytest
 
-from service.settings import load_settings
+from service.configuration import load_settings
 from tests.support.callbacks import signed_headers
 from tests.support.order_stub import OrderServiceStub
 from tests.support.problems import PROBLEMS

@@ -28,6 +28,7 @@ LAYERS: dict[str, int] = {
     "db": 3,
     "gateway": 2,
     "domain": 2,
+    "configuration": 2,
     "settings": 1,
     "log_config": 1,
     "signing": 0,

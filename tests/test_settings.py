@@ -8,7 +8,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from service.settings import ConfigError, Settings, load_settings
+from service.configuration import ConfigError, load_settings
+from service.settings import Settings
 from tests.support.paths import PROJECT_ROOT
 
 REPO_TOML = PROJECT_ROOT / "litestar.toml"
