@@ -7,13 +7,15 @@ Docker with testcontainers.
 
 Databases are created and dropped with SQL over one admin connection (no
 createdb/dropdb process per test), on a thread of its own so that both the
-synchronous and the asynchronous fixtures can use it, and the next copy of a
-template is made while the current test runs.
+synchronous and the asynchronous fixtures can use it. A test's database is emptied
+for a later test once it is done (tests/support/database_reset.py), and the next one
+is made ready while the current test runs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import shutil
@@ -26,6 +28,8 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+
+from tests.support.database_reset import FreshState, fresh_state, reset
 
 _counter = itertools.count(1)
 T = TypeVar("T")
@@ -73,8 +77,10 @@ class TestPostgres:
         )
         self._thread.start()
         self._admin: asyncpg.Pool = self._call(self._open(tune=embedded))
-        self._spares: dict[str, Future[str]] = {}
-        self._drops: list[Future[None]] = []
+        # Databases ready for the next tests, by template, and what a fresh one looks like.
+        self._ready: dict[str, list[Future[str]]] = {}
+        self._fresh: dict[str, FreshState] = {}
+        self.reused = self.replaced = 0
 
     async def _open(self, *, tune: bool) -> asyncpg.Pool:
         # Two connections: a copy for the next test is made while a drop runs.
@@ -105,14 +111,36 @@ class TestPostgres:
         return name, with_database(self.admin_url, name)
 
     async def copy_of(self, template: str) -> tuple[str, str]:
-        """A fresh copy of `template` (made ahead of time), its name and URL; the next
-        copy is started at once, to be ready for the next test."""
-        ready = self._spares.pop(template, None) or self._submit(
-            self._create(self._next_name(), template)
-        )
-        self._spares[template] = self._submit(self._create(self._next_name(), template))
+        """A database as fresh as a new copy of `template`, its name and URL: one a
+        previous test gave back, or a copy made ahead of time. A next one is always
+        on its way, to be ready for the next test."""
+        queue = self._ready.setdefault(template, [])
+        ready = queue.pop(0) if queue else self._submit(self._create(self._next_name(), template))
+        if not queue:
+            queue.append(self._submit(self._create(self._next_name(), template)))
         name = await asyncio.wrap_future(ready)
-        return name, with_database(self.admin_url, name)
+        url = with_database(self.admin_url, name)
+        if template not in self._fresh:  # learnt from the first copy, before any test uses it
+            self._fresh[template] = await asyncio.wrap_future(self._submit(fresh_state(url)))
+        return name, url
+
+    def give_back(self, name: str, template: str) -> None:
+        """A copy of `template` the test is done with: emptied for a later test (or, if
+        it changed beyond its rows, dropped and replaced), without waiting."""
+        recycled = self._submit(self._recycle(name, template, self._fresh[template]))
+        self._ready.setdefault(template, []).append(recycled)
+
+    async def _recycle(self, name: str, template: str, fresh: FreshState) -> str:
+        new_name = self._next_name()
+        if await reset(with_database(self.admin_url, name), fresh):
+            # Renamed, so that a client the test left behind cannot find it again.
+            with contextlib.suppress(asyncpg.PostgresError):
+                await self._admin.execute(f'ALTER DATABASE "{name}" RENAME TO "{new_name}"')
+                self.reused += 1
+                return new_name
+        await self._drop(name)
+        self.replaced += 1
+        return await self._create(new_name, template)
 
     def drop_database(self, name: str) -> None:
         self._call(self._drop(name))
@@ -120,20 +148,13 @@ class TestPostgres:
     async def drop(self, name: str) -> None:
         await asyncio.wrap_future(self._submit(self._drop(name)))
 
-    def drop_soon(self, name: str) -> None:
-        """Drop a database nobody uses any more without waiting (40 to 80 ms a test):
-        the next test has its copy already. Checked when the server closes."""
-        self._drops = [drop for drop in self._drops if not drop.done() or drop.exception()]
-        self._drops.append(self._submit(self._drop(name)))
-
     async def _drop(self, name: str) -> None:
         await self._admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     def close(self) -> None:
-        for drop in self._drops:
-            drop.result(120)
-        for spare in self._spares.values():
-            self._call(self._drop(spare.result(120)))
+        for queue in self._ready.values():
+            for ready in queue:
+                self._call(self._drop(ready.result(120)))
         self._call(self._admin.close())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
