@@ -32,6 +32,9 @@ import asyncpg
 from tests.support.database_reset import FreshState, fresh_state, reset
 
 _counter = itertools.count(1)
+# URLs of the copies of the migrated template handed to tests: a service started on
+# one need not migrate it again (tests/support/settings.py).
+MIGRATED_URLS: set[str] = set()
 T = TypeVar("T")
 
 # The embedded server is thrown away after the run: its data need not survive a
@@ -120,6 +123,7 @@ class TestPostgres:
             queue.append(self._submit(self._create(self._next_name(), template)))
         name = await asyncio.wrap_future(ready)
         url = with_database(self.admin_url, name)
+        MIGRATED_URLS.add(url)
         if template not in self._fresh:  # learnt from the first copy, before any test uses it
             self._fresh[template] = await asyncio.wrap_future(self._submit(fresh_state(url)))
         return name, url
