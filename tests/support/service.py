@@ -84,7 +84,11 @@ async def serve(settings: Settings) -> AsyncIterator[RunningService]:
 
 @asynccontextmanager
 async def _served(app: Litestar) -> AsyncIterator[RunningService]:
-    port = free_port()
+    # A socket bound here and handed to uvicorn: a port found free and bound later could
+    # be taken in between by another test process (pytest -n).
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    port: int = listener.getsockname()[1]
     # log_config=None: the service's own logging stays as it is, not reconfigured per start.
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", log_config=None, lifespan="on"
@@ -95,8 +99,9 @@ async def _served(app: Litestar) -> AsyncIterator[RunningService]:
     # exit flag ten times a second: a fifth of a second per test, for nothing.
     server.lifespan = config.lifespan_class(config)
     try:
-        await server.startup()
+        await server.startup(sockets=[listener])
     except SystemExit as exc:  # uvicorn's answer to a failed lifespan start-up
+        listener.close()
         raise RuntimeError("service stopped during start-up (see the log above)") from exc
     url = f"http://127.0.0.1:{port}"
     try:
@@ -107,17 +112,20 @@ async def _served(app: Litestar) -> AsyncIterator[RunningService]:
 
 
 async def stop(server: uvicorn.Server) -> None:
-    """uvicorn's shut-down, without its fixed tenth of a second for connections to finish
-    when none is left (the test's client is closed by now): most tests end that way."""
+    """uvicorn's shut-down, without its fixed tenth of a second for connections to finish:
+    none is left when the test's client is closed (most tests end that way), and the
+    others close within milliseconds once told to."""
     for listener in server.servers:
         listener.close()
         await listener.wait_closed()
     # A connection the client just closed is gone once its end-of-file is read.
     for _ in range(3):
         await asyncio.sleep(0)
-    connections = list(server.server_state.connections)
-    for connection in connections:
+    for connection in list(server.server_state.connections):
         connection.shutdown()
-    if connections:
-        await asyncio.sleep(0.1)
+    # uvicorn gives them a tenth of a second; most are gone within a few milliseconds.
+    for _ in range(20):
+        if not server.server_state.connections:
+            break
+        await asyncio.sleep(0.005)
     await server.lifespan.shutdown()
