@@ -107,9 +107,15 @@ async def test_paging_while_payments_are_created_neither_repeats_nor_skips(
 ) -> None:
     existing = await pay_all(svc.client, list(range(1, 61)))
 
+    paged = asyncio.Event()
+
     async def keep_creating() -> None:
-        for order_id in range(1000, 1100):
+        """Creates one after another until the paging is done (not a fixed hundred, most
+        of which came after it)."""
+        order_id = 1000
+        while not paged.is_set():
             await pay(svc.client, order_id)
+            order_id += 1
 
     creating = asyncio.create_task(keep_creating())
     seen: list[int] = []
@@ -119,6 +125,7 @@ async def test_paging_while_payments_are_created_neither_repeats_nor_skips(
         body = await page(svc.client, limit=7, starting_after=seen[-1])
         seen += [p["id"] for p in body["data"]]
         await asyncio.sleep(0.005)
+    paged.set()
     await creating
 
     assert len(seen) == len(set(seen)), "a payment came twice"
