@@ -85,8 +85,9 @@ async def serve(settings: Settings) -> AsyncIterator[RunningService]:
 @asynccontextmanager
 async def _served(app: Litestar) -> AsyncIterator[RunningService]:
     # A socket bound here and handed to uvicorn: a port found free and bound later could
-    # be taken in between by another test process (pytest -n).
-    listener = socket.socket()
+    # be taken in between by another test process (pytest -n). IPPROTO_TCP named, or
+    # asyncio leaves Nagle's algorithm on for its connections: 40 ms per response.
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     listener.bind(("127.0.0.1", 0))
     port: int = listener.getsockname()[1]
     # log_config=None: the service's own logging stays as it is, not reconfigured per start.
