@@ -31,10 +31,10 @@ def template_database(postgres: TestPostgres) -> str:
 
 @pytest.fixture
 async def database_url(postgres: TestPostgres, template_database: str) -> AsyncIterator[str]:
-    """A fresh copy of the template for this test, dropped afterwards."""
+    """A database as fresh as a new copy of the template, for this test alone."""
     name, url = await postgres.copy_of(template_database)
     yield url
-    await postgres.drop(name)
+    postgres.give_back(name, template_database)
 
 
 @pytest.fixture

@@ -3,8 +3,9 @@ calls by default, or one call per order with `--one-by-one`.
 
 The end-to-end tests run the command as an operator would, in a subprocess against the
 service over real HTTP, and check the report, the summary, the exit status, the stored
-payments (GET, tests/sql/) and the Order Service's webhooks. The unit tests at
-the end cover row checks and retries without a service.
+payments (GET, tests/sql/) and the Order Service's webhooks. The tests of what the command
+sends run it in this process, and the unit tests at the end cover row checks and retries
+without a service.
 """
 
 from __future__ import annotations
@@ -88,12 +89,28 @@ async def start_import(
     )
 
 
+async def import_here(path: Path, url: str, *args: str) -> Imported:
+    """The same command in this process, on a thread (it runs its own event loop), for the
+    tests of what it sends: a process start costs a second of imports each time."""
+    unset: dict[str, str | None] = {k: None for k in os.environ if k not in clean_env()}
+    result = await asyncio.to_thread(
+        CliRunner().invoke, import_command, [str(path), "--url", url, *args], env=unset
+    )
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return read_report(result.exit_code, result.stdout, "", path)
+
+
+def read_report(code: int, stdout: str, stderr: str, path: Path) -> Imported:
+    report_path = path.with_name(path.name + ".report.csv")
+    report = list(csv.DictReader(report_path.open(newline=""))) if report_path.exists() else []
+    return Imported(code, stdout, stderr, report)
+
+
 async def finish(process: asyncio.subprocess.Process, path: Path) -> Imported:
     stdout, stderr = await asyncio.wait_for(process.communicate(), 120)
     assert process.returncode is not None
-    report_path = path.with_name(path.name + ".report.csv")
-    report = list(csv.DictReader(report_path.open(newline=""))) if report_path.exists() else []
-    return Imported(process.returncode, stdout.decode(), stderr.decode(), report)
+    return read_report(process.returncode, stdout.decode(), stderr.decode(), path)
 
 
 async def run_import(
@@ -544,12 +561,12 @@ async def test_the_default_sends_batches_of_batch_size_and_one_by_one_sends_rows
     path = write_csv(tmp_path / "orders.csv", [f"{n},{1000 + n}," for n in range(1, 8)])
     runner, url, calls = await recording_service()
     try:
-        batched = await run_import(path, url, "--batch-size", "3")
+        batched = await import_here(path, url, "--batch-size", "3")
         batch_calls = list(calls)
-        again = await run_import(path, url, "--batch-size", "3")
+        again = await import_here(path, url, "--batch-size", "3")
         rerun_calls = calls[len(batch_calls) :]
         calls.clear()
-        single = await run_import(path, url, "--one-by-one")
+        single = await import_here(path, url, "--one-by-one")
     finally:
         await runner.cleanup()
 
@@ -573,8 +590,8 @@ async def test_one_by_one_still_pays_each_row_and_a_batch_rerun_reports_them_pai
     orders = list(range(1, 41))
     path = write_csv(tmp_path / "orders.csv", [f"{n},{300 + n}," for n in orders])
 
-    first = await run_import(path, service.url, "--one-by-one", "--concurrency", "4")
-    second = await run_import(path, service.url)
+    first = await import_here(path, service.url, "--one-by-one", "--concurrency", "4")
+    second = await import_here(path, service.url)
 
     assert (first.code, second.code) == (0, 0), first.stdout + second.stdout
     assert first.outcomes() == ["paid"] * 40

@@ -14,7 +14,10 @@ import pytest
 from service.db import migrate as migrate_module
 from service.db.migrate import migrate, migration_files
 from service.db.sql import MIGRATIONS_DIR, load_queries
+from tests.support.order_stub import OrderServiceStub
 from tests.support.postgres import TestPostgres
+from tests.support.service import serve
+from tests.support.settings import make_settings
 from tests.support.sql import load_test_queries
 
 sql: Any = load_queries()
@@ -62,6 +65,18 @@ async def test_migrate_applies_every_file_in_order_on_an_empty_database(
     assert await migration_records(empty_db) == dict.fromkeys(EXPECTED_VERSIONS, 1)
     for relation in [*RELATIONS, "payment_resource"]:
         assert await checks.relation_exists(empty_db, relation=relation), relation
+
+
+async def test_the_service_migrates_an_empty_database_when_it_starts(
+    empty_database_url: str, empty_db: asyncpg.Connection, order_stub: OrderServiceStub
+) -> None:
+    settings = make_settings(empty_database_url, order_stub.url)
+    assert settings.database.migrate_on_start  # the default, kept for databases not migrated
+
+    async with serve(settings) as running:
+        assert await migration_records(empty_db) == dict.fromkeys(EXPECTED_VERSIONS, 1)
+        created = await running.client.post("/api/v1/payments", json={"order_id": 1, "amount": 500})
+        assert created.status_code == 201, created.text
 
 
 async def test_a_second_migrate_applies_nothing(

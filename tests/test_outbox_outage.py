@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+import pytest
 from click.testing import CliRunner, Result
 
 from service.db.sql import load_queries
@@ -44,6 +45,7 @@ async def cli(database_url: str, *args: str) -> Result:
     return await asyncio.to_thread(CliRunner().invoke, outbox_group, list(args), env=env)
 
 
+@pytest.mark.slow  # the outage lasts seconds on purpose
 async def test_an_outage_longer_than_the_retry_schedule_kills_no_event(
     database_url: str, order_stub: OrderServiceStub, db: asyncpg.Connection
 ) -> None:

@@ -135,7 +135,7 @@ class OrderServiceStub:
             with self._lock:
                 if len(self.accepted) >= count:
                     return list(self.accepted)
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.005)
         with self._lock:
             got = len(self.accepted)
         raise AssertionError(f"expected {count} accepted webhooks within {within}s, got {got}")

@@ -7,13 +7,15 @@ Docker with testcontainers.
 
 Databases are created and dropped with SQL over one admin connection (no
 createdb/dropdb process per test), on a thread of its own so that both the
-synchronous and the asynchronous fixtures can use it, and the next copy of a
-template is made while the current test runs.
+synchronous and the asynchronous fixtures can use it. A test's database is emptied
+for a later test once it is done (tests/support/database_reset.py), and the next one
+is made ready while the current test runs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import shutil
@@ -27,7 +29,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from tests.support.database_reset import FreshState, fresh_state, reset
+
 _counter = itertools.count(1)
+# URLs of the copies of the migrated template handed to tests: a service started on
+# one need not migrate it again (tests/support/settings.py).
+MIGRATED_URLS: set[str] = set()
 T = TypeVar("T")
 
 # The embedded server is thrown away after the run: its data need not survive a
@@ -73,7 +80,10 @@ class TestPostgres:
         )
         self._thread.start()
         self._admin: asyncpg.Pool = self._call(self._open(tune=embedded))
-        self._spares: dict[str, Future[str]] = {}
+        # Databases ready for the next tests, by template, and what a fresh one looks like.
+        self._ready: dict[str, list[Future[str]]] = {}
+        self._fresh: dict[str, FreshState] = {}
+        self.reused = self.replaced = 0
 
     async def _open(self, *, tune: bool) -> asyncpg.Pool:
         # Two connections: a copy for the next test is made while a drop runs.
@@ -104,14 +114,37 @@ class TestPostgres:
         return name, with_database(self.admin_url, name)
 
     async def copy_of(self, template: str) -> tuple[str, str]:
-        """A fresh copy of `template` (made ahead of time), its name and URL; the next
-        copy is started at once, to be ready for the next test."""
-        ready = self._spares.pop(template, None) or self._submit(
-            self._create(self._next_name(), template)
-        )
-        self._spares[template] = self._submit(self._create(self._next_name(), template))
+        """A database as fresh as a new copy of `template`, its name and URL: one a
+        previous test gave back, or a copy made ahead of time. A next one is always
+        on its way, to be ready for the next test."""
+        queue = self._ready.setdefault(template, [])
+        ready = queue.pop(0) if queue else self._submit(self._create(self._next_name(), template))
+        if not queue:
+            queue.append(self._submit(self._create(self._next_name(), template)))
         name = await asyncio.wrap_future(ready)
-        return name, with_database(self.admin_url, name)
+        url = with_database(self.admin_url, name)
+        MIGRATED_URLS.add(url)
+        if template not in self._fresh:  # learnt from the first copy, before any test uses it
+            self._fresh[template] = await asyncio.wrap_future(self._submit(fresh_state(url)))
+        return name, url
+
+    def give_back(self, name: str, template: str) -> None:
+        """A copy of `template` the test is done with: emptied for a later test (or, if
+        it changed beyond its rows, dropped and replaced), without waiting."""
+        recycled = self._submit(self._recycle(name, template, self._fresh[template]))
+        self._ready.setdefault(template, []).append(recycled)
+
+    async def _recycle(self, name: str, template: str, fresh: FreshState) -> str:
+        new_name = self._next_name()
+        if await reset(with_database(self.admin_url, name), fresh):
+            # Renamed, so that a client the test left behind cannot find it again.
+            with contextlib.suppress(asyncpg.PostgresError):
+                await self._admin.execute(f'ALTER DATABASE "{name}" RENAME TO "{new_name}"')
+                self.reused += 1
+                return new_name
+        await self._drop(name)
+        self.replaced += 1
+        return await self._create(new_name, template)
 
     def drop_database(self, name: str) -> None:
         self._call(self._drop(name))
@@ -123,8 +156,9 @@ class TestPostgres:
         await self._admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     def close(self) -> None:
-        for spare in self._spares.values():
-            self._call(self._drop(spare.result(120)))
+        for queue in self._ready.values():
+            for ready in queue:
+                self._call(self._drop(ready.result(120)))
         self._call(self._admin.close())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)

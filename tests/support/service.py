@@ -11,10 +11,12 @@ from dataclasses import dataclass
 from functools import cache
 
 import httpx
+import msgspec
 import uvicorn
 from litestar import Litestar
 
 from service.app import create_app
+from service.log_config import configure_logging
 from service.settings import Settings
 
 
@@ -39,11 +41,55 @@ def free_port() -> int:
         return port
 
 
+# Apps built by create_app and stopped, by their settings apart from the two URLs.
+_idle_apps: dict[bytes, list[Litestar]] = {}
+
+
+def _shape(settings: Settings) -> bytes:
+    """The settings without the database and Order Service URLs, which change per test."""
+    return msgspec.json.encode(
+        msgspec.structs.replace(
+            settings,
+            database=msgspec.structs.replace(settings.database, url=""),
+            order_service=msgspec.structs.replace(settings.order_service, url=""),
+        )
+    )
+
+
+@asynccontextmanager
+async def app_for(settings: Settings) -> AsyncIterator[Litestar]:
+    """create_app(settings), or a stopped app create_app built from the same settings
+    but for the URLs, given those: Litestar spends 50 to 90 ms of CPU building an app,
+    most of a short test. create_app reads both URLs nowhere; the lifespan and the
+    middleware read them from app.state.settings at each start and request, and the
+    lifespan builds everything that lives in app.state anew."""
+    shape = _shape(settings)
+    idle = _idle_apps.setdefault(shape, [])
+    if idle:
+        app = idle.pop()
+        configure_logging()  # as create_app does
+        app.state.settings = settings
+    else:
+        app = create_app(settings)
+    yield app
+    idle.append(app)  # not after a failed start-up or stop: that app is not reused
+
+
 @asynccontextmanager
 async def serve(settings: Settings) -> AsyncIterator[RunningService]:
     """Start create_app(settings) under uvicorn on a free port; stop it afterwards."""
-    app = create_app(settings)
-    port = free_port()
+    async with app_for(settings) as app, _served(app) as running:
+        yield running
+
+
+@asynccontextmanager
+async def _served(app: Litestar) -> AsyncIterator[RunningService]:
+    # A socket bound here and handed to uvicorn: a port found free and bound later could
+    # be taken in between by another test process (pytest -n). IPPROTO_TCP named, or
+    # asyncio leaves Nagle's algorithm on for its connections: 40 ms per response.
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    listener.bind(("127.0.0.1", 0))
+    port: int = listener.getsockname()[1]
     # log_config=None: the service's own logging stays as it is, not reconfigured per start.
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", log_config=None, lifespan="on"
@@ -54,8 +100,9 @@ async def serve(settings: Settings) -> AsyncIterator[RunningService]:
     # exit flag ten times a second: a fifth of a second per test, for nothing.
     server.lifespan = config.lifespan_class(config)
     try:
-        await server.startup()
+        await server.startup(sockets=[listener])
     except SystemExit as exc:  # uvicorn's answer to a failed lifespan start-up
+        listener.close()
         raise RuntimeError("service stopped during start-up (see the log above)") from exc
     url = f"http://127.0.0.1:{port}"
     try:
@@ -66,17 +113,20 @@ async def serve(settings: Settings) -> AsyncIterator[RunningService]:
 
 
 async def stop(server: uvicorn.Server) -> None:
-    """uvicorn's shut-down, without its fixed tenth of a second for connections to finish
-    when none is left (the test's client is closed by now): most tests end that way."""
+    """uvicorn's shut-down, without its fixed tenth of a second for connections to finish:
+    none is left when the test's client is closed (most tests end that way), and the
+    others close within milliseconds once told to."""
     for listener in server.servers:
         listener.close()
         await listener.wait_closed()
     # A connection the client just closed is gone once its end-of-file is read.
     for _ in range(3):
         await asyncio.sleep(0)
-    connections = list(server.server_state.connections)
-    for connection in connections:
+    for connection in list(server.server_state.connections):
         connection.shutdown()
-    if connections:
-        await asyncio.sleep(0.1)
+    # uvicorn gives them a tenth of a second; most are gone within a few milliseconds.
+    for _ in range(20):
+        if not server.server_state.connections:
+            break
+        await asyncio.sleep(0.005)
     await server.lifespan.shutdown()
