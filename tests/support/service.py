@@ -42,16 +42,18 @@ def free_port() -> int:
 
 
 # Apps built by create_app and stopped, by their settings apart from the two URLs.
+_ANY_URL = "http://any"
 _idle_apps: dict[bytes, list[Litestar]] = {}
 
 
 def _shape(settings: Settings) -> bytes:
-    """The settings without the database and Order Service URLs, which change per test."""
+    """The settings without the database and Order Service URLs, which change per test
+    (a placeholder, not "", since some settings require a URL)."""
     return msgspec.json.encode(
         msgspec.structs.replace(
             settings,
-            database=msgspec.structs.replace(settings.database, url=""),
-            order_service=msgspec.structs.replace(settings.order_service, url=""),
+            database=msgspec.structs.replace(settings.database, url=_ANY_URL),
+            order_service=msgspec.structs.replace(settings.order_service, url=_ANY_URL),
         )
     )
 
