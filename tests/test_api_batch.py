@@ -213,7 +213,7 @@ async def test_in_async_gateway_mode_items_are_201_processing_without_a_webhook(
     assert [r["status"] for r in results] == [201, 201]
     assert [r["payment"] for r in results] == stored
     assert {r["payment"]["status"] for r in results} == {"PROCESSING"}
-    await asyncio.sleep(0.3)
+    # The service (and its relay) has stopped: any webhook would have been sent by now.
     assert order_stub.accepted == []
 
 

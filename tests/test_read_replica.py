@@ -113,6 +113,7 @@ async def pay(client: httpx.AsyncClient, order_id: int) -> dict[str, Any]:
     return payment
 
 
+@pytest.mark.slow  # a streaming standby: a second PostgreSQL server
 async def test_reads_are_served_by_the_standby(database_url: str, standby: Standby) -> None:
     queries = load_queries()
     primary = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
@@ -140,6 +141,7 @@ async def test_reads_are_served_by_the_standby(database_url: str, standby: Stand
         await primary.close()
 
 
+@pytest.mark.slow  # a streaming standby: a second PostgreSQL server
 async def test_reads_through_the_api_come_from_the_standby(
     on_replica: RunningService, standby: Standby
 ) -> None:
@@ -160,6 +162,7 @@ async def test_reads_through_the_api_come_from_the_standby(
     assert (reads("replica") - before[0], reads("primary") - before[1]) == (11, 0)
 
 
+@pytest.mark.slow  # a streaming standby: a second PostgreSQL server
 async def test_a_new_payment_is_read_back_at_once_by_id_and_by_order(
     on_replica: RunningService,
 ) -> None:
@@ -181,6 +184,7 @@ def fallbacks(reason: str) -> float:
     return REGISTRY.get_sample_value("payments_replica_fallbacks_total", {"reason": reason}) or 0.0
 
 
+@pytest.mark.slow  # a streaming standby: a second PostgreSQL server
 async def test_a_payment_the_standby_has_not_replayed_is_read_from_the_primary(
     standby: Standby, database_url: str, order_stub: OrderServiceStub
 ) -> None:
@@ -200,6 +204,7 @@ async def test_a_payment_the_standby_has_not_replayed_is_read_from_the_primary(
         await checks.resume_replay(replica)
 
 
+@pytest.mark.slow  # a streaming standby: a second PostgreSQL server
 async def test_a_lagging_standby_is_skipped_and_readiness_says_so(
     standby: Standby, database_url: str, order_stub: OrderServiceStub
 ) -> None:
@@ -266,6 +271,7 @@ async def test_the_standby_stopped_under_load_fails_no_read(
     )
 
 
+@pytest.mark.slow  # a streaming standby: a second PostgreSQL server
 async def test_a_standby_down_at_start_leaves_reads_on_the_primary(
     database_url: str, order_stub: OrderServiceStub, tmp_path: Any
 ) -> None:

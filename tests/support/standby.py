@@ -104,8 +104,9 @@ class Standby:
         queries = load_queries()
         primary = await asyncpg.connect(self.primary_url)
         try:
+            # Everything committed, written out or not, then a commit beyond it.
+            target = await load_test_queries().wal_inserted_position(primary)
             await load_test_queries().flush_wal(primary)
-            target = await queries.primary_wal_position(primary)
         finally:
             await primary.close()
         deadline = time.monotonic() + within
