@@ -43,9 +43,9 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
 
     The service never changes session state on pooled connections (no SET, no
     LISTEN, no advisory session locks, no temporary tables, no cursors outside a
-    transaction; LISTEN has its own connection), so the default
-    `RESET ALL; UNLISTEN *; CLOSE ALL; SELECT pg_advisory_unlock_all()` would be
-    a wasted round trip on every release. Through a transaction pooler it would
+    transaction; LISTEN has its own connection), so asyncpg's default reset (it
+    resets settings, stops listening, closes cursors and releases advisory locks)
+    would be a wasted round trip on every release. Through a transaction pooler it would
     also be wrong: it would reach whichever server connection came next, not this
     session's. asyncpg still rolls back a transaction left open, which a
     transaction pooler needs too, to get its server connection back.
