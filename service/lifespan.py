@@ -36,9 +36,9 @@ GAUGES_REFRESH_SECONDS = 5.0
 @asynccontextmanager
 async def lifespan(app: Litestar) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    if not settings.order_service.webhook_secret:
+    if not settings.order_service.webhook_secrets:
         log.warning("PAYMENTS_WEBHOOK_SECRET is not set: order webhooks are sent unsigned")
-    if not settings.gateway.callback_secret:
+    if not settings.gateway.callback_secrets:
         log.warning("PAYMENTS_GATEWAY_SECRET is not set: every gateway callback is refused")
     url = database_url(settings.database)
     if settings.database.migrate_on_start:

@@ -87,7 +87,8 @@ class GatewaySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     def __post_init__(self) -> None:
         for amount, code in self.decline_codes.items():
-            if not amount.isdigit():
+            # ASCII digits only: isdigit() also takes "²" and other scripts' digits.
+            if not (amount.isascii() and amount.isdigit()):
                 raise ValueError(f"gateway.decline_codes: {amount!r} is not a whole yen amount")
             if not FAILURE_CODE.fullmatch(code):
                 raise ValueError(f"gateway.decline_codes: {code!r} is not a failure code")

@@ -61,8 +61,14 @@ def test_every_known_failure_code_has_a_message_and_an_unknown_one_a_generic_mes
 
 @pytest.mark.parametrize(
     "decline_codes",
-    [{"5000.5": "card_declined"}, {"-1": "card_declined"}, {"5000": "Card Declined!"}],
-    ids=["not-whole-yen", "negative", "not-a-code"],
+    [
+        {"5000.5": "card_declined"},
+        {"-1": "card_declined"},
+        {"5000": "Card Declined!"},
+        {"\u00b2": "card_declined"},
+        {"\u0661\u0660\u0660": "card_declined"},
+    ],
+    ids=["not-whole-yen", "negative", "not-a-code", "superscript-digit", "arabic-digits"],
 )
 def test_a_decline_rule_that_is_not_an_amount_and_a_code_is_refused(
     decline_codes: dict[str, str],

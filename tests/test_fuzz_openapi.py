@@ -108,6 +108,7 @@ async def test_schemathesis_runs_every_check_in_every_phase_without_a_failure(
     async with serve(settings) as service:
         run = await run_schemathesis(service.url, tmp_path / "report.json", *headers)
         ready = await service.client.get("/health/ready")
+        document = (await service.client.get("/schema/openapi.json")).json()
 
     print(
         f"\nschemathesis {schemathesis.SCHEMATHESIS_VERSION}, {auth}: "
@@ -115,6 +116,11 @@ async def test_schemathesis_runs_every_check_in_every_phase_without_a_failure(
         f"by tests/support/fuzz_hooks.py; phases {run['phases']}"
     )
     assert run["exit_code"] == 0 and not run["failures"] and not run["errors"], run["output"]
+    # The operations tested are the document's, and the document's are these.
+    served = {
+        f"{method.upper()} {path}" for path, item in document["paths"].items() for method in item
+    }
+    assert served == EXPECTED_OPERATIONS
     assert run["operations"]["tested"] == len(EXPECTED_OPERATIONS), run["output"]
     assert all(phase["status"] == "success" for phase in run["phases"].values()), run["phases"]
     assert ready.status_code == 200, ready.text

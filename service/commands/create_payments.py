@@ -15,7 +15,7 @@ from decimal import Decimal
 
 from service.commands.attempts import Attempt, declined, earlier_payments
 from service.commands.messages import CreatePayments
-from service.commands.settlement import gateway_unavailable, settlement_of
+from service.commands.settlement import gateway_unavailable, log_outcome, settlement_of
 from service.db.session import NewPayment, Settlement
 from service.db.unit_of_work import UnitOfWork
 from service.domain.errors import DomainError, DuplicateOrder, InvalidPayment
@@ -130,7 +130,6 @@ async def _charge_and_settle(
         current = await session.find_payments(others) if others else []
     for payment in (*settled, *current):
         PAYMENTS.labels(payment.status.lower()).inc()
-        fields = {"payment_id": payment.id, "order_id": payment.order_id, "status": payment.status}
-        log.info("payment %s of order %s %s", *fields.values(), extra=fields)
+        log_outcome(payment, log)
         ended[payment.id] = ItemOutcome(payment=payment, error=declined(payment))
     return ended

@@ -131,4 +131,8 @@ async def stop(server: uvicorn.Server) -> None:
         if not server.server_state.connections:
             break
         await asyncio.sleep(0.005)
+    # A request still being handled (a connection cut mid-request) finishes before the
+    # lifespan closes its pools, and before app_for hands the app to another test.
+    if server.server_state.tasks:
+        await asyncio.wait(set(server.server_state.tasks), timeout=5)
     await server.lifespan.shutdown()

@@ -1,0 +1,51 @@
+"""The test databases' reuse (tests/support/database_reset.py): a used database counts as
+fresh only when emptying its tables made it like a new copy of the template."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from tests.support.database_reset import fresh_state, reset
+from tests.support.payments import insert_processing
+from tests.support.postgres import TestPostgres
+from tests.support.sql import load_test_queries
+
+checks = load_test_queries()
+
+
+@pytest.fixture
+async def copy_url(postgres: TestPostgres, template_database: str) -> AsyncIterator[str]:
+    name, url = postgres.create_database(template_database)
+    yield url
+    await postgres.drop(name)
+
+
+async def test_a_database_with_rows_is_emptied_and_its_ids_start_again(copy_url: str) -> None:
+    fresh = await fresh_state(copy_url)
+    used = await asyncpg.connect(copy_url)
+    await insert_processing(used, 1)
+    await insert_processing(used, 2)
+
+    assert await reset(copy_url, fresh) is True
+    used.terminate()  # the reset ended its session
+    connection = await asyncpg.connect(copy_url)
+    try:
+        assert int(await checks.count_payments(connection)) == 0
+        assert (await insert_processing(connection, 3))["id"] == 1
+    finally:
+        await connection.close()
+
+
+@pytest.mark.parametrize("change", ["add_stray_column", "change_a_seeded_row"])
+async def test_a_change_beyond_rows_makes_it_not_fresh(copy_url: str, change: str) -> None:
+    fresh = await fresh_state(copy_url)
+    connection = await asyncpg.connect(copy_url)
+    try:
+        await getattr(checks, change)(connection)
+    finally:
+        await connection.close()
+
+    assert await reset(copy_url, fresh) is False
