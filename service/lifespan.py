@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import msgspec
 from litestar import Litestar
@@ -40,12 +40,29 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         log.warning("PAYMENTS_WEBHOOK_SECRET is not set: order webhooks are sent unsigned")
     if not settings.gateway.callback_secrets:
         log.warning("PAYMENTS_GATEWAY_SECRET is not set: every gateway callback is refused")
-    url = database_url(settings.database)
-    if settings.database.migrate_on_start:
-        await migrate(direct_url(settings.database, url))
-    queries = load_queries()
-    db = Database(await create_pool(url, settings.database), queries)
-    reader = await open_reader(db, settings.database)
+    # Each resource is released (last first) however far start-up got: a failed step
+    # must not leave pools open or the embedded PostgreSQL running.
+    async with AsyncExitStack() as resources:
+        url = database_url(settings.database)
+        resources.callback(detach_embedded)
+        if settings.database.migrate_on_start:
+            await migrate(direct_url(settings.database, url))
+        queries = load_queries()
+        db = Database(await create_pool(url, settings.database), queries)
+        resources.push_async_callback(db.pool.close)
+        reader = await open_reader(db, settings.database)
+        if reader.replica is not None:
+            resources.push_async_callback(reader.replica.close)
+        async with _serving(app, settings, url, db, reader):
+            yield
+
+
+@asynccontextmanager
+async def _serving(
+    app: Litestar, settings: Settings, url: str, db: Database, reader: Reader
+) -> AsyncIterator[None]:
+    """The write and read sides, the in-process relay and the periodic work, on open pools."""
+    queries = db.queries
     wakeup = OutboxWakeup()
     uow = UnitOfWork(
         db.pool,
@@ -108,10 +125,6 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
             await relay.stop()
         notifier.cancel()
         await asyncio.gather(*tasks, notifier, return_exceptions=True)
-        if reader.replica is not None:
-            await reader.replica.close()
-        await db.pool.close()
-        detach_embedded()
 
 
 async def open_reader(db: Database, settings: DatabaseSettings) -> Reader:

@@ -20,3 +20,9 @@ SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))
 SELECT count(*)
   FROM pg_stat_activity
  WHERE datname = current_database() AND wait_event_type = 'Lock';
+
+-- name: count_other_sessions()$
+-- How many sessions of this database there are besides the asking one.
+SELECT count(*)
+  FROM pg_stat_activity
+ WHERE datname = current_database() AND pid <> pg_backend_pid();

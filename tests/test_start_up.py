@@ -1,0 +1,29 @@
+"""A start-up that fails part way releases what it had opened (service/lifespan.py)."""
+
+from __future__ import annotations
+
+import asyncpg
+import pytest
+
+from tests.support.order_stub import OrderServiceStub
+from tests.support.service import serve
+from tests.support.settings import make_settings
+from tests.support.sql import load_test_queries
+
+checks = load_test_queries()
+
+
+async def test_a_failed_start_up_step_leaves_no_connection_open(
+    database_url: str, order_stub: OrderServiceStub, db: asyncpg.Connection
+) -> None:
+    # The relay refuses this setting after the pool (4 connections at least) is open.
+    settings = make_settings(
+        database_url,
+        order_stub.url,
+        outbox={"lease_seconds": 1.0, "request_timeout_seconds": 5.0},
+    )
+    with pytest.raises(RuntimeError, match="start-up"):
+        async with serve(settings):
+            pass
+
+    assert int(await checks.count_other_sessions(db)) == 0
