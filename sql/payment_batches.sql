@@ -1,7 +1,8 @@
 -- The two steps of creating payments, each one statement for many payments: the
 -- items of a batch (POST /api/v1/payments/batch), or the single creates that arrive
 -- together (service/db/group_commit.py). Every row is an ordinary payment of one order.
--- settle_payments also ends a retry's attempt (service/commands/retry_payment.py).
+-- settle_payments settles every payment, one or many: creates, retries
+-- (service/commands/retry_payment.py), gateway callbacks and the reconciler.
 
 -- name: insert_processing_many(order_ids, amounts, currencies)
 -- Step 1 for many orders at once: record each payment as PROCESSING, with its first
@@ -28,10 +29,14 @@ SELECT * FROM created;
 -- name: settle_payments(payment_ids, transaction_ids, statuses, failure_codes, failure_messages, request_ids, from_statuses)
 -- Moves each payment to its status (COMPLETED, or FAILED with its failure_code and
 -- failure_message), ends its attempt and queues its order webhook, if its status is
--- still one of from_statuses and its transaction_id still the one given (as
--- settle_payment does, row by row). Returns a row per payment settled; one that had
--- moved on (settled by a callback or the reconciler, or retried since) returns none.
--- request_ids: each webhook carries the id of the API call that caused it.
+-- still one of from_statuses (the state machine's sources of those statuses,
+-- service/domain/rules.py: PROCESSING) and its transaction_id still its latest
+-- attempt's (a decision about an attempt a retry superseded changes nothing). Returns a
+-- row per payment settled; one that had moved on (settled by a callback or the
+-- reconciler, or retried since) returns none: settling is idempotent. No NOTIFY here:
+-- it would serialise commits (service/outbox/wakeup.py wakes the relays after the
+-- commit instead). request_ids: each webhook carries the id of the API call that
+-- caused it.
 WITH decided AS (
     SELECT item.id, item.transaction_id, item.status, item.failure_code, item.failure_message,
            item.request_id
@@ -67,8 +72,8 @@ SELECT settled.*
   FROM settled JOIN queued ON queued.payment_id = settled.id;
 
 -- name: find_payments(payment_ids)
--- The payments as the write side sees them (no refunds), by id: how a batch
--- reports the items someone else settled first.
+-- The payments as the write side sees them (no refunds), by id: how a batch reports
+-- the items someone else settled first, and a refused change explains itself.
 SELECT id, order_id, amount, currency, status, payment_method, transaction_id,
        created_at, updated_at, failure_code, failure_message
   FROM payments

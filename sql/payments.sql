@@ -1,38 +1,7 @@
--- Write side of one payment: the statements of gateway callbacks, the reconciler
--- and refunds (creating payments is in payment_batches.sql). Each status change and
+-- Write side of one payment: retries, gateway callbacks, the reconciler and refunds
+-- (creating and settling payments, one or many, is in payment_batches.sql). Each status change and
 -- its outbox row are one statement, so they commit together even without an
 -- explicit transaction.
-
--- name: settle_payment(payment_id, transaction_id, status, failure_code, failure_message, from_statuses, request_id)^
--- Moves a payment to COMPLETED or FAILED (with why: failure_code and failure_message,
--- NULL for COMPLETED), ends its attempt and queues its order webhook, if its status is
--- still one of from_statuses (the state machine's sources of that status,
--- service/domain/rules.py: PROCESSING) and transaction_id is still its latest attempt's
--- (a decision about an attempt a retry superseded changes nothing). No NOTIFY here: it
--- would serialise commits (service/outbox/wakeup.py wakes the relays after the commit
--- instead). Returns no row when the payment had moved on (already settled by a callback
--- or the reconciler, or retried since): settling is idempotent.
-WITH settled AS (
-    UPDATE payments
-       SET status = :status, failure_code = :failure_code, failure_message = :failure_message,
-           updated_at = now()
-     WHERE id = :payment_id AND transaction_id = :transaction_id
-       AND status = ANY(CAST(:from_statuses AS text[]))
- RETURNING id, order_id, amount, currency, status, payment_method, transaction_id,
-           created_at, updated_at, failure_code, failure_message
-), ended AS (
-    UPDATE payment_attempts
-       SET status = settled.status, failure_code = settled.failure_code, settled_at = now()
-      FROM settled
-     WHERE payment_attempts.transaction_id = settled.transaction_id
-), queued AS (
-    INSERT INTO outbox (order_id, payment_id, body, request_id)
-    SELECT order_id, id, order_webhook_body(status, transaction_id), :request_id
-      FROM settled
-    RETURNING id
-)
-SELECT settled.*
-  FROM settled CROSS JOIN queued;
 
 -- name: start_retry(payment_id, from_statuses)^
 -- A retry's first step: moves a payment back to PROCESSING under a new transaction_id
@@ -54,13 +23,6 @@ WITH retried AS (
       FROM retried
 )
 SELECT * FROM retried;
-
--- name: find_payment(payment_id)^
--- The payment as the write side sees it (no refunds), to explain a refused change.
-SELECT id, order_id, amount, currency, status, payment_method, transaction_id,
-       created_at, updated_at, failure_code, failure_message
-  FROM payments
- WHERE id = :payment_id;
 
 -- name: lock_payment_by_transaction(transaction_id)^
 -- A gateway callback's payment, locked until its transaction ends, found by any of its

@@ -4,7 +4,7 @@
 -- Full refund of a COMPLETED payment (from_statuses: the state machine's sources
 -- of REFUNDED, service/domain/rules.py): marks it REFUNDED, records the refund and
 -- queues the `refunded` order webhook, in one statement (the relays are woken
--- after the commit, see settle_payment). The row lock taken by
+-- after the commit, see settle_payments). The row lock taken by
 -- the UPDATE makes concurrent refunds of one payment wait and then find it
 -- REFUNDED, so exactly one succeeds. Returns no row when the payment is missing,
 -- not COMPLETED, or the requested amount is not the payment's.

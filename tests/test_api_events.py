@@ -14,9 +14,10 @@ import httpx
 import pytest
 
 from service.db.sql import load_queries
+from service.domain.rules import PaymentStatus
 from service.outbox.maintenance import purge_delivered
 from tests.support.order_stub import Answer, OrderServiceStub, ReceivedWebhook
-from tests.support.payments import insert_processing
+from tests.support.payments import insert_processing, settle
 from tests.support.problems import assert_problem
 from tests.support.relay_helpers import relay_settings, running_relay, wait_until
 from tests.support.service import RunningService, serve
@@ -168,16 +169,7 @@ async def test_an_event_that_commits_late_comes_after_the_pages_read_without_it(
     late = db.transaction()
     await late.start()
     # Queues order 2's event (drawing its seq) and stays uncommitted while order 3's commits.
-    await load_queries().settle_payment(
-        db,
-        payment_id=processing["id"],
-        transaction_id=processing["transaction_id"],
-        status="COMPLETED",
-        failure_code=None,
-        failure_message=None,
-        from_statuses=["PROCESSING"],
-        request_id=None,
-    )
+    await settle(db, processing["id"], processing["transaction_id"], PaymentStatus.COMPLETED)
     await pay(svc.client, 3)
     # Listing order 3's now would let a client page past order 2's, which has the lower seq.
     assert (await page(svc.client, starting_after=early["id"]))["data"] == []

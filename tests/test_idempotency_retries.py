@@ -21,9 +21,10 @@ import httpx
 import pytest
 
 from service.api.dependencies import WriteSide
-from service.db.sql import load_queries
+from service.domain.rules import PaymentStatus
 from service.gateway import GatewayDecision, PaymentGateway
 from tests.support.order_stub import OrderServiceStub
+from tests.support.payments import settle
 from tests.support.problems import PROBLEMS, assert_problem
 from tests.support.relay_helpers import wait_until
 from tests.support.service import RunningService, serve
@@ -357,14 +358,11 @@ async def test_a_request_whose_key_was_taken_over_cannot_settle_it_first(
             gateway_answers.set()
             late = await first  # A answers while B still runs
             # A callback settles the payment meanwhile: B's answer differs from A's.
-            await load_queries().settle_payment(
+            await settle(
                 blocker,
-                payment_id=payment_id,
-                transaction_id=await checks.payment_transaction_id(blocker, payment_id=payment_id),
-                status="COMPLETED",
-                failure_code=None,
-                failure_message=None,
-                from_statuses=["PROCESSING"],
+                payment_id,
+                await checks.payment_transaction_id(blocker, payment_id=payment_id),
+                PaymentStatus.COMPLETED,
                 request_id="a-callback",
             )
             await transaction.commit()

@@ -15,6 +15,7 @@ from service.db import migrate as migrate_module
 from service.db.migrate import migrate, migration_files
 from service.db.sql import MIGRATIONS_DIR, load_queries
 from tests.support.order_stub import OrderServiceStub
+from tests.support.payments import find_payment
 from tests.support.postgres import TestPostgres
 from tests.support.service import serve
 from tests.support.settings import make_settings
@@ -204,6 +205,6 @@ async def test_the_schema_refuses_a_refund_that_breaks_a_rule(
 
 async def test_the_schema_stores_amounts_exactly(db: asyncpg.Connection) -> None:
     payment_id = await insert_payment(db, amount=Decimal(999_999))
-    row = await sql.find_payment(db, payment_id=payment_id)
+    row = await find_payment(db, payment_id)
     assert row["amount"] == Decimal(999_999)
     assert isinstance(row["amount"], Decimal)

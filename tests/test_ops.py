@@ -27,7 +27,7 @@ from service.ops import ops_group
 from service.ops.cli import parse_value
 from service.ops.queries import ops_queries
 from tests.support.order_stub import OrderServiceStub
-from tests.support.payments import insert_processing
+from tests.support.payments import find_payment, insert_processing
 from tests.support.service import serve
 from tests.support.settings import make_settings
 from tests.support.sql import load_test_queries
@@ -84,7 +84,7 @@ async def populated(
         row = await insert_processing(db, order_id, Decimal(amount))
         await checks.age_payment(db, payment_id=row["id"], seconds=age)
     payment_of = {o: await checks.payment_id_of_order(db, order_id=o) for o in range(101, 107)}
-    payment_102 = await sql.find_payment(db, payment_id=payment_of[102])
+    payment_102 = await find_payment(db, payment_of[102])
     await sql.record_gateway_event(
         db, webhook_id="cb-102", transaction_id=payment_102["transaction_id"], status="completed"
     )

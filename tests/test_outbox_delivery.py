@@ -11,9 +11,9 @@ import asyncpg
 import msgspec
 import pytest
 
-from service.db.sql import load_queries
 from service.signing import secret_key, verify
 from tests.support.order_stub import Answer, OrderServiceStub, ReceivedWebhook
+from tests.support.payments import find_payment
 from tests.support.relay_helpers import (
     all_events,
     create_payments,
@@ -33,7 +33,7 @@ async def test_payment_sends_webhook_with_exact_body_and_signed_headers(
         [payment_id] = await create_payments(database_url, [4242])
         [call] = await order_stub.wait_for_accepted(1)
 
-    payment = await load_queries().find_payment(db, payment_id=payment_id)
+    payment = await find_payment(db, payment_id)
     [event] = await all_events(db)
     expected = (
         b'{"payment_status":"completed","transaction_id":"%s"}'

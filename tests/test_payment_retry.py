@@ -28,7 +28,7 @@ from service.gateway import SimulatedGateway
 from service.settings import GatewaySettings
 from tests.support.callbacks import signed_headers
 from tests.support.order_stub import OrderServiceStub
-from tests.support.payments import payment_in
+from tests.support.payments import payment_in, settle
 from tests.support.problems import assert_problem
 from tests.support.service import RunningService, serve
 from tests.support.settings import make_settings
@@ -291,16 +291,7 @@ async def test_a_settlement_naming_an_earlier_attempt_changes_nothing(
     old = await checks.payment_transaction_id(db, payment_id=payment_id)
     await sql.start_retry(db, payment_id=payment_id, from_statuses=RETRY_SOURCES)
 
-    stale = await sql.settle_payment(
-        db,
-        payment_id=payment_id,
-        transaction_id=old,
-        status="COMPLETED",
-        failure_code=None,
-        failure_message=None,
-        from_statuses=sources_of(PaymentStatus.COMPLETED),
-        request_id="reconciler",
-    )
+    stale = await settle(db, payment_id, old, PaymentStatus.COMPLETED, request_id="reconciler")
 
     assert stale is None
     assert await checks.payment_status(db, payment_id=payment_id) == "PROCESSING"

@@ -5,7 +5,6 @@ fiction."""
 from __future__ import annotations
 
 import inspect
-import uuid
 from typing import Any
 
 import asyncpg
@@ -54,24 +53,31 @@ def test_each_declared_query_takes_exactly_the_sql_parameters() -> None:
 
 async def test_keyword_parameters_reach_the_statement_in_their_places(database_url: str) -> None:
     # Given in another order than the SQL names them: aiosql binds each to its own $n.
+    # Two text arrays side by side (codes, messages) show a swap as a wrong value.
     queries = load_queries()
     connection = await asyncpg.connect(database_url)
     try:
-        settled = await queries.settle_payment(
-            connection,
-            request_id="r",
-            from_statuses=["PROCESSING"],
-            status="COMPLETED",
-            failure_message=None,
-            transaction_id=uuid.uuid4(),
-            failure_code=None,
-            payment_id=1,
-        )
         rows = queries.insert_processing_many(
             connection, currencies=["JPY"], amounts=[1234], order_ids=[77]
         )
         [row] = [row async for row in rows]
+        settled = queries.settle_payments(
+            connection,
+            request_ids=["r"],
+            from_statuses=["PROCESSING"],
+            failure_messages=["the message"],
+            statuses=["FAILED"],
+            transaction_ids=[row["transaction_id"]],
+            failure_codes=["the_code"],
+            payment_ids=[row["id"]],
+        )
+        [failed] = [payment async for payment in settled]
     finally:
         await connection.close()
-    assert settled is None  # no payment 1 yet: nothing settled, nothing raised
     assert (row["order_id"], row["amount"], row["currency"]) == (77, 1234, "JPY")
+    assert (failed["status"], failed["failure_code"], failed["failure_message"]) == (
+        "FAILED",
+        "the_code",
+        "the message",
+    )
+    assert failed["request_id"] == "r"

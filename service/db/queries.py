@@ -37,22 +37,9 @@ Rows: TypeAlias = AsyncIterator[asyncpg.Record]
 class PaymentQueries(Protocol):
     """sql/payments.sql, sql/refunds.sql, sql/gateway_events.sql: the write side."""
 
-    async def settle_payment(
-        self,
-        conn: Executor,
-        *,
-        payment_id: int,
-        transaction_id: UUID,
-        status: str,
-        failure_code: str | None,
-        failure_message: str | None,
-        from_statuses: Sequence[str],
-        request_id: str | None,
-    ) -> Row | None: ...
     async def start_retry(
         self, conn: Executor, *, payment_id: int, from_statuses: Sequence[str]
     ) -> Row | None: ...
-    async def find_payment(self, conn: Executor, *, payment_id: int) -> Row | None: ...
     async def lock_payment_by_transaction(
         self, conn: Executor, *, transaction_id: UUID
     ) -> Row | None: ...

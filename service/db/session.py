@@ -53,20 +53,8 @@ class Session:
         """COMPLETED or FAILED with its order webhook queued; None when the payment
         could no longer move there (someone else settled it, and that stands) or its
         attempt is no longer the latest (a retry superseded it)."""
-        row = await self._sql.settle_payment(
-            self.connection,
-            payment_id=settlement.payment_id,
-            transaction_id=settlement.transaction_id,
-            status=settlement.status.value,
-            failure_code=settlement.failure_code,
-            failure_message=settlement.failure_message,
-            from_statuses=sources_of(settlement.status),
-            request_id=settlement.request_id,
-        )
-        if row is None:
-            return None
-        self.queued_webhooks = True
-        return row_as(row, Payment)
+        settled = await self.settle_many([settlement])
+        return settled[0] if settled else None
 
     async def start_retry(self, payment_id: int) -> Payment | None:
         """The payment back in PROCESSING under a new transaction_id, its new attempt
@@ -131,8 +119,8 @@ class Session:
         return row_as(row, Refund)
 
     async def find_payment(self, payment_id: int) -> Payment | None:
-        row = await self._sql.find_payment(self.connection, payment_id=payment_id)
-        return None if row is None else row_as(row, Payment)
+        found = await self.find_payments([payment_id])
+        return found[0] if found else None
 
     async def lock_payment_by_transaction(
         self, transaction_id: UUID

@@ -17,7 +17,7 @@ MIGRATIONS_DIR = files("service.migrations")
 
 @cache
 def load_queries() -> Queries:
-    """Every named query of `sql/*.sql`, by name (`queries.settle_payment(conn, ...)`).
+    """Every named query of `sql/*.sql`, by name (`queries.settle_payments(conn, ...)`).
 
     Loaded once per process by its entry point (the app's lifespan, a CLI command)
     and passed to whatever runs them. aiosql builds the methods at run time;

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from uuid import UUID
 
 import asyncpg
 
@@ -19,6 +20,36 @@ async def insert_processing(
         conn, order_ids=[order_id], amounts=[amount], currencies=["JPY"]
     )
     [row] = [row async for row in rows]
+    return row
+
+
+async def settle(
+    conn: asyncpg.Connection,
+    payment_id: int,
+    transaction_id: UUID,
+    status: PaymentStatus,
+    request_id: str | None = None,
+    failure_code: str | None = None,
+) -> asyncpg.Record | None:
+    """The service's settle statement for one payment: its row, or None when it did not
+    apply (the payment had moved on, or `transaction_id` is not its latest attempt's)."""
+    rows = load_queries().settle_payments(
+        conn,
+        payment_ids=[payment_id],
+        transaction_ids=[transaction_id],
+        statuses=[status.value],
+        failure_codes=[failure_code],
+        failure_messages=[None if failure_code is None else "declined for the test"],
+        request_ids=[request_id],
+        from_statuses=sources_of(status),
+    )
+    settled = [row async for row in rows]
+    return settled[0] if settled else None
+
+
+async def find_payment(conn: asyncpg.Connection, payment_id: int) -> asyncpg.Record:
+    """The payment's row as the write side sees it."""
+    [row] = [row async for row in load_queries().find_payments(conn, payment_ids=[payment_id])]
     return row
 
 
@@ -39,15 +70,12 @@ async def payment_in(
     settled = PaymentStatus.COMPLETED if status is PaymentStatus.REFUNDED else status
     if settled is not PaymentStatus.PROCESSING:
         failed = settled is PaymentStatus.FAILED
-        await queries.settle_payment(
+        await settle(
             conn,
-            payment_id=payment_id,
-            transaction_id=created["transaction_id"],
-            status=settled.value,
+            payment_id,
+            created["transaction_id"],
+            settled,
             failure_code="card_declined" if failed else None,
-            failure_message="declined for the test" if failed else None,
-            from_statuses=sources_of(settled),
-            request_id=None,
         )
     if status is PaymentStatus.REFUNDED:
         await queries.refund_payment(

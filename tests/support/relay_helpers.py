@@ -11,9 +11,10 @@ from typing import Any
 import asyncpg
 
 from service.db.sql import load_queries
+from service.domain.rules import PaymentStatus
 from service.outbox import RelayHandle, start_relay
 from service.settings import Settings
-from tests.support.payments import insert_processing
+from tests.support.payments import insert_processing, settle
 from tests.support.settings import make_settings
 from tests.support.sql import load_test_queries
 
@@ -59,14 +60,11 @@ async def create_payments(
                 async with conn.transaction():
                     for order_id in order_ids[start : start + 100]:
                         row = await insert_processing(conn, order_id)
-                        await q.settle_payment(
+                        await settle(
                             conn,
-                            payment_id=row["id"],
-                            transaction_id=row["transaction_id"],
-                            status="COMPLETED",
-                            failure_code=None,
-                            failure_message=None,
-                            from_statuses=["PROCESSING"],
+                            row["id"],
+                            row["transaction_id"],
+                            PaymentStatus.COMPLETED,
                             request_id="t",
                         )
                         ids[order_id] = int(row["id"])
