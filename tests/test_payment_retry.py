@@ -185,6 +185,9 @@ async def test_the_body_is_nothing_or_an_empty_object(declining: RunningService)
     for body in (b'{"amount": 5000}', b"[]", b"null", b"{} {}", b"{", b'"x"'):
         response = await retry(client, failed["id"], content=body)
         assert_problem(response, 400, "invalid-request")
+    as_text = {"content-type": "text/plain"}
+    response = await retry(client, failed["id"], content=b"{}", headers=as_text)
+    assert_problem(response, 415, "unsupported-media-type")
     assert len((await client.get(f"{PAYMENTS}{failed['id']}")).json()["attempts"]) == 1
     assert (await retry(client, failed["id"])).status_code == 402
     assert (await retry(client, failed["id"], json={})).status_code == 402

@@ -16,7 +16,6 @@ from litestar.exceptions import ValidationException
 from litestar.openapi.spec import OpenAPIMediaType, RequestBody, Schema
 from litestar.openapi.spec.enums import OpenAPIType
 
-from service.api import exact_json
 from service.api.auth import PaymentsAPI
 from service.api.dependencies import WriteSide
 from service.api.idempotency import IdempotencyMiddleware
@@ -24,6 +23,7 @@ from service.api.idempotency_store import current_claim
 from service.api.openapi import WRITE_PROBLEMS, problems
 from service.api.operations import IdempotentOperation
 from service.api.path_ids import PAYMENT_ID, parse_id
+from service.api.strict_body import decode_json
 from service.commands import RetryPayment
 from service.commands.retry_payment import retry_payment
 from service.domain.errors import PaymentNotFound
@@ -49,16 +49,13 @@ class RetryOperation(IdempotentOperation):
         )
 
 
-def check_empty_body(body: bytes) -> None:
-    """No body, or exactly an empty JSON object: anything else is a 400, so that a client
-    that thinks the retry takes a new amount or card learns that it does not."""
+def check_empty_body(body: bytes, content_type: str | None) -> None:
+    """No body, or exactly an empty JSON object: anything else is a 400 (415 for
+    another media type), so that a client that thinks the retry takes a new amount or
+    card learns that it does not."""
     if not body.strip():
         return
-    try:
-        decoded = exact_json.decode(body)
-    except exact_json.MalformedJSON as exc:
-        raise ValidationException(f"the body must be {{}} or absent: {exc}") from exc
-    if decoded != {}:
+    if decode_json(body, content_type) != {}:
         raise ValidationException("the body must be {} or absent: a retry takes no fields")
 
 
@@ -92,7 +89,7 @@ class PaymentRetryController(PaymentsAPI):
         declined again (stored FAILED, with failure_code and failure_message), 400
         not-retryable for any other status. Each attempt sends its own order webhook.
         """
-        check_empty_body(await request.body())
+        check_empty_body(await request.body(), request.headers.get("content-type"))
         parsed = parse_id(payment_id)
         if parsed is None or not 1 <= parsed <= MAX_ORDER_ID:
             raise PaymentNotFound(f"payment {payment_id[:40]} does not exist")

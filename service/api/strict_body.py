@@ -44,17 +44,20 @@ def is_json(content_type: str | None) -> bool:
     )
 
 
+def decode_json(value: bytes, content_type: str | None) -> Any:
+    """A request body as JSON: 415 for another media type, 400 for malformed JSON."""
+    if not is_json(content_type):
+        detail = f"expected application/json, got {content_type}"
+        raise HTTPException(status_code=415, detail=detail)
+    try:
+        return exact_json.decode(value)
+    except exact_json.MalformedJSON as exc:
+        raise ValidationException(f"malformed JSON body: {exc}") from exc
+
+
 class StrictJSON(MsgspecDTO[T]):
     def decode_bytes(self, value: bytes) -> Any:
-        content_type = self.asgi_connection.headers.get("content-type")
-        if not is_json(content_type):
-            raise HTTPException(
-                status_code=415, detail=f"expected application/json, got {content_type}"
-            )
-        try:
-            data = exact_json.decode(value)
-        except exact_json.MalformedJSON as exc:
-            raise ValidationException(f"malformed JSON body: {exc}") from exc
+        data = decode_json(value, self.asgi_connection.headers.get("content-type"))
         return strictly(data, self.model_type)
 
     @classmethod
