@@ -25,12 +25,10 @@ from service.db.unit_of_work import UnitOfWork
 from service.gateway import LimitedGateway, SimulatedGateway
 from service.outbox import start_relay
 from service.outbox.wakeup import OutboxWakeup
-from service.queries.outbox_health import outbox_backlog
 from service.settings import DatabaseSettings, Settings
 
 log = logging.getLogger(__name__)
 IDEMPOTENCY_PURGE_SECONDS = 300.0
-GAUGES_REFRESH_SECONDS = 5.0
 
 
 @asynccontextmanager
@@ -95,9 +93,6 @@ async def _serving(
     async def reconcile_stuck() -> None:
         await reconcile_stuck_payments(reconcile, uow, gateway)
 
-    async def refresh_gauges() -> None:
-        await outbox_backlog(db)
-
     async def expire_idempotency_keys() -> None:
         await queries.purge_expired_idempotency_keys(db.pool)
 
@@ -105,8 +100,9 @@ async def _serving(
         asyncio.create_task(
             every(settings.gateway.reconcile_interval_seconds, reconcile_stuck, stop)
         ),
-        asyncio.create_task(every(IDEMPOTENCY_PURGE_SECONDS, expire_idempotency_keys, stop)),
-        asyncio.create_task(every(GAUGES_REFRESH_SECONDS, refresh_gauges, stop)),
+        asyncio.create_task(
+            every(IDEMPOTENCY_PURGE_SECONDS, expire_idempotency_keys, stop, housekeeping=True)
+        ),
     ]
     if reader.replica is not None:
         probe = ReplicaProbe(

@@ -39,6 +39,8 @@ def write_config(directory: Path, embedded_dir: str) -> Path:
 def payments(*args: str, config: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PAYMENTS_", "LITESTAR_"))}
     env["PAYMENTS_CONFIG"] = str(config)
+    # Wide enough that the error box does not shorten a long temporary path.
+    env["COLUMNS"] = "400"
     return subprocess.run(
         [str(PAYMENTS), *args],
         cwd=cwd,

@@ -88,6 +88,10 @@ async def test_webhook_retries_and_dead_events_show_in_metrics(
             await asyncio.sleep(0.05)
         assert grew(before, after, 'payments_webhook_attempts_total{outcome="retry"}') == 2
         assert grew(before, after, 'payments_webhook_attempts_total{outcome="dead"}') == 1
+        # The outbox gauges are read by the scrape itself (the dead row is written
+        # before its attempt is counted), not left to a readiness call or a timer.
+        assert after["payments_outbox_dead"] == 1
+        assert after["payments_outbox_pending"] == 0
         assert (await client.get("/health/ready")).json()["outbox_dead"] == 1
 
 

@@ -1,10 +1,11 @@
 """The one periodic loop: background work that must outlive database outages
-(reconciler, key expiry, gauges, outbox retention)."""
+(reconciler, key expiry, outbox retention)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Awaitable, Callable
 
 from service.db.errors import DATABASE_DOWN
@@ -14,13 +15,22 @@ log = logging.getLogger(__name__)
 
 
 async def every(
-    interval_seconds: float, work: Callable[[], Awaitable[object]], stop: asyncio.Event
+    interval_seconds: float,
+    work: Callable[[], Awaitable[object]],
+    stop: asyncio.Event,
+    *,
+    housekeeping: bool = False,
 ) -> None:
     """Run `work` now and then every interval until `stop` is set.
 
+    Housekeeping (deleting what has expired) runs first at a random point of its
+    first interval instead: instances started together (a deploy, a restart after
+    an outage) spread those deletes, and start-up does no work that can wait.
     A failing round (the database may be down) is logged and retried next round.
     Every process runs these; each piece of work is safe to run concurrently.
     """
+    if housekeeping:
+        await wait_for_event(stop, random.uniform(0, interval_seconds))
     while not stop.is_set():
         name = getattr(work, "__name__", work)
         try:

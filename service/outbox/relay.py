@@ -110,7 +110,7 @@ class OutboxRelay:
             await purge_delivered_now(self._sql, self._pool, self._outbox.retention_days)
 
         assert self._retention_interval is not None
-        await every(self._retention_interval, purge_delivered_events, stop)
+        await every(self._retention_interval, purge_delivered_events, stop, housekeeping=True)
 
     def wake(self) -> None:
         """Look for due events now: an outbox row of this process has committed."""

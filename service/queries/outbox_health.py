@@ -17,7 +17,7 @@ class OutboxBacklog(msgspec.Struct, frozen=True):
 
 
 async def outbox_backlog(db: Database) -> OutboxBacklog:
-    """Read the backlog and publish it as gauges (every reader keeps them fresh)."""
+    """Read the backlog and publish it as gauges (readiness and each metrics scrape)."""
     backlog = row_as(await db.queries.outbox_lag(db.pool), OutboxBacklog)
     OUTBOX_PENDING.set(backlog.pending)
     OUTBOX_OLDEST_AGE.set(backlog.oldest_age_seconds)

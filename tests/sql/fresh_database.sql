@@ -17,10 +17,36 @@ SELECT string_agg(format('SELECT %L AS name, count(*) AS row_count, '
                          'FROM %s AS t', name, name), ' UNION ALL ')
   FROM unnest(CAST(:tables AS text[])) AS name;
 
--- name: truncate_statement(tables)$
--- One TRUNCATE of the given (quoted) tables that also restarts their identity columns.
-SELECT 'TRUNCATE ' || string_agg(name, ', ') || ' RESTART IDENTITY'
-  FROM unnest(CAST(:tables AS text[])) AS name;
+-- name: empty_statement(tables)$
+-- The statements that empty the given (quoted) tables, each before the tables it
+-- references, then set their sequences back to the start as if never used: DELETE on
+-- a test's few rows takes a fraction of a millisecond of the server's time where
+-- TRUNCATE ... RESTART IDENTITY takes 30 ms writing new files for every table.
+WITH RECURSIVE given AS (
+    SELECT CAST(name AS regclass) AS rel FROM unnest(CAST(:tables AS text[])) AS name
+), referenced(rel, depth) AS (
+    SELECT rel, 0 FROM given
+    UNION ALL
+    SELECT c.confrelid, r.depth + 1
+      FROM referenced AS r
+      JOIN pg_constraint AS c ON c.conrelid = r.rel AND c.contype = 'f'
+     WHERE c.confrelid <> r.rel AND r.depth < 10
+), deletes AS (
+    SELECT format('DELETE FROM %s', rel) AS statement, max(depth) AS depth
+      FROM referenced
+     WHERE rel IN (SELECT rel FROM given)
+     GROUP BY rel
+), restarts AS (
+    SELECT format('SELECT setval(%L, %s, false)', CAST(s.seqrelid AS regclass), s.seqstart)
+               AS statement
+      FROM pg_depend AS d
+      JOIN pg_sequence AS s ON s.seqrelid = d.objid
+     WHERE d.classid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
+       AND d.refobjid IN (SELECT rel FROM given)
+)
+SELECT string_agg(statement, '; ' ORDER BY step, depth, statement)
+  FROM (SELECT 1 AS step, depth, statement FROM deletes
+        UNION ALL SELECT 2, 0, statement FROM restarts) AS steps;
 
 -- name: terminate_other_sessions()$
 -- Ends every other session on this database (a test may leave one open); how many.
@@ -29,9 +55,8 @@ SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))
  WHERE datname = current_database() AND pid <> pg_backend_pid();
 
 -- name: catalog_fingerprint()$
--- Changes with any DDL on this database (the catalog rows' transaction ids; pg_class by
--- what a row describes, since TRUNCATE rewrites its file columns) and with the sequences'
--- positions.
+-- Changes with any DDL on this database (the catalog rows' transaction ids, and what a
+-- pg_class row describes) and with the sequences' positions.
 SELECT md5(string_agg(line, E'\n' ORDER BY line))
   FROM (SELECT concat_ws(' ', 'class', oid, relname, relnamespace, relkind, relowner,
                          relacl, reloptions, relpersistence, relrowsecurity) FROM pg_class

@@ -1,11 +1,11 @@
 -- PgBouncer's admin console commands (run with psql on its `pgbouncer` database: the
 -- console speaks only the simple query protocol), and the server's side of the pool.
 
--- name: pgbouncer_pools()
+-- name: pgbouncer_pools#
 -- Clients and server connections of each pool (database, user).
 SHOW POOLS;
 
--- name: pgbouncer_stats()
+-- name: pgbouncer_stats#
 -- Transactions and queries PgBouncer carried, per database.
 SHOW STATS;
 

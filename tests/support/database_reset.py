@@ -2,7 +2,7 @@
 
 CREATE DATABASE ... TEMPLATE writes the whole template again (8 MB, 60 to 300 ms of
 the server's time) and DROP DATABASE removes it; emptying the tables of a database the
-last test used takes a few milliseconds. Whatever emptying tables cannot undo (DDL, a
+last test used takes about a millisecond. Whatever emptying tables cannot undo (DDL, a
 changed row of a table the migrations filled, a moved sequence) shows in a fingerprint
 of the catalogs and of those rows, and such a database is dropped and replaced by a
 copy as before.
@@ -72,7 +72,7 @@ async def reset(url: str, fresh: FreshState) -> bool:
     try:
         await queries.terminate_other_sessions(connection)
         if fresh.empty_tables:
-            statement = await queries.truncate_statement(connection, tables=fresh.empty_tables)
+            statement = await queries.empty_statement(connection, tables=fresh.empty_tables)
             await connection.execute(statement)
         return await _fingerprint(connection, fresh.filled_tables) == fresh.fingerprint
     except (OSError, asyncpg.PostgresError):
