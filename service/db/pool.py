@@ -6,6 +6,7 @@ from typing import Any
 
 import asyncpg
 
+from service.db.array_codecs import register_builtin_arrays
 from service.settings import DatabaseSettings
 
 
@@ -35,6 +36,7 @@ async def connect(url: str, settings: DatabaseSettings, **options: Any) -> async
     connection: asyncpg.Connection = await asyncpg.connect(
         url, **connect_options(settings), **options
     )
+    await register_builtin_arrays(connection)
     return connection
 
 
@@ -80,6 +82,7 @@ async def create_pool(
         # answer costs a request this long and a 503, never a hang.
         timeout=settings.command_timeout,
         reset=_keep_session,
+        init=register_builtin_arrays,
         server_settings=session,
         **connect_options(settings),
     )
