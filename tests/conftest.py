@@ -14,6 +14,20 @@ from tests.support.service import RunningService, serve
 from tests.support.settings import make_settings
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    """The fast loop (`pytest -m "not slow"`) runs on every core (pytest-xdist) unless
+    told otherwise (`-n 0`, `-p no:xdist`): its tests wait on the database and on
+    their own service half the time, so two processes take two thirds of one's time.
+    The whole suite stays in one process: its slow tests run crashes, outages and
+    several services as processes of their own, and sharing the cores with other
+    tests made them flaky, not the run shorter."""
+    wants_fast_loop = "not slow" in (config.option.markexpr or "")
+    in_a_worker = hasattr(config, "workerinput")
+    if wants_fast_loop and not in_a_worker and getattr(config.option, "numprocesses", 0) is None:
+        config.option.numprocesses = "auto"
+
+
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[TestPostgres]:
     server = TestPostgres()
@@ -26,6 +40,7 @@ def template_database(postgres: TestPostgres) -> str:
     """One migrated database per session; each test gets a copy of it."""
     name, url = postgres.create_database()
     asyncio.run(migrate(url))
+    postgres.make_reusable(name)
     return name
 
 

@@ -2,10 +2,11 @@
 
 CREATE DATABASE ... TEMPLATE writes the whole template again (8 MB, 60 to 300 ms of
 the server's time) and DROP DATABASE removes it; emptying the tables of a database the
-last test used takes about a millisecond. Whatever emptying tables cannot undo (DDL, a
-changed row of a table the migrations filled, a moved sequence) shows in a fingerprint
-of the catalogs and of those rows, and such a database is dropped and replaced by a
-copy as before.
+last test used takes about a millisecond. Whatever emptying tables cannot undo shows
+in a fingerprint: DDL (counted by an event trigger the template carries), a moved
+sequence, a database setting, a changed row of a table the migrations filled. Such a
+database is dropped and replaced by a copy as before, and so is every database on a
+server where the tests may not create event triggers.
 """
 
 from __future__ import annotations
@@ -23,12 +24,25 @@ queries: Any = load_test_queries()
 LOCK_TIMEOUT = "5s"
 
 
+async def count_ddl(template_url: str) -> bool:
+    """Give the template the DDL counter its copies are judged by; whether the server
+    allowed it (event triggers need a superuser)."""
+    connection = await asyncpg.connect(template_url)
+    try:
+        await queries.count_ddl(connection)
+        return True
+    except asyncpg.InsufficientPrivilegeError:
+        return False
+    finally:
+        await connection.close()
+
+
 @dataclass(frozen=True)
 class FreshState:
-    """What a fresh copy of a template looks like: the tables it holds no rows in
-    (which a reset empties) and the fingerprint of everything else."""
+    """What a fresh copy of a template looks like: the statements that empty the tables
+    it holds no rows in, and the fingerprint of everything else."""
 
-    empty_tables: list[str]
+    empty_statement: str
     filled_tables: list[str]
     fingerprint: tuple[str, list[tuple[str, str]]]
 
@@ -44,9 +58,9 @@ async def _rows(connection: asyncpg.Connection, tables: list[str]) -> list[async
 async def _fingerprint(
     connection: asyncpg.Connection, filled_tables: list[str]
 ) -> tuple[str, list[tuple[str, str]]]:
-    catalogs = await queries.catalog_fingerprint(connection)
+    rest = await queries.fingerprint(connection)
     rows = [(row["name"], row["checksum"]) for row in await _rows(connection, filled_tables)]
-    return catalogs, rows
+    return rest, rows
 
 
 async def fresh_state(url: str) -> FreshState:
@@ -57,7 +71,8 @@ async def fresh_state(url: str) -> FreshState:
         counts = {row["name"]: row["row_count"] for row in await _rows(connection, tables)}
         empty = [name for name in tables if counts[name] == 0]
         filled = [name for name in tables if counts[name] > 0]
-        return FreshState(empty, filled, await _fingerprint(connection, filled))
+        statement = await queries.empty_statement(connection, tables=empty) if empty else ""
+        return FreshState(statement, filled, await _fingerprint(connection, filled))
     finally:
         await connection.close()
 
@@ -71,9 +86,8 @@ async def reset(url: str, fresh: FreshState) -> bool:
         return False
     try:
         await queries.terminate_other_sessions(connection)
-        if fresh.empty_tables:
-            statement = await queries.empty_statement(connection, tables=fresh.empty_tables)
-            await connection.execute(statement)
+        if fresh.empty_statement:
+            await connection.execute(fresh.empty_statement)
         return await _fingerprint(connection, fresh.filled_tables) == fresh.fingerprint
     except (OSError, asyncpg.PostgresError):
         return False

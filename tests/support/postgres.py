@@ -29,7 +29,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from tests.support.database_reset import FreshState, fresh_state, reset
+from tests.support.database_reset import FreshState, count_ddl, fresh_state, reset
 
 _counter = itertools.count(1)
 # URLs of the copies of the migrated template handed to tests: a service started on
@@ -83,6 +83,8 @@ class TestPostgres:
         # Databases ready for the next tests, by template, and what a fresh one looks like.
         self._ready: dict[str, list[Future[str]]] = {}
         self._fresh: dict[str, FreshState] = {}
+        # Templates whose copies count their DDL, and so may be emptied and reused.
+        self._reusable: set[str] = set()
         self.reused = self.replaced = 0
 
     async def _open(self, *, tune: bool) -> asyncpg.Pool:
@@ -113,6 +115,12 @@ class TestPostgres:
         name = self._call(self._create(self._next_name(), template))
         return name, with_database(self.admin_url, name)
 
+    def make_reusable(self, template: str) -> None:
+        """Let copies of `template` be emptied for later tests rather than dropped (see
+        tests/support/database_reset.py), if the server lets them count their DDL."""
+        if self._call(count_ddl(with_database(self.admin_url, template))):
+            self._reusable.add(template)
+
     async def copy_of(self, template: str) -> tuple[str, str]:
         """A database as fresh as a new copy of `template`, its name and URL: one a
         previous test gave back, or a copy made ahead of time. A next one is always
@@ -136,7 +144,7 @@ class TestPostgres:
 
     async def _recycle(self, name: str, template: str, fresh: FreshState) -> str:
         new_name = self._next_name()
-        if await reset(with_database(self.admin_url, name), fresh):
+        if template in self._reusable and await reset(with_database(self.admin_url, name), fresh):
             # Renamed, so that a client the test left behind cannot find it again.
             with contextlib.suppress(asyncpg.PostgresError):
                 await self._admin.execute(f'ALTER DATABASE "{name}" RENAME TO "{new_name}"')
