@@ -22,7 +22,7 @@ from bench.load import Body, latency, run
 from bench.meter import Meter, peak_rss_mb
 from bench.pgbench import payment_script, pgbench
 from bench.stack import Stack
-from tests.support.processes import PAYMENTS
+from tests.support.processes import PAYMENTS, clean_env
 
 CONCURRENCY = 64
 CREATE, BATCH = "/api/v1/payments/", "/api/v1/payments/batch"
@@ -146,7 +146,7 @@ async def import_rows(bench: Bench) -> dict[str, Any]:
     source.write_text("order_id,amount,currency\n" + "".join(rows))
     argv = [*PAYMENTS, "import", str(source), "--url", bench.stack.service.url]
     argv += ["--report", str(report)]  # its defaults: batches of 500, 4 in flight
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PAYMENTS_")}
+    env = clean_env()
     started_ns = time.time_ns()
     with (tmp / "import.log").open("wb") as log:
         tool = await asyncio.create_subprocess_exec(
@@ -168,7 +168,7 @@ async def import_rows(bench: Bench) -> dict[str, Any]:
 
 
 async def memory(bench: Bench) -> dict[str, Any]:
-    service = psutil.Process(bench.stack.service_pid)
+    service = psutil.Process(bench.stack.pids["service"])
     processes = [service, *service.children(recursive=True)]
     return {f"pid_{p.pid}_peak_rss_mb": round(peak_rss_mb(p.pid), 1) for p in processes}
 

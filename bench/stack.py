@@ -12,7 +12,6 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg
 import psutil
 
 from service.db.migrate import migrate
@@ -33,16 +32,13 @@ class Stack:
     service: ServiceProcess
     stub_url: str
     limit_url: str  # a database of its own for pgbench
-    service_pid: int  # granian's main process
-    pids: dict[str, int | None]  # service, postgres (None when not on this machine), stub
+    pids: dict[str, int | None]  # service (granian's main), postgres (None: not embedded), stub
 
 
-def postmaster_pid(backend_pid: int) -> int | None:
-    with contextlib.suppress(psutil.Error):
-        parent = psutil.Process(backend_pid).parent()
-        if parent is not None and parent.name().startswith("postgres"):
-            return parent.pid
-    return None
+def postmaster_pid(postgres: TestPostgres) -> int | None:
+    """The embedded server's main process, from its pid file (None: a server elsewhere)."""
+    pid_file = postgres.data_dir and postgres.data_dir / "postmaster.pid"
+    return int(pid_file.read_text().split()[0]) if pid_file else None
 
 
 async def stop_process(process: asyncio.subprocess.Process) -> None:
@@ -63,9 +59,7 @@ async def started(workers: int) -> AsyncIterator[Stack]:
             stop.callback(postgres.drop_database, database)
             await migrate(url)
             urls.append(url)
-        connection = await asyncpg.connect(urls[0])
-        postgres_pid = postmaster_pid(await connection.fetchval("SELECT pg_backend_pid()"))
-        await connection.close()
+        postgres_pid = postmaster_pid(postgres)
 
         port = free_port()
         stub = await asyncio.create_subprocess_exec(
@@ -89,4 +83,4 @@ async def started(workers: int) -> AsyncIterator[Stack]:
         await service.wait_ready()
         service_pid = next(c.pid for c in psutil.Process().children() if "serve" in c.cmdline())
         pids = {"service": service_pid, "postgres": postgres_pid, "stub": stub.pid}
-        yield Stack(tmp, service, stub_url, urls[1], service_pid, pids)
+        yield Stack(tmp, service, stub_url, urls[1], pids)

@@ -19,6 +19,7 @@ import pytest
 from service.db.migrate import migration_files
 from tests.support.paths import PROJECT_ROOT
 from tests.support.postgres import TestPostgres
+from tests.support.processes import clean_env
 
 BIN = Path(sys.executable).parent
 PAYMENTS = BIN / "payments"
@@ -36,7 +37,7 @@ def empty_database_url(postgres: TestPostgres) -> Iterator[str]:
 
 
 def run(*args: str | Path, database_url: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PAYMENTS_", "LITESTAR_"))}
+    env = clean_env()
     if database_url is not None:
         env["PAYMENTS_DATABASE_URL"] = database_url
     return subprocess.run(
@@ -140,7 +141,7 @@ def test_payments_db_psql_keeps_the_password_off_psqls_command_line(
     parts = urlsplit(empty_database_url)
     netloc = f"{role}:{password}@" + parts.netloc.rpartition("@")[2]
     url = urlunsplit(parts._replace(netloc=netloc))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PAYMENTS_", "LITESTAR_"))}
+    env = clean_env()
     env["PAYMENTS_DATABASE_URL"] = url
     sql = "select current_user, pg_sleep(1)"
     try:

@@ -18,6 +18,7 @@ import pytest
 from service.configuration import load_settings
 from service.db.embedded import bin_dir, detach_embedded, has_cluster, start_embedded
 from service.db.migrate import migration_files
+from tests.support.processes import clean_env
 
 PAYMENTS = Path(sys.executable).parent / "payments"
 
@@ -37,7 +38,7 @@ def write_config(directory: Path, embedded_dir: str) -> Path:
 
 
 def payments(*args: str, config: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PAYMENTS_", "LITESTAR_"))}
+    env = clean_env()
     env["PAYMENTS_CONFIG"] = str(config)
     # Wide enough that the error box does not shorten a long temporary path.
     env["COLUMNS"] = "400"

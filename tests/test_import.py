@@ -36,6 +36,7 @@ from service.importer.retry import RetryPolicy
 from service.importer.rows import Payment, read_rows
 from tests.support.order_stub import OrderServiceStub
 from tests.support.paths import PROJECT_ROOT
+from tests.support.processes import clean_env
 from tests.support.service import RunningService, serve
 from tests.support.settings import make_settings
 from tests.support.sql import load_test_queries
@@ -63,11 +64,6 @@ class Imported:
 
     def by_order(self, outcome: str) -> dict[int, dict[str, str]]:
         return {int(r["order_id"]): r for r in self.report if r["outcome"] == outcome}
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PAYMENTS_", "LITESTAR_"))}
-    return {**env, **extra}
 
 
 async def start_import(

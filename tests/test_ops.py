@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from service.ops.cli import parse_value
 from service.ops.queries import ops_queries
 from tests.support.order_stub import OrderServiceStub
 from tests.support.payments import find_payment, insert_processing
+from tests.support.processes import clean_env
 from tests.support.service import serve
 from tests.support.settings import make_settings
 from tests.support.sql import load_test_queries
@@ -329,7 +329,7 @@ async def test_payments_ops_command(populated: Populated) -> None:
         subprocess.run,
         [sys.executable, "-c", "from service.cli import main; main()", "ops", "run",
          "ops_order_timeline", "order_id=104"],
-        capture_output=True, text=True, env={**os.environ, "PAYMENTS_DATABASE_URL": populated.url},
+        capture_output=True, text=True, env=clean_env(PAYMENTS_DATABASE_URL=populated.url),
         timeout=60, check=False,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr

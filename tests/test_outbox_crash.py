@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
 from collections import defaultdict
@@ -17,6 +16,7 @@ from service.db.sql import load_queries
 from service.outbox.maintenance import outbox_status
 from tests.support.order_stub import Answer, OrderServiceStub
 from tests.support.paths import PROJECT_ROOT
+from tests.support.processes import service_env
 from tests.support.relay_helpers import (
     all_events,
     create_payments,
@@ -50,13 +50,7 @@ async def start_relay_process(
 ) -> asyncio.subprocess.Process:
     config = tmp_path / "relay.toml"
     config.write_text(RELAY_CONFIG, encoding="utf-8")
-    env = {
-        **os.environ,
-        "PAYMENTS_CONFIG": str(config),
-        "PAYMENTS_DATABASE_URL": database_url,
-        "PAYMENTS_ORDER_SERVICE_URL": order_service_url,
-        "PYTHONPATH": str(PROJECT_ROOT),
-    }
+    env = service_env(config, database_url, order_service_url)
     log = (tmp_path / "relay.log").open("ab")
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "service.outbox", env=env, cwd=PROJECT_ROOT, stdout=log, stderr=log

@@ -10,6 +10,8 @@ from litestar.exceptions import ValidationException
 from litestar.openapi.spec.enums import OpenAPIType
 from litestar.params import PathParameter
 
+from service.domain.rules import MAX_ORDER_ID
+
 # Taken as text so that a non-integer is the contract's 400 (parse_id), not a routing
 # 404; documented as what it is, a bigint.
 PAYMENT_ID = PathParameter(
@@ -24,13 +26,14 @@ MAX_ID_DIGITS = 19
 def parse_id(raw: str) -> int | None:
     """A path id: 400 (not 404) when it is not an integer, as the contract says.
 
-    None for an integer too long to be any payment's id (then 404).
+    None for an integer no payment's id can be, below 1 or past a bigint (then 404).
     """
     if not INTEGER.fullmatch(raw):
         raise ValidationException(f"payment_id must be an integer, not {raw[:40]!r}")
     if len(raw.lstrip("-")) > MAX_ID_DIGITS:
         return None
-    return int(raw)
+    parsed = int(raw)
+    return parsed if 1 <= parsed <= MAX_ORDER_ID else None
 
 
 RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([Zz]|[+-]\d{2}:\d{2})")

@@ -28,7 +28,6 @@ from service.commands import RetryPayment
 from service.commands.retry_payment import retry_payment
 from service.domain.errors import PaymentNotFound
 from service.domain.model import Payment
-from service.domain.rules import MAX_ORDER_ID
 from service.request_context import current_request_id
 
 
@@ -91,7 +90,7 @@ class PaymentRetryController(PaymentsAPI):
         """
         check_empty_body(await request.body(), request.headers.get("content-type"))
         parsed = parse_id(payment_id)
-        if parsed is None or not 1 <= parsed <= MAX_ORDER_ID:
+        if parsed is None:
             raise PaymentNotFound(f"payment {payment_id[:40]} does not exist")
         command = RetryPayment(payment_id=parsed, request_id=current_request_id())
         return await retry_payment(command, write.uow, write.gateway, current_claim())

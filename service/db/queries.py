@@ -139,23 +139,23 @@ class IdempotencyQueries(Protocol):
         self,
         conn: Executor,
         *,
-        caller: str,
-        endpoint: str,
-        key: str,
         token: UUID,
         response_status: int,
         response_content_type: str,
         response_body: bytes,
+        caller: str,
+        endpoint: str,
+        key: str,
     ) -> str: ...
     async def tie_idempotency_key(
         self,
         conn: Executor,
         *,
+        token: UUID,
+        payment_ids: Sequence[int],
         caller: str,
         endpoint: str,
         key: str,
-        token: UUID,
-        payment_ids: Sequence[int],
     ) -> str: ...
     async def release_idempotency_key(
         self, conn: Executor, *, caller: str, endpoint: str, key: str, token: UUID

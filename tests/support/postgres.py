@@ -54,6 +54,7 @@ class TestPostgres:
     def __init__(self) -> None:
         self._cleanups: list[object] = []
         self._tmp: str | None = None
+        self.data_dir: Path | None = None  # the embedded server's, if it is one
         embedded = False
         if url := os.environ.get("PAYMENTS_TEST_DATABASE_URL"):
             self.admin_url = url
@@ -69,7 +70,8 @@ class TestPostgres:
             # A directory of this run's own: pgserver shares one server per
             # directory, and a killed run must not leave one to the next.
             self._tmp = tempfile.mkdtemp(prefix="payments-test-pg-")
-            server = pgserver.get_server(Path(self._tmp) / "pgdata", cleanup_mode="delete")
+            self.data_dir = Path(self._tmp) / "pgdata"
+            server = pgserver.get_server(self.data_dir, cleanup_mode="delete")
             self._cleanups.append(server.cleanup)
             self.admin_url = server.get_uri("postgres")
             embedded = True

@@ -25,9 +25,16 @@ from tests.support.paths import PROJECT_ROOT
 PAYMENTS = [sys.executable, "-c", "from service.cli import main; main()"]
 
 
+def clean_env(**settings: str) -> dict[str, str]:
+    """This environment without settings of the service's (PAYMENTS_*, LITESTAR_*), plus
+    `settings`: a process a test starts gets only those the test gives it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PAYMENTS_", "LITESTAR_"))}
+    return env | settings
+
+
 def service_env(config: Path, database_url: str, order_service_url: str) -> dict[str, str]:
-    """This environment without any PAYMENTS_* setting of its own, plus the test's."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PAYMENTS_")}
+    """clean_env() plus the test's settings."""
+    env = clean_env()
     env.update(
         PAYMENTS_CONFIG=str(config),
         PAYMENTS_DATABASE_URL=database_url,
