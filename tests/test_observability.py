@@ -8,6 +8,7 @@ import json
 import logging
 import re
 
+import asyncpg
 import httpx
 import pytest
 
@@ -15,7 +16,9 @@ from service.log_config import JsonFormatter, RequestIdFilter
 from tests.support.order_stub import Answer, OrderServiceStub
 from tests.support.service import RunningService, serve
 from tests.support.settings import make_settings
+from tests.support.sql import load_test_queries
 
+checks = load_test_queries()
 SAMPLE = re.compile(r"^(?P<name>[a-z_]+)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)$")
 
 
@@ -93,6 +96,20 @@ async def test_webhook_retries_and_dead_events_show_in_metrics(
         assert after["payments_outbox_dead"] == 1
         assert after["payments_outbox_pending"] == 0
         assert (await client.get("/health/ready")).json()["outbox_dead"] == 1
+
+
+async def test_metrics_answer_when_the_outbox_cannot_be_read(
+    database_url: str, order_stub: OrderServiceStub, db: asyncpg.Connection
+) -> None:
+    settings = make_settings(database_url, order_stub.url, database={"command_timeout": 0.5})
+    async with serve(settings) as service:
+        async with db.transaction():
+            await checks.lock_outbox(db)
+            # The gauges keep their last values; everything else is answered as usual.
+            response = await service.client.get("/metrics")
+        assert response.status_code == 200
+        assert "payments_outbox_pending" in response.text
+        assert "payments_http_requests_total" in response.text
 
 
 async def test_a_payment_and_its_webhook_log_the_same_request_id(

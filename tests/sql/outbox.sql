@@ -97,3 +97,7 @@ RETURNING id;
 -- name: set_event_body(event_id, body)!
 -- Sets one event's body by hand (mending a blank one).
 UPDATE outbox SET body = CAST(:body AS jsonb) WHERE id = CAST(:event_id AS uuid);
+
+-- name: lock_outbox()!
+-- Nobody else reads the outbox until this transaction ends (a database that does not answer).
+LOCK TABLE outbox IN ACCESS EXCLUSIVE MODE;
