@@ -1,4 +1,6 @@
--- Idempotency keys: claim, tie to payments, complete, release, replay, expire.
+-- Idempotency keys: claim, complete, release, replay, expire. The statements that create
+-- payments under a claim record them on its key themselves (insert_processing_many,
+-- start_retry).
 -- A key is the caller's own (`caller`: a fingerprint of its bearer token, '' without
 -- authentication): the same key sent by two callers is two keys.
 
@@ -42,17 +44,6 @@ UPDATE idempotency_keys
        response_body = :response_body,
        claim_token = NULL,
        locked_until = NULL
- WHERE caller = :caller AND endpoint = :endpoint AND key = :key
-   AND claim_token = :token AND response_status IS NULL;
-
--- name: tie_idempotency_key(caller, endpoint, key, token, payment_ids)!
--- Records on the key the payments its request created, as their PROCESSING rows
--- commit, so that a retry answers with them instead of running again. Only the
--- claim `token` holding the key may.
-UPDATE idempotency_keys
-   SET payment_ids = ARRAY(SELECT DISTINCT id
-                             FROM unnest(payment_ids || CAST(:payment_ids AS bigint[])) AS id
-                            ORDER BY id)
  WHERE caller = :caller AND endpoint = :endpoint AND key = :key
    AND claim_token = :token AND response_status IS NULL;
 

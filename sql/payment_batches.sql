@@ -4,17 +4,27 @@
 -- settle_payments settles every payment, one or many: creates, retries
 -- (service/commands/retry_payment.py), gateway callbacks and the reconciler.
 
--- name: insert_processing_many(order_ids, amounts, currencies)
+-- name: insert_processing_many(order_ids, amounts, currencies, key_callers, key_endpoints, key_names, key_tokens)
 -- Step 1 for many orders at once: record each payment as PROCESSING, with its first
 -- attempt (payment_attempts). Returns a row per payment created; an order that
--- already has a payment (any status) returns none. Rows go in by order_id so that two
--- batches naming the same orders wait for each other in one order instead of deadlocking.
-WITH created AS (
-    INSERT INTO payments (order_id, amount, currency, status)
-    SELECT item.order_id, item.amount, item.currency, 'PROCESSING'
+-- already has a payment (any status) returns none, and of two items naming one order
+-- the first is created. Rows go in by order_id so that two batches naming the same
+-- orders wait for each other in one order instead of deadlocking.
+-- An item created under an Idempotency-Key claim (key_*, NULL without one) is recorded
+-- on that key in the same statement: no crash can leave a payment its key does not
+-- know of, so a retry of the request answers with the payment, never "duplicate order".
+WITH item AS (
+    SELECT *
       FROM unnest(CAST(:order_ids AS bigint[]), CAST(:amounts AS numeric[]),
-                  CAST(:currencies AS text[])) AS item(order_id, amount, currency)
-     ORDER BY item.order_id
+                  CAST(:currencies AS text[]), CAST(:key_callers AS text[]),
+                  CAST(:key_endpoints AS text[]), CAST(:key_names AS text[]),
+                  CAST(:key_tokens AS uuid[]))
+           WITH ORDINALITY AS item(order_id, amount, currency, caller, endpoint, key, token, n)
+), created AS (
+    INSERT INTO payments (order_id, amount, currency, status)
+    SELECT order_id, amount, currency, 'PROCESSING'
+      FROM item
+     ORDER BY order_id, n
     ON CONFLICT (order_id) DO NOTHING
     RETURNING id, order_id, amount, currency, status, payment_method, transaction_id,
               created_at, updated_at, failure_code, failure_message
@@ -23,6 +33,19 @@ WITH created AS (
     SELECT id, transaction_id, created_at
       FROM created
      ORDER BY id
+), tied AS (
+    UPDATE idempotency_keys AS k
+       SET payment_ids = k.payment_ids || claimed.ids
+      FROM (SELECT first.caller, first.endpoint, first.key, first.token,
+                   array_agg(created.id ORDER BY created.id) AS ids
+              FROM created
+              JOIN (SELECT DISTINCT ON (order_id) * FROM item ORDER BY order_id, n) AS first
+                   USING (order_id)
+             WHERE first.token IS NOT NULL
+             GROUP BY first.caller, first.endpoint, first.key, first.token) AS claimed
+     WHERE k.caller = claimed.caller AND k.endpoint = claimed.endpoint
+       AND k.key = claimed.key AND k.claim_token = claimed.token
+       AND k.response_status IS NULL
 )
 SELECT * FROM created;
 

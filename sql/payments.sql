@@ -3,12 +3,14 @@
 -- its outbox row are one statement, so they commit together even without an
 -- explicit transaction.
 
--- name: start_retry(payment_id, from_statuses)^
+-- name: start_retry(payment_id, from_statuses, key_caller, key_endpoint, key_name, key_token)^
 -- A retry's first step: moves a payment back to PROCESSING under a new transaction_id
 -- and starts its new attempt, if its status is still one of from_statuses (FAILED): a
 -- compare-and-set, so of two concurrent retries exactly one gets the row. Clears the
 -- failure and the reconciler's marks of the previous attempt (its lease and manual
 -- review flag are about a charge that is over). Returns no row when it did not apply.
+-- Under an Idempotency-Key claim (key_*, NULL without one) the payment is recorded on
+-- that key in the same statement, as a create's are (insert_processing_many).
 WITH retried AS (
     UPDATE payments
        SET status = 'PROCESSING', transaction_id = gen_random_uuid(), failure_code = NULL,
@@ -21,6 +23,13 @@ WITH retried AS (
     INSERT INTO payment_attempts (payment_id, transaction_id, created_at)
     SELECT id, transaction_id, updated_at
       FROM retried
+), tied AS (
+    UPDATE idempotency_keys AS k
+       SET payment_ids = k.payment_ids || retried.id
+      FROM retried
+     WHERE k.caller = :key_caller AND k.endpoint = :key_endpoint AND k.key = :key_name
+       AND k.claim_token = :key_token AND k.response_status IS NULL
+       AND NOT retried.id = ANY(k.payment_ids)
 )
 SELECT * FROM retried;
 

@@ -14,13 +14,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import asyncpg
 import httpx
 import pytest
 
 from service.api.dependencies import WriteSide
+from service.db.session import ClaimedKey, NewPayment, Session
+from service.db.sql import load_queries
 from service.domain.rules import PaymentStatus
 from service.gateway import GatewayDecision, PaymentGateway
 from tests.support.order_stub import OrderServiceStub
@@ -380,3 +382,62 @@ async def test_a_request_whose_key_was_taken_over_cannot_settle_it_first(
     # The key holds B's answer, the holder's, not A's.
     assert replayed.headers.get(REPLAYED) == "true"
     assert replayed.content == takeover.content
+
+
+# --- the key learns of its payments in the statement that creates them ------------------------
+
+
+async def claimed(db: asyncpg.Connection, key: str) -> ClaimedKey:
+    """The claim a request takes on `key` before its handler runs."""
+    token = uuid4()
+    claim = ClaimedKey("", CREATE_ENDPOINT, key, token)
+    await load_queries().claim_idempotency_key(
+        db, **claim._asdict(), request_hash=b"body", ttl_seconds=60, lock_seconds=60
+    )
+    return claim
+
+
+async def tied_to(db: asyncpg.Connection, key: str) -> list[int]:
+    return list(
+        (await checks.idempotency_key(db, endpoint=CREATE_ENDPOINT, key=key))["payment_ids"]
+    )
+
+
+async def test_the_statement_that_creates_payments_records_them_on_their_key(
+    db: asyncpg.Connection,
+) -> None:
+    # No later statement to be lost to a crash: once a payment exists, its key knows it.
+    single, batch, stale = [await claimed(db, key) for key in ("single", "batch", "stale")]
+    taken_over = stale._replace(token=uuid4())  # the claim of an attempt whose lock ran out
+    created = await Session(db, load_queries()).insert_processing_many(
+        [
+            NewPayment(1, Decimal(1000), "JPY", single),
+            NewPayment(2, Decimal(1000), "JPY", batch),
+            NewPayment(3, Decimal(1000), "JPY", batch),
+            NewPayment(4, Decimal(1000), "JPY"),
+            NewPayment(1, Decimal(2000), "JPY", stale),  # the order is paid: not created
+            NewPayment(5, Decimal(1000), "JPY", taken_over),
+        ]
+    )
+    ids = {payment.order_id: payment.id for payment in created}
+
+    assert sorted(ids) == [1, 2, 3, 4, 5]
+    assert [payment.amount for payment in created if payment.order_id == 1] == [1000]
+    assert await tied_to(db, "single") == [ids[1]]
+    assert await tied_to(db, "batch") == [ids[2], ids[3]]
+    assert await tied_to(db, "stale") == []
+
+
+async def test_the_statement_that_retries_a_payment_records_it_on_the_key(
+    db: asyncpg.Connection,
+) -> None:
+    [payment] = await Session(db, load_queries()).insert_processing_many(
+        [NewPayment(7, Decimal(1000), "JPY")]
+    )
+    await settle(db, payment.id, payment.transaction_id, PaymentStatus.FAILED)
+    key = await claimed(db, "retry")
+
+    retried = await Session(db, load_queries()).start_retry(payment.id, key)
+
+    assert retried is not None and retried.status == PaymentStatus.PROCESSING
+    assert await tied_to(db, "retry") == [payment.id]

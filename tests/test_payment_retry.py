@@ -28,7 +28,7 @@ from service.gateway import SimulatedGateway
 from service.settings import GatewaySettings
 from tests.support.callbacks import signed_headers
 from tests.support.order_stub import OrderServiceStub
-from tests.support.payments import payment_in, settle
+from tests.support.payments import payment_in, settle, start_retry
 from tests.support.problems import assert_problem
 from tests.support.service import RunningService, serve
 from tests.support.settings import make_settings
@@ -220,11 +220,9 @@ async def test_the_database_lets_one_of_two_concurrent_retries_take_the_payment(
     first, second = [await asyncpg.connect(database_url) for _ in "12"]
     try:
         async with first.transaction():
-            taken = await sql.start_retry(first, payment_id=payment_id, from_statuses=RETRY_SOURCES)
+            taken = await start_retry(first, payment_id)
             # The second waits for the first's row lock, then finds it no longer FAILED.
-            late = asyncio.create_task(
-                sql.start_retry(second, payment_id=payment_id, from_statuses=RETRY_SOURCES)
-            )
+            late = asyncio.create_task(start_retry(second, payment_id))
             await asyncio.sleep(0)
         assert await late is None
     finally:
@@ -262,7 +260,7 @@ async def test_a_crash_between_the_steps_of_a_retry_is_reconciled(
     payment_id = await payment_in(db, 1, PaymentStatus.FAILED)
     old = await checks.payment_transaction_id(db, payment_id=payment_id)
     # The retry's first step committed, then the process died before the gateway answered.
-    started = await sql.start_retry(db, payment_id=payment_id, from_statuses=RETRY_SOURCES)
+    started = await start_retry(db, payment_id)
     await checks.age_payment(db, payment_id=payment_id, seconds=90)
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
     try:
@@ -292,7 +290,7 @@ async def test_a_settlement_naming_an_earlier_attempt_changes_nothing(
     settled and a retry superseded while it asked: nothing (the new attempt is its own)."""
     payment_id = await payment_in(db, 1, PaymentStatus.FAILED)
     old = await checks.payment_transaction_id(db, payment_id=payment_id)
-    await sql.start_retry(db, payment_id=payment_id, from_statuses=RETRY_SOURCES)
+    await start_retry(db, payment_id)
 
     stale = await settle(db, payment_id, old, PaymentStatus.COMPLETED, request_id="reconciler")
 

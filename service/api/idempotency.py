@@ -4,8 +4,9 @@ The first response to a key (status and body) is stored and replayed for the
 same key and body, marked `Idempotent-Replayed: true`; the same key with
 another body is 422; while the first request runs it is 409. 5xx answers are
 not stored, so a retry after an outage runs again; but payments the first
-attempt created are tied to the key, and the retry answers with them as they
-stand (Stripe's rule), never with "duplicate order" (service.commands.attempts).
+attempt created are recorded on the key by the statement that creates them, and
+the retry answers with them as they stand (Stripe's rule), never with "duplicate
+order" (service.commands.attempts).
 Each claim has its own token: only the request holding the key settles it.
 A key is the caller's own (scoped by its bearer token's fingerprint, service.api.auth):
 two callers sending the same key never see each other's answers.

@@ -14,7 +14,7 @@ from litestar.exceptions import HTTPException
 from litestar.types import HTTPResponseBodyEvent, HTTPResponseStartEvent, Send
 
 from service.db.database import Database
-from service.db.errors import DATABASE_ERRORS
+from service.db.session import ClaimedKey
 
 log = logging.getLogger(__name__)
 
@@ -47,36 +47,14 @@ class KeyClaim:
         self.key = stored.key
         self.token = token
         self.earlier_payment_ids = frozenset(earlier)
-        self._untied: list[int] = []
-
-    async def payments_created(self, payment_ids: Sequence[int]) -> None:
-        # Recorded now, not with the answer: if the process dies or the database goes
-        # away before it answers, a retry still finds the payments. A failure here must
-        # not fail the payment, which exists; settling the key tries again.
-        self._untied.extend(payment_ids)
-        try:
-            await self._tie()
-        except DATABASE_ERRORS as exc:
-            log.warning(
-                "payments %s not tied to idempotency key %r: %r", payment_ids, self.key, exc
-            )
-
-    async def _tie(self) -> None:
-        if self._untied:
-            await self.db.queries.tie_idempotency_key(
-                self.db.pool,
-                **self.stored._asdict(),
-                token=self.token,
-                payment_ids=self._untied,
-            )
-            self._untied = []
+        # The statements that create payments record them on the key through this.
+        self.claimed_key = ClaimedKey(*stored, token)
 
     async def settle(self, response: dict[str, Any]) -> None:
         """Store the answer to replay; after a 5xx let the key go for a retry (forgotten
         if it created no payment). Nothing if the key was taken over meanwhile."""
         status = response.get("status", 500)
         if status >= 500:
-            await self._tie()
             await self.db.queries.release_idempotency_key(
                 self.db.pool, **self.stored._asdict(), token=self.token
             )

@@ -3,15 +3,17 @@
 A create whose PROCESSING rows committed and which then failed (the gateway did not
 answer, the database went away, the process died) has made payments: a retry of it must
 answer with those payments as they now stand, never with "duplicate order" for the
-orders it paid itself. The handlers tell the attempt which payments they create, as soon
-as the rows are committed, and ask it which ones earlier attempts created.
+orders it paid itself. The handlers pass the attempt's claim to the statement that
+creates the payments, which records them on the key as it commits them, and ask the
+attempt which ones earlier attempts created.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from typing import Protocol
 
+from service.db.session import ClaimedKey
 from service.db.unit_of_work import UnitOfWork
 from service.domain.errors import PaymentDeclined
 from service.domain.model import Payment
@@ -26,10 +28,14 @@ class Attempt(Protocol):
         """The payments earlier attempts of the same request created (none on a first)."""
         ...
 
-    async def payments_created(self, payment_ids: Sequence[int]) -> None:
-        """Told as soon as the payments' PROCESSING rows are committed. Never raises:
-        the payments exist whatever becomes of this record of them."""
+    @property
+    def claimed_key(self) -> ClaimedKey:
+        """The key this attempt holds: payments created under it are recorded on it."""
         ...
+
+
+def claimed_key(attempt: Attempt | None) -> ClaimedKey | None:
+    return None if attempt is None else attempt.claimed_key
 
 
 async def earlier_payments(uow: UnitOfWork, attempt: Attempt | None) -> dict[int, Payment]:

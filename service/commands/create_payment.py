@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from service.commands.attempts import Attempt, answer, earlier_payments
+from service.commands.attempts import Attempt, answer, claimed_key, earlier_payments
 from service.commands.messages import CreatePayment
 from service.commands.settlement import charge_and_settle, log_outcome
 from service.db.session import NewPayment
@@ -35,13 +35,13 @@ async def create_payment(
     earlier = (await earlier_payments(uow, attempt)).get(command.order_id)
     if earlier is not None:
         return answer(earlier)
-    payment = await uow.insert_processing(NewPayment(command.order_id, amount, command.currency))
+    payment = await uow.insert_processing(
+        NewPayment(command.order_id, amount, command.currency, claimed_key(attempt))
+    )
     if payment is None:
         raise DuplicateOrder(
             f"order {command.order_id} already has a payment", order_id=command.order_id
         )
-    if attempt is not None:
-        await attempt.payments_created([payment.id])
     payment = await charge_and_settle(payment, uow, gateway, command.request_id)
     # Creates only: a retry's attempt is not a payment created.
     PAYMENTS.labels(payment.status.lower()).inc()

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from service.commands.attempts import Attempt, declined, earlier_payments
+from service.commands.attempts import Attempt, claimed_key, declined, earlier_payments
 from service.commands.messages import CreatePayments
 from service.commands.settlement import gateway_unavailable, log_outcome, settlement_of
 from service.db.session import NewPayment, Settlement
@@ -79,11 +79,13 @@ async def create_payments(
     created: list[Payment] = []
     if items:
         async with uow.connection() as session:
+            key = claimed_key(attempt)
             created = await session.insert_processing_many(
-                [NewPayment(item.order_id, amounts[index], item.currency) for index, item in items]
+                [
+                    NewPayment(item.order_id, amounts[index], item.currency, key)
+                    for index, item in items
+                ]
             )
-    if created and attempt is not None:
-        await attempt.payments_created([payment.id for payment in created])
     by_order = {payment.order_id: payment for payment in created}
     for index, item in items:
         if item.order_id not in by_order:

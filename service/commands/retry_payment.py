@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from service.commands.attempts import Attempt, answer, earlier_payments
+from service.commands.attempts import Attempt, answer, claimed_key, earlier_payments
 from service.commands.messages import RetryPayment
 from service.commands.settlement import charge_and_settle, log_outcome
 from service.db.unit_of_work import UnitOfWork
@@ -36,14 +36,12 @@ async def retry_payment(
         if started.id == command.payment_id:
             return answer(started)
     async with uow.connection() as session:
-        payment = await session.start_retry(command.payment_id)
+        payment = await session.start_retry(command.payment_id, claimed_key(attempt))
         current = await session.find_payment(command.payment_id) if payment is None else None
     if payment is None:
         if current is None:
             raise PaymentNotFound(f"payment {command.payment_id} does not exist")
         raise retry_refusal(current.status)
-    if attempt is not None:
-        await attempt.payments_created([payment.id])
     fields = {"payment_id": payment.id, "order_id": payment.order_id}
     log.info("payment %s of order %s retried", *fields.values(), extra=fields)
     payment = await charge_and_settle(payment, uow, gateway, command.request_id)

@@ -38,7 +38,15 @@ class PaymentQueries(Protocol):
     """sql/payments.sql, sql/refunds.sql, sql/gateway_events.sql: the write side."""
 
     async def start_retry(
-        self, conn: Executor, *, payment_id: int, from_statuses: Sequence[str]
+        self,
+        conn: Executor,
+        *,
+        payment_id: int,
+        from_statuses: Sequence[str],
+        key_caller: str | None,
+        key_endpoint: str | None,
+        key_name: str | None,
+        key_token: UUID | None,
     ) -> Row | None: ...
     async def lock_payment_by_transaction(
         self, conn: Executor, *, transaction_id: UUID
@@ -75,6 +83,10 @@ class PaymentBatchQueries(Protocol):
         order_ids: Sequence[int],
         amounts: Sequence[Decimal],
         currencies: Sequence[str],
+        key_callers: Sequence[str | None],
+        key_endpoints: Sequence[str | None],
+        key_names: Sequence[str | None],
+        key_tokens: Sequence[UUID | None],
     ) -> Rows: ...
     def settle_payments(
         self,
@@ -117,7 +129,7 @@ class ReplicaQueries(Protocol):
 
 
 class IdempotencyQueries(Protocol):
-    """sql/idempotency.sql. `token` is a claim's: only it completes, ties or releases a key;
+    """sql/idempotency.sql. `token` is a claim's: only it completes or releases a key;
     `caller` the fingerprint of the caller whose key it is."""
 
     async def claim_idempotency_key(
@@ -143,16 +155,6 @@ class IdempotencyQueries(Protocol):
         response_status: int,
         response_content_type: str,
         response_body: bytes,
-        caller: str,
-        endpoint: str,
-        key: str,
-    ) -> str: ...
-    async def tie_idempotency_key(
-        self,
-        conn: Executor,
-        *,
-        token: UUID,
-        payment_ids: Sequence[int],
         caller: str,
         endpoint: str,
         key: str,

@@ -23,10 +23,29 @@ if TYPE_CHECKING:
 REFUND_SOURCES = sources_of(PaymentStatus.REFUNDED)
 
 
+class ClaimedKey(NamedTuple):
+    """The Idempotency-Key claim a request holds (service.api.idempotency_store): the
+    payments it creates are recorded on the key by the statement that creates them."""
+
+    caller: str
+    endpoint: str
+    key: str
+    token: UUID
+
+
 class NewPayment(NamedTuple):
     order_id: int
     amount: Decimal
     currency: str
+    claimed_key: ClaimedKey | None = None
+
+
+ClaimFields: TypeAlias = tuple[str | None, str | None, str | None, UUID | None]
+
+
+def _claim_fields(claimed_key: ClaimedKey | None) -> ClaimFields:
+    """A statement's key parameters: the claim's, or NULLs, which match no key."""
+    return (None, None, None, None) if claimed_key is None else claimed_key
 
 
 class Settlement(NamedTuple):
@@ -56,21 +75,36 @@ class Session:
         settled = await self.settle_many([settlement])
         return settled[0] if settled else None
 
-    async def start_retry(self, payment_id: int) -> Payment | None:
+    async def start_retry(
+        self, payment_id: int, claimed_key: ClaimedKey | None = None
+    ) -> Payment | None:
         """The payment back in PROCESSING under a new transaction_id, its new attempt
-        started; None when it was not FAILED (or another retry took it first)."""
+        started (and recorded on `claimed_key`); None when it was not FAILED (or another
+        retry took it first)."""
+        caller, endpoint, key, token = _claim_fields(claimed_key)
         row = await self._sql.start_retry(
-            self.connection, payment_id=payment_id, from_statuses=RETRY_SOURCES
+            self.connection,
+            payment_id=payment_id,
+            from_statuses=RETRY_SOURCES,
+            key_caller=caller,
+            key_endpoint=endpoint,
+            key_name=key,
+            key_token=token,
         )
         return None if row is None else row_as(row, Payment)
 
     async def insert_processing_many(self, payments: Sequence[NewPayment]) -> list[Payment]:
         """The new PROCESSING payments; an order that already has one gets none."""
+        claims = [_claim_fields(payment.claimed_key) for payment in payments]
         rows = self._sql.insert_processing_many(
             self.connection,
             order_ids=[payment.order_id for payment in payments],
             amounts=[payment.amount for payment in payments],
             currencies=[payment.currency for payment in payments],
+            key_callers=[claim[0] for claim in claims],
+            key_endpoints=[claim[1] for claim in claims],
+            key_names=[claim[2] for claim in claims],
+            key_tokens=[claim[3] for claim in claims],
         )
         return [row_as(row, Payment) async for row in rows]
 

@@ -8,7 +8,7 @@ from uuid import UUID
 import asyncpg
 
 from service.db.sql import load_queries
-from service.domain.rules import PaymentStatus, sources_of
+from service.domain.rules import RETRY_SOURCES, PaymentStatus, sources_of
 from tests.support.sql import load_test_queries
 
 
@@ -17,10 +17,24 @@ async def insert_processing(
 ) -> asyncpg.Record:
     """A PROCESSING payment, as a create alone in its group commit inserts it."""
     rows = load_queries().insert_processing_many(
-        conn, order_ids=[order_id], amounts=[amount], currencies=["JPY"]
+        conn,
+        order_ids=[order_id],
+        amounts=[amount],
+        currencies=["JPY"],
+        **{name: [None] for name in ("key_callers", "key_endpoints", "key_names", "key_tokens")},
     )
     [row] = [row async for row in rows]
     return row
+
+
+async def start_retry(conn: asyncpg.Connection, payment_id: int) -> asyncpg.Record | None:
+    """A retry's first step, as a retry without an Idempotency-Key takes it."""
+    return await load_queries().start_retry(
+        conn,
+        payment_id=payment_id,
+        from_statuses=RETRY_SOURCES,
+        **dict.fromkeys(("key_caller", "key_endpoint", "key_name", "key_token")),
+    )
 
 
 async def settle(
