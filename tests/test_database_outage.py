@@ -1,6 +1,6 @@
 """Database outage: PostgreSQL stopped and started under load; the service is never restarted.
 
-The test runs a PostgreSQL of its own (pgserver in tmp_path) so that it can stop and
+The test runs a PostgreSQL of its own (pgserver in a directory of its own) so that it can stop and
 start it with pg_ctl exactly as pgserver does. While it is down every request must be
 answered at once with 503 problem+json (no hang, no 500, no traceback) and readiness
 must say so; once it is back the pool and the relay's LISTEN connection must come back
@@ -28,6 +28,7 @@ from service.db.embedded import bin_dir
 from service.db.migrate import migrate
 from service.outbox.listener import APPLICATION_NAME
 from tests.support.order_stub import OrderServiceStub
+from tests.support.paths import server_directory
 from tests.support.postgres import with_database
 from tests.support.relay_helpers import FAST_OUTBOX, wait_until
 from tests.support.service import RunningService, serve
@@ -97,12 +98,13 @@ class PrivatePostgres:
 
 
 @pytest.fixture
-def private_postgres(tmp_path: Path) -> Iterator[PrivatePostgres]:
-    postgres = PrivatePostgres(tmp_path / "pg")
-    try:
-        yield postgres
-    finally:
-        postgres.close()
+def private_postgres() -> Iterator[PrivatePostgres]:
+    with server_directory("payments-outage-") as directory:
+        postgres = PrivatePostgres(directory / "pg")
+        try:
+            yield postgres
+        finally:
+            postgres.close()
 
 
 @dataclass(frozen=True)

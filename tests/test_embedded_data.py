@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -18,6 +19,7 @@ import pytest
 from service.configuration import load_settings
 from service.db.embedded import bin_dir, detach_embedded, has_cluster, start_embedded
 from service.db.migrate import migration_files
+from tests.support.paths import server_directory
 from tests.support.processes import clean_env
 
 PAYMENTS = Path(sys.executable).parent / "payments"
@@ -94,16 +96,16 @@ def test_an_absolute_embedded_dir_is_kept(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def cluster() -> Iterator[Path]:
     """`payments db migrate` run elsewhere, with a relative embedded_dir: the new cluster."""
-    root = tmp_path_factory.mktemp("embedded")
-    config = write_config(root / "etc", "data/pg")
-    (root / "work").mkdir()
-    result = payments("db", "migrate", config=config, cwd=root / "work")
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("applied: ")
-    assert not (root / "work" / "data").exists()
-    return root / "etc" / "data" / "pg"
+    with server_directory("payments-embedded-") as root:
+        config = write_config(root / "etc", "data/pg")
+        (root / "work").mkdir()
+        result = payments("db", "migrate", config=config, cwd=root / "work")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith("applied: ")
+        assert not (root / "work" / "data").exists()
+        yield root / "etc" / "data" / "pg"
 
 
 @pytest.mark.slow  # starts an embedded server or the CLI as a process
@@ -167,21 +169,22 @@ def test_psql_opens_an_existing_cluster(tmp_path: Path, cluster: Path) -> None:
 
 
 @pytest.mark.slow  # starts an embedded server
-def test_the_socket_directory_is_closed_to_other_users(tmp_path: Path) -> None:
+def test_the_socket_directory_is_closed_to_other_users() -> None:
     """Whoever reaches the socket is a superuser (local connections are trusted).
 
     With a data directory whose path is too long for a unix socket, pgserver puts the
     socket in a runtime directory (mode 0755 from the umask, 0777 as root); the data
     directory itself is 0700 already.
     """
-    data_dir = tmp_path / ("long-" * 24)
-    server = start_embedded(data_dir)  # which also creates a database through the socket
-    try:
-        socket_dir = Path(server.get_postmaster_info().socket_dir)
-        status = socket_dir.stat()
-        owner = data_dir.stat().st_uid
-    finally:
-        detach_embedded()
+    with server_directory("payments-socket-") as root:
+        data_dir = root / ("long-" * 24)
+        server = start_embedded(data_dir)  # which also creates a database through the socket
+        try:
+            socket_dir = Path(server.get_postmaster_info().socket_dir)
+            status = socket_dir.stat()
+            owner = data_dir.stat().st_uid
+        finally:
+            detach_embedded()
 
     assert socket_dir != data_dir.resolve(), "the case under test: a socket outside the data"
     assert status.st_mode & 0o077 == 0, f"{socket_dir} is {oct(status.st_mode)}"
