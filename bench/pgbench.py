@@ -20,6 +20,8 @@ from service.db.sql import SQL_DIR
 
 PLACEHOLDER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")  # `:name`, not a `::type` cast
 INSERT = {"order_ids": "ARRAY[:order_id]", "amounts": "ARRAY[:amount]", "currencies": "'{JPY}'"}
+# Without an Idempotency-Key, as the load phases send them.
+INSERT |= dict.fromkeys(("key_callers", "key_endpoints", "key_names", "key_tokens"), "'{NULL}'")
 SETTLE = {"payment_ids": "ARRAY[:p_id]", "statuses": "'{COMPLETED}'", "request_ids": "'{bench}'"}
 SETTLE |= {"from_statuses": "'{PROCESSING}'"}  # the compare-and-set's sources of COMPLETED
 # The attempt settled is the one insert started; an approval has no failure.
