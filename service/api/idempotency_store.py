@@ -43,11 +43,9 @@ class KeyClaim:
         self, db: Database, stored: StoredKey, token: UUID, earlier: Sequence[int]
     ) -> None:
         self.db = db
-        self.stored = stored
-        self.key = stored.key
-        self.token = token
         self.earlier_payment_ids = frozenset(earlier)
-        # The statements that create payments record them on the key through this.
+        # Which key and claim: what the statements that create payments record them on,
+        # and what completing or releasing the key names.
         self.claimed_key = ClaimedKey(*stored, token)
 
     async def settle(self, response: dict[str, Any]) -> None:
@@ -56,21 +54,23 @@ class KeyClaim:
         status = response.get("status", 500)
         if status >= 500:
             await self.db.queries.release_idempotency_key(
-                self.db.pool, **self.stored._asdict(), token=self.token
+                self.db.pool, **self.claimed_key._asdict()
             )
             return
         content_type = response.get("content_type") or b"application/json"
         stored = await self.db.queries.complete_idempotency_key(
             self.db.pool,
-            **self.stored._asdict(),
-            token=self.token,
+            **self.claimed_key._asdict(),
             response_status=status,
             response_content_type=content_type.decode("latin-1"),
             response_body=bytes(response["body"]),
         )
         if stored != "UPDATE 1":
             # Our lock expired and another attempt took the key: its answer stands.
-            log.warning("idempotency key %r was taken over; this answer is not stored", self.key)
+            log.warning(
+                "idempotency key %r was taken over; this answer is not stored",
+                self.claimed_key.key,
+            )
 
 
 # The claim of the request being served, for its handler to pass to the command.
