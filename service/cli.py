@@ -19,7 +19,7 @@ import sys
 
 import click
 
-from service.configuration import load_settings
+from service.configuration import ConfigError, load_settings
 from service.db.embedded import NoEmbeddedCluster, bin_dir, database_url, existing_database_url
 from service.db.libpq_env import UnsupportedURL, libpq_environment
 from service.db.migrate import migrate
@@ -135,11 +135,26 @@ def serve(host: str | None, port: int | None, workers: int | None, relays: int |
 def main() -> None:
     """Entry point of the `payments` console script."""
     os.environ.setdefault("LITESTAR_APP", "service.app:create_app")
-    settings = load_settings()
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        raise SystemExit(f"Error: {exc}") from None
     os.environ.setdefault("LITESTAR_HOST", settings.server.host)
     os.environ.setdefault("LITESTAR_PORT", str(settings.server.port))
 
     from litestar.cli.main import litestar_group
 
     # The project's commands come from the app's CLI plugin (service/app.py).
-    litestar_group(prog_name="payments")
+    if sys.stderr.isatty():
+        litestar_group(prog_name="payments")
+        return
+    # Not a terminal (a script, a log, a test): errors as click's plain one-line text.
+    # rich-click draws them in a box whose border, at its own width, splits the message.
+    try:
+        litestar_group.main(prog_name="payments", standalone_mode=False)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("Aborted!", err=True)
+        sys.exit(1)

@@ -9,7 +9,7 @@ import pytest
 
 from service.db.migrate import migrate
 from tests.support.order_stub import OrderServiceStub
-from tests.support.postgres import TestPostgres
+from tests.support.postgres import TestPostgres, before_workers_start
 from tests.support.service import RunningService, serve
 from tests.support.settings import make_settings
 
@@ -26,6 +26,8 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
     in_a_worker = hasattr(config, "workerinput")
     if wants_fast_loop and not in_a_worker and getattr(config.option, "numprocesses", 0) is None:
         config.option.numprocesses = "auto"
+    if not in_a_worker:
+        before_workers_start()
 
 
 @pytest.fixture(scope="session")

@@ -183,3 +183,18 @@ def test_litestar_lists_the_payment_routes() -> None:
         "/api/v1/payments/webhook",
     ):
         assert path in output, path
+
+
+def test_errors_are_one_plain_line_when_not_on_a_terminal(tmp_path: Path) -> None:
+    # Scripts and logs read the message: no box around it, no border splitting it.
+    missing = tmp_path / "absent.toml"
+    env = clean_env() | {"PAYMENTS_CONFIG": str(missing)}
+    unconfigured = subprocess.run(
+        [str(PAYMENTS), "db", "migrate"], env=env, capture_output=True, text=True, check=False
+    )
+    assert unconfigured.returncode == 1
+    assert unconfigured.stderr == f"Error: PAYMENTS_CONFIG names {missing}, which does not exist\n"
+    unknown = run(PAYMENTS, "db", "no-such-command")
+    assert unknown.returncode == 2
+    assert "Error: No such command 'no-such-command'." in unknown.stderr.splitlines()
+    assert not set("│╭╰─") & set(unknown.stderr)

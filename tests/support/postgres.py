@@ -48,6 +48,20 @@ def with_database(url: str, database: str) -> str:
     return urlunsplit(parts._replace(path="/" + database))
 
 
+def before_workers_start() -> None:
+    """As root, pgserver runs PostgreSQL as a user of its own, which it creates on first
+    use with `useradd`: on a new machine, test processes starting together (pytest -n)
+    would race to create it, and the loser's server failed to start. Made once, here."""
+    embedded = not (
+        os.environ.get("PAYMENTS_TEST_DATABASE_URL")
+        or os.environ.get("PAYMENTS_TEST_TESTCONTAINERS") == "1"
+    )
+    if embedded and hasattr(os, "geteuid") and os.geteuid() == 0:
+        from pgserver.utils import ensure_user_exists
+
+        ensure_user_exists("pgserver")
+
+
 class TestPostgres:
     __test__ = False  # not a test class, despite the name
 
