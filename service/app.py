@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.metadata import entry_points
 
+import click
 from click import Group
 from litestar import Litestar, Router
 from litestar.datastructures import State
@@ -11,7 +15,7 @@ from litestar.plugins import CLIPlugin
 from litestar.plugins.prometheus import PrometheusConfig
 
 from service.api.amounts import TYPE_ENCODERS, YenSchemaPlugin
-from service.api.auth import bearer_security
+from service.api.auth import bearer_security, open_access_warning
 from service.api.batch import batch_router
 from service.api.body_timeout import BodyReadTimeoutMiddleware
 from service.api.dependencies import DEPENDENCIES
@@ -30,6 +34,7 @@ from service.lifespan import lifespan
 from service.log_config import configure_logging
 from service.settings import Settings
 
+log = logging.getLogger(__name__)
 # HTTP request counts and latencies; paths grouped by route template.
 PROMETHEUS = PrometheusConfig(app_name="payments", prefix="payments_http", group_path=True)
 # pyproject.toml's entry points naming the project's commands (service/cli.py and beside it).
@@ -46,6 +51,30 @@ class ProjectCommands(CLIPlugin):
     def on_cli_init(self, cli: Group) -> None:
         for entry_point in entry_points(group=COMMANDS_ENTRY_POINTS):
             cli.add_command(entry_point.load(), entry_point.name)
+
+
+class OpenAccessWarning(CLIPlugin):
+    """Warns at start-up of `payments run` and `litestar run` when anyone who reaches the
+    address may pay and refund (service.api.auth.open_access_warning).
+
+    The address is the run command's own `--host` (or LITESTAR_HOST, which `payments`
+    sets from [server] host): Litestar enters this around the server it starts, in the
+    command's click context; the app itself is never told where it listens. A Unix
+    socket (`--uds`) or an inherited one (`--fd`) has no address to judge.
+    """
+
+    def on_cli_init(self, cli: Group) -> None:
+        return None  # no command of its own
+
+    @contextmanager
+    def server_lifespan(self, app: Litestar) -> Iterator[None]:
+        context = click.get_current_context(silent=True)
+        params = {} if context is None else context.params
+        if "host" in params and params.get("uds") is None and params.get("fd") is None:
+            settings: Settings = app.state.settings
+            if warning := open_access_warning(settings.auth, params["host"], params["port"]):
+                log.warning(warning)
+        yield
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -83,5 +112,5 @@ def create_app(settings: Settings | None = None) -> Litestar:
         request_max_body_size=settings.server.max_body_bytes,
         openapi_config=openapi_config(settings),
         type_encoders=TYPE_ENCODERS,
-        plugins=[ProjectCommands(), YenSchemaPlugin()],
+        plugins=[ProjectCommands(), OpenAccessWarning(), YenSchemaPlugin()],
     )

@@ -12,6 +12,7 @@ of pyproject.toml.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import resource
 import subprocess
@@ -19,12 +20,15 @@ import sys
 
 import click
 
+from service.api.auth import open_access_warning
 from service.configuration import ConfigError, load_settings
 from service.db.embedded import NoEmbeddedCluster, bin_dir, database_url, existing_database_url
 from service.db.libpq_env import UnsupportedURL, libpq_environment
 from service.db.migrate import migrate
 from service.db.pool import direct_url
 from service.outbox.processes import IN_PROCESS_RELAY_VARIABLE, RelayProcesses
+
+log = logging.getLogger(__name__)
 
 
 @click.group(name="db")
@@ -101,6 +105,10 @@ def serve(host: str | None, port: int | None, workers: int | None, relays: int |
 
     settings = load_settings()
     server = settings.server
+    address, port = host or server.host, port or server.port
+    # Here, once: the workers, which start the app, are not told the address.
+    if warning := open_access_warning(settings.auth, address, port):
+        log.warning(warning)
     allow_open_files(server.max_connections + SPARE_FILES)
     relays = server.relay_processes if relays is None else relays
     relay_processes = None
@@ -113,8 +121,8 @@ def serve(host: str | None, port: int | None, workers: int | None, relays: int |
             "service.app:create_app",
             factory=True,
             interface=Interfaces.ASGI,
-            address=host or server.host,
-            port=port or server.port,
+            address=address,
+            port=port,
             workers=workers or server.workers,
             # HTTP/1.1 only: granian times out unfinished HTTP/1 headers, while an HTTP/2
             # (h2c) connection could hold its slot without ever finishing a request.

@@ -15,6 +15,7 @@ from service.commands import ReconcileStuckPayments
 from service.commands.reconcile_payments import reconcile_stuck_payments
 from service.db.database import Database
 from service.db.embedded import database_url, detach_embedded
+from service.db.housekeeping import HOUSEKEEPING_INTERVAL_SECONDS, purge_expired
 from service.db.migrate import migrate
 from service.db.periodic import every
 from service.db.pool import create_pool, direct_url
@@ -28,7 +29,6 @@ from service.outbox.wakeup import OutboxWakeup
 from service.settings import DatabaseSettings, Settings
 
 log = logging.getLogger(__name__)
-IDEMPOTENCY_PURGE_SECONDS = 300.0
 
 
 @asynccontextmanager
@@ -93,15 +93,15 @@ async def _serving(
     async def reconcile_stuck() -> None:
         await reconcile_stuck_payments(reconcile, uow, gateway)
 
-    async def expire_idempotency_keys() -> None:
-        await queries.purge_expired_idempotency_keys(db.pool)
+    async def housekeeping() -> None:
+        await purge_expired(queries, db.pool, settings.gateway.callback_retention_days)
 
     tasks = [
         asyncio.create_task(
             every(settings.gateway.reconcile_interval_seconds, reconcile_stuck, stop)
         ),
         asyncio.create_task(
-            every(IDEMPOTENCY_PURGE_SECONDS, expire_idempotency_keys, stop, housekeeping=True)
+            every(HOUSEKEEPING_INTERVAL_SECONDS, housekeeping, stop, housekeeping=True)
         ),
     ]
     if reader.replica is not None:

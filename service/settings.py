@@ -76,6 +76,7 @@ class GatewaySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # One secret, or several while the gateway moves from the old to the new one.
     callback_secret: str | tuple[str, ...] = ""
     callback_tolerance_seconds: int = 300
+    callback_retention_days: float = 30.0
     charge_timeout_seconds: float = 10.0
     reconcile_after_seconds: float = 60.0
     reconcile_interval_seconds: float = 15.0
@@ -92,6 +93,11 @@ class GatewaySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
                 raise ValueError(f"gateway.decline_codes: {amount!r} is not a whole yen amount")
             if not FAILURE_CODE.fullmatch(code):
                 raise ValueError(f"gateway.decline_codes: {code!r} is not a failure code")
+        # An id must at least outlive the acceptance of the signed callback that carried it.
+        if self.callback_retention_days * 86400 <= self.callback_tolerance_seconds:
+            raise ValueError(
+                "gateway.callback_retention_days must exceed gateway.callback_tolerance_seconds"
+            )
         if self.charge_timeout_seconds <= 0:
             raise ValueError("gateway.charge_timeout_seconds must be positive")
         # Asked earlier, the gateway could be asked about a charge still in flight,

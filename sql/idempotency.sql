@@ -1,6 +1,6 @@
--- Idempotency keys: claim, complete, release, replay, expire. The statements that create
--- payments under a claim record them on its key themselves (insert_processing_many,
--- start_retry).
+-- Idempotency keys: claim, complete, release, replay, purge once expired. The statements
+-- that create payments under a claim record them on its key themselves
+-- (insert_processing_many, start_retry).
 -- A key is the caller's own (`caller`: a fingerprint of its bearer token, '' without
 -- authentication): the same key sent by two callers is two keys.
 
@@ -62,6 +62,24 @@ DELETE FROM idempotency_keys
  WHERE caller = :caller AND endpoint = :endpoint AND key = :key
    AND claim_token = :token AND response_status IS NULL AND cardinality(payment_ids) = 0;
 
--- name: purge_expired_idempotency_keys()!
--- Deletes keys past their lifetime.
-DELETE FROM idempotency_keys WHERE expires_at < now();
+-- name: try_lock_idempotency_key_purge()$
+-- One process at a time purges expired keys; the lock ends with the transaction.
+SELECT pg_try_advisory_xact_lock(hashtext('payments.idempotency_key_purge'));
+
+-- name: purge_expired_idempotency_keys(max_keys)$
+-- Deletes up to max_keys keys past their lifetime; returns how many. The keys are
+-- locked as they are picked, each checked again if a claim renewed it meanwhile (a
+-- claim of an expired key gives it a new lifetime: it is kept); one a claim is
+-- taking right now is skipped, not waited for.
+WITH purged AS (
+    DELETE FROM idempotency_keys AS k
+     WHERE (k.caller, k.endpoint, k.key) IN (
+            SELECT caller, endpoint, key
+              FROM idempotency_keys
+             WHERE expires_at < now()
+             LIMIT :max_keys
+               FOR UPDATE SKIP LOCKED)
+       AND k.expires_at < now()
+ RETURNING 1
+)
+SELECT count(*) FROM purged;

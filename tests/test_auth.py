@@ -18,7 +18,9 @@ import asyncpg
 import httpx
 import pytest
 
+from service.api.auth import is_loopback, open_access_warning
 from service.configuration import load_settings
+from service.settings import AuthSettings
 from tests.support.callbacks import signed_headers
 from tests.support.order_stub import OrderServiceStub
 from tests.support.problems import PROBLEMS
@@ -357,3 +359,44 @@ async def test_no_token_appears_in_the_logs(
     assert "auth-log-201" in logged, logged
     for secret in (*TOKENS, wrong):
         assert secret not in logged, secret
+
+
+# --- the start-up warning: authentication off on an address other machines reach ------------
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"])
+def test_loopback_addresses_and_localhost_reach_this_machine_only(host: str) -> None:
+    assert is_loopback(host)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.20", "10.0.0.5", "fe80::1"])
+def test_any_other_address_is_reachable_from_elsewhere(host: str) -> None:
+    assert not is_loopback(host)
+
+
+def test_a_name_that_does_not_resolve_counts_as_reachable() -> None:
+    assert not is_loopback("no-such-host.invalid")
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.20"])
+def test_no_tokens_on_a_reachable_address_is_warned_of_naming_it(host: str) -> None:
+    warning = open_access_warning(AuthSettings(), host, 8001)
+
+    assert warning is not None
+    assert f"listens on {host} port 8001" in warning
+    assert "anyone who can reach it can pay and refund" in warning
+
+
+@pytest.mark.parametrize(
+    ("auth", "host"),
+    [
+        (AuthSettings(), "127.0.0.1"),
+        (AuthSettings(), "::1"),
+        (AuthSettings(), "localhost"),
+        (AuthSettings(tokens=("t",)), "0.0.0.0"),
+        (AuthSettings(read_only_tokens=("r",)), "0.0.0.0"),
+    ],
+    ids=["loopback", "ipv6-loopback", "localhost", "tokens", "read-only-tokens"],
+)
+def test_no_warning_on_loopback_or_with_tokens(auth: AuthSettings, host: str) -> None:
+    assert open_access_warning(auth, host, 8001) is None

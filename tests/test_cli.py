@@ -17,9 +17,12 @@ import psutil
 import pytest
 
 from service.db.migrate import migration_files
+from tests.support.order_stub import OrderServiceStub
 from tests.support.paths import PROJECT_ROOT
 from tests.support.postgres import TestPostgres
-from tests.support.processes import clean_env
+from tests.support.processes import PAYMENTS as PAYMENTS_MAIN
+from tests.support.processes import ServiceProcess, clean_env, service_env
+from tests.support.service import free_port
 
 BIN = Path(sys.executable).parent
 PAYMENTS = BIN / "payments"
@@ -198,3 +201,81 @@ def test_errors_are_one_plain_line_when_not_on_a_terminal(tmp_path: Path) -> Non
     assert unknown.returncode == 2
     assert "Error: No such command 'no-such-command'." in unknown.stderr.splitlines()
     assert not set("│╭╰─") & set(unknown.stderr)
+
+
+# --- authentication off on an address other machines reach ----------------------------------
+
+OPEN_ACCESS = "anyone who can reach it can pay and refund"
+WITH_TOKENS = '[auth]\ntokens = ["t0ken"]\n'
+
+
+async def start_up_output(
+    tmp_path: Path,
+    database_url: str,
+    order_stub: OrderServiceStub,
+    **commands: tuple[list[str], str],
+) -> dict[str, str]:
+    """What each command (argv, then `--port`; its config file's text) wrote until it
+    served, by name: all started at once, then stopped."""
+    processes = {}
+    for name, (argv, config_text) in commands.items():
+        config = tmp_path / f"{name}.toml"
+        config.write_text(config_text)
+        processes[name] = ServiceProcess(
+            port=free_port(),
+            env=service_env(config, database_url, order_stub.url),
+            log=tmp_path / f"{name}.log",
+            argv=argv,
+        )
+    try:
+        for process in processes.values():
+            process.start()
+        await asyncio.gather(*(process.wait_ready() for process in processes.values()))
+    finally:
+        for process in processes.values():
+            process.stop()
+    return {name: process.log.read_text() for name, process in processes.items()}
+
+
+def warnings_in(output: str) -> list[str]:
+    return [line for line in output.splitlines() if OPEN_ACCESS in line]
+
+
+async def test_serve_without_tokens_on_a_non_loopback_address_warns_naming_it(
+    tmp_path: Path, database_url: str, order_stub: OrderServiceStub
+) -> None:
+    everywhere = [*PAYMENTS_MAIN, "serve", "--host", "0.0.0.0"]
+    output = await start_up_output(
+        tmp_path,
+        database_url,
+        order_stub,
+        open=(everywhere, ""),
+        with_tokens=(everywhere, WITH_TOKENS),
+        loopback=([*PAYMENTS_MAIN, "serve", "--host", "127.0.0.1"], ""),
+    )
+
+    [warning] = warnings_in(output["open"])
+    assert '"level":"WARNING"' in warning
+    assert "authentication is off" in warning and "listens on 0.0.0.0 port" in warning
+    assert warnings_in(output["with_tokens"]) == []
+    assert warnings_in(output["loopback"]) == []
+
+
+async def test_run_warns_too_naming_server_host_or_its_own_host_option(
+    tmp_path: Path, database_url: str, order_stub: OrderServiceStub
+) -> None:
+    """`payments run` binds [server] host (through LITESTAR_HOST), `litestar run` its --host."""
+    litestar_run = [str(LITESTAR), "--app", "service.app:create_app", "run"]
+    output = await start_up_output(
+        tmp_path,
+        database_url,
+        order_stub,
+        payments_run=([*PAYMENTS_MAIN, "run"], '[server]\nhost = "0.0.0.0"\n'),
+        litestar_run=([*litestar_run, "--host", "0.0.0.0"], ""),
+        litestar_run_loopback=([*litestar_run, "--host", "localhost"], ""),
+    )
+
+    for name in ("payments_run", "litestar_run"):
+        [warning] = warnings_in(output[name])
+        assert "listens on 0.0.0.0 port" in warning, name
+    assert warnings_in(output["litestar_run_loopback"]) == []

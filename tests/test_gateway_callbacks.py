@@ -24,6 +24,7 @@ from tests.support.problems import assert_problem
 from tests.support.service import RunningService, serve
 from tests.support.settings import GATEWAY_SECRET, make_settings
 from tests.support.sql import load_test_queries
+from tests.test_observability import grew, scrape
 
 checks: Any = load_test_queries()
 
@@ -299,6 +300,46 @@ async def test_a_refunded_payment_cannot_be_moved_by_the_gateway(
     assert_problem(response, 409)
     assert await status_of(svc.client, payment["id"]) == "REFUNDED"
     assert len(await outbox_bodies(db, payment["id"])) == 2
+
+
+async def test_completed_for_a_payment_refunded_since_is_a_200_no_op_failed_is_409(
+    svc: RunningService, db: asyncpg.Connection
+) -> None:
+    """The gateway redelivering "completed" after the refund would retry a 409 for days.
+    A superseded attempt ended FAILED, so "completed" for it stays 409, REFUNDED or not."""
+    payment = await create_processing_payment(svc.client)
+    declined = payment["transaction_id"]
+    assert (await post_callback(svc.client, declined, "failed")).status_code == 200
+    retried = await svc.client.post(f"/api/v1/payments/{payment['id']}/retry")
+    assert retried.status_code == 201, retried.text
+    charged = retried.json()["transaction_id"]
+    assert (await post_callback(svc.client, charged, "completed")).status_code == 200
+    refund = await svc.client.post(
+        "/api/v1/payments/refund", json={"payment_id": payment["id"], "reason": "cancelled"}
+    )
+    assert refund.status_code == 201, refund.text
+    before = await scrape(svc.client)
+
+    completed = await post_callback(svc.client, charged, "completed")
+    failed = await post_callback(svc.client, charged, "failed")
+    superseded_completed = await post_callback(svc.client, declined, "completed")
+    superseded_failed = await post_callback(svc.client, declined, "failed")
+
+    after = await scrape(svc.client)
+    assert completed.status_code == 200, completed.text
+    assert completed.json() == {"payment_id": payment["id"], "status": "REFUNDED"}
+    assert assert_problem(failed, 409, "transition-not-allowed")["current_status"] == "REFUNDED"
+    problem = assert_problem(superseded_completed, 409, "transition-not-allowed")
+    assert "superseded by a retry" in problem["detail"]
+    assert superseded_failed.status_code == 200, superseded_failed.text
+    assert await status_of(svc.client, payment["id"]) == "REFUNDED"
+    assert [body["payment_status"] for body in await outbox_bodies(db, payment["id"])] == [
+        "failed",
+        "completed",
+        "refunded",
+    ]
+    assert grew(before, after, 'payments_gateway_callbacks_total{outcome="unchanged"}') == 2
+    assert grew(before, after, 'payments_gateway_callbacks_total{outcome="applied"}') == 0
 
 
 async def test_concurrent_opposite_reports_settle_once(

@@ -28,14 +28,17 @@ import pytest
 from aiohttp import web
 from click.testing import CliRunner
 
+from service.domain.rules import PaymentStatus
 from service.importer.batches import BatchClient
 from service.importer.cli import import_command
 from service.importer.client import PaymentsClient
 from service.importer.outcomes import Outcome
 from service.importer.retry import RetryPolicy
 from service.importer.rows import Payment, read_rows
+from tests.support.callbacks import signed_headers
 from tests.support.order_stub import OrderServiceStub
 from tests.support.paths import PROJECT_ROOT
+from tests.support.payments import payment_in
 from tests.support.processes import clean_env
 from tests.support.service import RunningService, serve
 from tests.support.settings import make_settings
@@ -205,7 +208,8 @@ async def test_a_2000_row_file_pays_each_valid_new_order_once_and_reports_every_
     invalid = [r for r in result.report if r["outcome"] == "invalid"]
     assert all(r["payment_id"] == r["http_status"] == "" for r in invalid)
 
-    assert "rows: 2000; paid 1960, already paid 20, declined 0, invalid 8, " in result.stdout
+    assert "rows: 2000; paid 1960, already paid 20, processing 0, refunded 0, " in result.stdout
+    assert "declined 0, invalid 8, " in result.stdout
     assert "duplicate in file 12, rejected 0, failed 0" in result.stdout
     print(result.stdout)  # the time and rate, for the record (-s)
 
@@ -338,6 +342,69 @@ async def test_a_second_ctrl_c_abandons_the_calls_in_flight_and_reports_them_fai
     assert result.code == 130
     assert result.outcomes() == ["failed", "failed", "not_sent", "not_sent", "not_sent"]
     assert all("outcome is unknown" in row["detail"] for row in result.report[:2])
+
+
+# --- orders whose payment is still processing, or was refunded --------------------------------
+
+
+@pytest.mark.slow
+async def test_a_payment_still_processing_or_refunded_is_reported_as_such_not_already_paid(
+    service: RunningService, db: asyncpg.Connection, tmp_path: Path
+) -> None:
+    undecided = await payment_in(db, 1, PaymentStatus.PROCESSING)
+    refunded = await payment_in(db, 2, PaymentStatus.REFUNDED)
+    completed = await payment_in(db, 3, PaymentStatus.COMPLETED)
+    path = write_csv(tmp_path / "orders.csv", ["1,1000,", "2,2000,", "3,1000,", "4,1000,"])
+
+    result = await run_import(path, service.url)
+
+    assert result.code == 1, result.stdout + result.stderr  # two orders are not paid
+    assert result.outcomes() == ["processing", "refunded", "already_paid", "paid"]
+    processing, refund, already, _ = result.report
+    assert (processing["payment_id"], processing["payment_status"]) == (
+        str(undecided),
+        "PROCESSING",
+    )
+    assert "the gateway has not decided yet" in processing["detail"]
+    assert (refund["payment_id"], refund["payment_status"]) == (str(refunded), "REFUNDED")
+    assert "a payment of 1000 JPY, not 2000, refunded since" in refund["detail"]
+    assert "paying it again needs a new order" in refund["detail"]
+    assert (already["payment_id"], already["payment_status"]) == (str(completed), "COMPLETED")
+    assert "rows: 4; paid 1, already paid 1, processing 1, refunded 1, declined 0" in result.stdout
+    assert await payments_per_order(db, [1, 2, 3, 4]) == Counter({1: 1, 2: 1, 3: 1, 4: 1})
+
+
+async def test_a_replayed_answer_of_a_payment_processing_then_reports_it_as_it_stands_now(
+    database_url: str, order_stub: OrderServiceStub, tmp_path: Path
+) -> None:
+    """A rerun replays the first run's stored answers (PROCESSING, the gateway being
+    asynchronous): each payment is reported as it stands at the rerun."""
+    gateway = {"mode": "async", "reconcile_after_seconds": 3600.0}
+    path = write_csv(tmp_path / "orders.csv", ["1,1000,", "2,1000,"])
+    async with serve(make_settings(database_url, order_stub.url, gateway=gateway)) as running:
+        first = await import_here(path, running.url)
+        settled = json.dumps(
+            {"transaction_id": await transaction_of(running, 1), "status": "completed"}
+        )
+        callback = await running.client.post(
+            f"{PAYMENTS}webhook", content=settled, headers=signed_headers(settled.encode())
+        )
+        assert callback.status_code == 200, callback.text
+        second = await import_here(path, running.url)
+
+    assert first.outcomes() == ["paid", "paid"]
+    assert [r["payment_status"] for r in first.report] == ["PROCESSING", "PROCESSING"]
+    assert second.code == 1
+    assert second.outcomes() == ["already_paid", "processing"]
+    assert [r["payment_status"] for r in second.report] == ["COMPLETED", "PROCESSING"]
+    assert [r["payment_id"] for r in second.report] == [r["payment_id"] for r in first.report]
+
+
+async def transaction_of(running: RunningService, order_id: int) -> str:
+    response = await running.client.get(f"{PAYMENTS}order/{order_id}")
+    assert response.status_code == 200, response.text
+    transaction_id: str = response.json()["transaction_id"]
+    return transaction_id
 
 
 # --- declines, authentication ------------------------------------------------------

@@ -234,3 +234,12 @@ def test_a_reconciler_that_could_ask_while_a_charge_is_in_flight_is_a_config_err
 ) -> None:
     with pytest.raises(ConfigError, match="charge_timeout_seconds"):
         load_settings(write(tmp_path, "[gateway]\n" + gateway), env={})
+
+
+def test_callback_ids_are_kept_30_days_and_never_less_than_a_callback_is_accepted(
+    tmp_path: Path,
+) -> None:
+    assert load_settings(write(tmp_path, ""), env={}).gateway.callback_retention_days == 30.0
+    shorter = "[gateway]\ncallback_tolerance_seconds = 300\ncallback_retention_days = 0.003\n"
+    with pytest.raises(ConfigError, match="callback_retention_days must exceed"):
+        load_settings(write(tmp_path, shorter), env={})

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
+import socket
 from typing import cast
 
 from litestar import Controller
@@ -23,7 +25,7 @@ from litestar.middleware import ASGIMiddleware
 from litestar.openapi.spec import SecurityRequirement
 from litestar.types import ASGIApp, HTTPScope, Receive, Scope, Send
 
-from service.settings import Settings
+from service.settings import AuthSettings, Settings
 
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="payments"'}
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -102,3 +104,30 @@ def bearer_security(settings: Settings) -> list[SecurityRequirement] | None:
     if settings.auth.read_only_tokens:
         return [{"bearer": []}, {READ_ONLY_SCHEME: []}]
     return [{"bearer": []}]
+
+
+def is_loopback(host: str) -> bool:
+    """Whether only this machine reaches a server bound to `host`: a loopback address, or a
+    name (localhost) whose every address is one. A name that does not resolve counts as
+    reachable: better a needless warning than a missing one."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        pass
+    try:
+        found = socket.getaddrinfo(host, None)
+    except (OSError, UnicodeError):
+        return False
+    return bool(found) and all(ipaddress.ip_address(entry[4][0]).is_loopback for entry in found)
+
+
+def open_access_warning(auth: AuthSettings, host: str, port: int) -> str | None:
+    """What to warn of at start-up when anyone who reaches the address may pay and refund:
+    no tokens, and an address other machines can reach (None when either is not so)."""
+    if auth.enabled or is_loopback(host):
+        return None
+    return (
+        f"authentication is off ([auth] tokens and read_only_tokens are empty) and the "
+        f"service listens on {host} port {port}, not a loopback address: anyone who can "
+        "reach it can pay and refund. Set PAYMENTS_API_TOKENS, or listen on 127.0.0.1"
+    )

@@ -48,7 +48,8 @@ class GatewayCallbackController(Controller):
 
         Body `{"transaction_id": uuid, "status": "completed" | "failed"}`. The signature
         is checked on the raw body before anything is parsed. A repeated webhook-id,
-        or the status the payment already has, is a 200 no-op.
+        the status the payment already has, or "completed" for a payment refunded
+        since, is a 200 no-op.
         """
         body = await request.body()
         settings = write.settings

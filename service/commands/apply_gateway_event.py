@@ -24,11 +24,16 @@ REPORTED_DECISION = {"completed": GatewayDecision.APPROVED, "failed": GatewayDec
 async def apply_gateway_event(command: ApplyGatewayEvent, uow: UnitOfWork) -> Payment:
     """Apply the callback once per webhook-id; a repeat or a no-change report is a no-op.
 
+    A no-change report includes "completed" for a payment refunded since: its latest
+    attempt's charge did complete, and the refund came after. "failed" for it is 409.
+
     A callback naming an attempt a retry has superseded (an earlier transaction_id of
     the payment) never changes the payment: it is found (not 404: the transaction is
     known), reporting the outcome that attempt ended with is a 200 no-op like any
     repeated report, and another outcome is 409, since that attempt's outcome is final
-    and the payment now belongs to its newer attempt.
+    and the payment now belongs to its newer attempt. Only FAILED attempts are retried,
+    so "completed" for a superseded attempt stays 409 whatever the payment is now,
+    REFUNDED included: that charge never completed.
     """
     reported = REPORTED_STATUS[command.status]
     async with uow.transaction() as session:

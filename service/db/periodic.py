@@ -1,5 +1,5 @@
 """The one periodic loop: background work that must outlive database outages
-(reconciler, key expiry, outbox retention)."""
+(reconciler, housekeeping, outbox retention)."""
 
 from __future__ import annotations
 

@@ -94,10 +94,15 @@ def payment_amount(amount: int | float | Decimal, currency: str = CURRENCY) -> D
 def gateway_outcome_applies(current: PaymentStatus, reported: PaymentStatus) -> bool:
     """Whether a gateway-reported status changes the payment.
 
-    The status it already has is a no-op (False); a legal settlement applies
-    (True); anything else is TransitionNotAllowed.
+    The status it already has is a no-op (False), and so is COMPLETED for a payment
+    refunded since: the gateway reports the charge, which a refund leaves COMPLETED,
+    and a report the payment went past is no conflict (409 would have the gateway
+    retry it for days). A legal settlement applies (True); anything else is
+    TransitionNotAllowed.
     """
     if reported == current:
+        return False
+    if current is PaymentStatus.REFUNDED and reported is PaymentStatus.COMPLETED:
         return False
     if current is PaymentStatus.PROCESSING and can_transition(current, reported):
         return True

@@ -94,8 +94,8 @@ def import_command(
     Idempotency-Key derived from its rows, so running the same file again (with
     the same --batch-size) never pays an order twice. Ctrl-C stops sending, waits
     for the calls in flight and writes the report (a second Ctrl-C abandons them).
-    Exit status: 0 when every row ended paid or already paid, 1 otherwise, 130
-    when interrupted.
+    Exit status: 0 when every row ended paid or already paid, 1 otherwise (an order
+    whose payment is still processing or was refunded too), 130 when interrupted.
     """
     try:
         rows = read_rows(file)

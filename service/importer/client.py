@@ -16,6 +16,20 @@ from service.importer.rows import Payment
 PAYMENTS_PATH = "/api/v1/payments/"
 DUPLICATE_ORDER = "/duplicate-order"
 DETAIL_CHARS = 300
+UNDECIDED = (Outcome.PROCESSING, "the order has {payment}, which the gateway has not decided yet")
+# What the payment an order already has makes of its row, by the payment's status; {payment}
+# is "a payment", with its amount when the row names another one.
+EXISTING = {
+    "COMPLETED": (Outcome.ALREADY_PAID, "the order already had {payment}"),
+    "PROCESSING": UNDECIDED,
+    "PENDING": UNDECIDED,  # stored, not sent to the gateway yet
+    "REFUNDED": (
+        Outcome.REFUNDED,
+        "the order had {payment}, refunded since: paying it again needs a new order",
+    ),
+    "FAILED": (Outcome.DECLINED, "the order had {payment}, declined"),
+}
+UNKNOWN = (Outcome.REJECTED, "the order already has {payment}, in a status not known here")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +67,10 @@ class PaymentsClient:
         problem_type, detail = str(body.get("type", "")), str(body.get("detail", ""))
         if status == 201:
             mine = not replayed or sent.lost_answer
+            if not mine and body.get("status") != "COMPLETED":
+                # A replayed answer is the payment as it stood then: one the gateway had not
+                # decided is asked about again, as it stands now.
+                return await self._existing(payment, status, "", sent)
             return Result(
                 Outcome.PAID if mine else Outcome.ALREADY_PAID,
                 payment_id=_int(body.get("id")),
@@ -76,9 +94,10 @@ class PaymentsClient:
     async def _existing(
         self, payment: Payment, status: int, problem_type: str, sent: Attempts
     ) -> Result:
-        """The order already has a payment: report it (a declined one stays declined).
+        """The order already has a payment: report what it is (EXISTING).
 
-        After an attempt whose answer was lost or was a 5xx, that payment is this run's own.
+        After an attempt whose answer was lost or was a 5xx, a payment COMPLETED or still
+        PROCESSING is this run's own: paid.
         """
         attempts = sent.count
         found = await self._send("GET", f"{PAYMENTS_PATH}order/{payment.order_id}")
@@ -89,14 +108,15 @@ class PaymentsClient:
         existing = _json(found.response)
         payment_status = str(existing.get("status", ""))
         amount = existing.get("amount")
-        if payment_status == "FAILED":
-            outcome, detail = Outcome.DECLINED, "the order's payment was declined"
-        elif sent.lost_answer:
-            outcome, detail = Outcome.PAID, "paid by an earlier attempt whose answer was lost"
-        else:
-            outcome, detail = Outcome.ALREADY_PAID, "the order already had a payment"
+        outcome, template = EXISTING.get(payment_status, UNKNOWN)
+        described = "a payment"
         if isinstance(amount, int | float) and amount != payment.amount:
-            detail += f" of {amount:g} {existing.get('currency', '')}, not {payment.amount}"
+            described += f" of {amount:g} {existing.get('currency', '')}, not {payment.amount}"
+        detail = template.format(payment=described)
+        if payment_status not in EXISTING:
+            detail += f" ({_cut(payment_status)!r})"
+        if sent.lost_answer and outcome in (Outcome.ALREADY_PAID, Outcome.PROCESSING):
+            outcome, detail = Outcome.PAID, "paid by an earlier attempt whose answer was lost"
         payment_id = _int(existing.get("id"))
         return Result(outcome, payment_id, payment_status, status, problem_type, detail, attempts)
 

@@ -8,7 +8,9 @@ from enum import StrEnum
 
 class Outcome(StrEnum):
     PAID = "paid"  # paid by this run
-    ALREADY_PAID = "already_paid"  # the order had a payment before this run
+    ALREADY_PAID = "already_paid"  # the order had a COMPLETED payment before this run
+    PROCESSING = "processing"  # the order has a payment the gateway has not decided yet
+    REFUNDED = "refunded"  # the order's payment was refunded: paying it again needs a new order
     DECLINED = "declined"  # the gateway declined (the payment is stored FAILED)
     INVALID = "invalid"  # breaks a rule locally: never sent
     DUPLICATE_IN_FILE = "duplicate_in_file"  # an earlier row of the file has the same order

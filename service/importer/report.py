@@ -80,6 +80,8 @@ class Summary:
         parts = [
             f"paid {c[Outcome.PAID]}",
             f"already paid {c[Outcome.ALREADY_PAID]}",
+            f"processing {c[Outcome.PROCESSING]}",
+            f"refunded {c[Outcome.REFUNDED]}",
             f"declined {c[Outcome.DECLINED]}",
             f"invalid {c[Outcome.INVALID]}",
             f"duplicate in file {c[Outcome.DUPLICATE_IN_FILE]}",

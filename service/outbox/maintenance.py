@@ -12,6 +12,7 @@ import asyncpg
 import msgspec
 from asyncpg.pool import PoolConnectionProxy
 
+from service.db.housekeeping import purge_in_batches
 from service.db.queries import Queries
 from service.db.rows import row_as
 from service.db.unit_of_work import UnitOfWork
@@ -171,17 +172,14 @@ async def purge_delivered(
     Returns how many, or None when another relay holds the retention lock.
     Undelivered events, pending or dead, are never touched.
     """
-    total = 0
-    while True:
-        async with connection.transaction():
-            if not await queries.try_lock_outbox_retention(connection):
-                return total or None
-            purged = await queries.purge_delivered_events(
-                connection, retention_days=retention_days, max_events=chunk
-            )
-        total += purged
-        if purged < chunk:
-            return total
+    return await purge_in_batches(
+        connection,
+        lambda: queries.try_lock_outbox_retention(connection),
+        lambda limit: queries.purge_delivered_events(
+            connection, retention_days=retention_days, max_events=limit
+        ),
+        chunk,
+    )
 
 
 async def purge_delivered_now(queries: Queries, pool: asyncpg.Pool, retention_days: float) -> None:

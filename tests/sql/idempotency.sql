@@ -25,3 +25,21 @@ INSERT INTO idempotency_keys
         expires_at)
 VALUES (:endpoint, :key, :request_hash, :response_status, 'application/json', :response_body,
         now() + interval '1 hour');
+
+-- name: insert_keys_expiring(prefix, count, seconds)!
+-- `count` answered keys named prefix1, prefix2, ... that expire `seconds` from now
+-- (negative: expired that long ago).
+INSERT INTO idempotency_keys
+       (endpoint, key, request_hash, response_status, response_content_type, response_body,
+        expires_at)
+SELECT '/api/v1/payments/', :prefix || n, '\x00', 201, 'application/json', '{}',
+       now() + make_interval(secs => CAST(:seconds AS float8))
+  FROM generate_series(1, CAST(:count AS integer)) AS n;
+
+-- name: idempotency_keys_named(prefix)
+-- The keys whose name starts with prefix.
+SELECT key FROM idempotency_keys WHERE starts_with(key, :prefix) ORDER BY key;
+
+-- name: lock_idempotency_key(key)!
+-- Locks the keys of this name until the transaction ends, as a claim taking one does.
+SELECT 1 FROM idempotency_keys WHERE key = :key FOR UPDATE;

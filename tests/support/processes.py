@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
@@ -53,9 +54,18 @@ def _has_exited(pid: int) -> bool:
 
 
 class ServiceProcess:
-    """`payments serve --port PORT`, restartable on the same port."""
+    """`payments serve --host 127.0.0.1 --port PORT` (or `argv` then `--port PORT`),
+    restartable on the same port."""
 
-    def __init__(self, *, port: int, env: dict[str, str], log: Path) -> None:
+    def __init__(
+        self,
+        *,
+        port: int,
+        env: dict[str, str],
+        log: Path,
+        argv: Sequence[str] = (*PAYMENTS, "serve", "--host", "127.0.0.1"),
+    ) -> None:
+        self.argv = [*argv, "--port", str(port)]
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.env = env
@@ -79,9 +89,8 @@ class ServiceProcess:
     def start(self) -> None:
         assert not self.running, "the service is already running"
         self._log_file = self.log.open("ab")
-        argv = [*PAYMENTS, "serve", "--host", "127.0.0.1", "--port", str(self.port)]
         self._process = subprocess.Popen(
-            argv,
+            self.argv,
             env=self.env,
             cwd=PROJECT_ROOT,
             stdin=subprocess.DEVNULL,
