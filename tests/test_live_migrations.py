@@ -6,6 +6,8 @@ build that failed half-way."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,8 +17,10 @@ from typing import Any
 import asyncpg
 import pytest
 
-from service.db.migrate import ATTEMPTS, NO_TRANSACTION, MigrationError, migrate
+from service.db.migrate import ATTEMPTS, NO_TRANSACTION, MigrationError, migrate, migration_files
 from tests.support.order_stub import OrderServiceStub
+from tests.support.postgres import TestPostgres
+from tests.support.processes import clean_env
 from tests.support.relay_helpers import wait_until
 from tests.support.service import serve
 from tests.support.settings import make_settings
@@ -142,3 +146,50 @@ async def test_an_index_that_a_failed_concurrent_build_left_invalid_is_built_aga
     built = await checks.index_state(db, index_name="payments_amount_once")
     assert built["valid"] is True  # dropped and built again, not skipped by IF NOT EXISTS
     assert built["comment"] == "one payment per amount; a test's index"
+
+
+@pytest.mark.slow  # `payments db migrate` as a process
+async def test_payments_db_migrate_names_the_migration_and_the_session_it_waited_for(
+    postgres: TestPostgres, tmp_path: Path
+) -> None:
+    """The real migration 0017 on a database of the release before it, one session idle
+    in a transaction that read payments: the command fails in seconds, saying so."""
+    name, url = postgres.create_database()
+    try:
+        before = migrations_dir(
+            tmp_path,
+            **{
+                path.name.removesuffix(".sql"): path.read_text(encoding="utf-8")
+                for path in migration_files()
+                if path.name < "0017"
+            },
+        )
+        await migrate(url, directory=before)
+        config = tmp_path / "litestar.toml"
+        config.write_text("[database]\nmigration_lock_timeout_seconds = 0.2\n", encoding="utf-8")
+        env = clean_env() | {"PAYMENTS_CONFIG": str(config), "PAYMENTS_DATABASE_URL": url}
+        async with idle_in_transaction_reading_payments(url):
+            result = await asyncio.to_thread(
+                subprocess.run,
+                [str(Path(sys.executable).parent / "payments"), "db", "migrate"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+        connection = await asyncpg.connect(url)
+        try:
+            added = await checks.column_exists(
+                connection, table_name="payments", column_name="created_xid"
+            )
+        finally:
+            await connection.close()
+    finally:
+        postgres.drop_database(name)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    line = result.stderr.splitlines()[-1]
+    assert line.startswith("Error: migration 0017_payment_created_xid gave up:"), line
+    assert "forgotten" in line and "AccessShareLock on payments" in line
+    assert not added

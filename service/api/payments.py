@@ -6,6 +6,7 @@ from typing import Annotated
 
 from litestar import Response, get, post, route
 from litestar.di import NamedDependency
+from litestar.exceptions import ValidationException
 from litestar.params import FromPath, JSONBody, Parameter
 
 from service.api.auth import PaymentsAPI
@@ -23,7 +24,12 @@ from service.commands.refund_payment import refund_payment
 from service.domain.errors import PaymentNotFound
 from service.domain.model import Payment, Refund
 from service.domain.rules import MAX_ORDER_ID, PaymentStatus
-from service.queries.payment_list import PaymentFilter, PaymentPage, list_payments
+from service.queries.payment_list import (
+    PaymentFilter,
+    PaymentPage,
+    UnknownPayment,
+    list_payments,
+)
 from service.queries.payment_views import PaymentView, payment_by_id, payment_by_order
 from service.request_context import current_request_id
 
@@ -104,16 +110,25 @@ class PaymentController(PaymentsAPI):
         ] = None,
         limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE, description="Page size.")] = 20,
     ) -> PaymentPage:
-        """Payments newest first (id descending), with their refunds; filters combine.
+        """Payments newest first, with their refunds; filters combine.
 
         Keyset pages: pass the last id of a page as `starting_after` for the next one;
-        `has_more` says whether there is one. Payments created while a client pages come
-        before its first page, so no page repeats or skips one.
+        `has_more` says whether there is one (a `starting_after` of no payment is a 400).
+        A payment is listed once every transaction older than the one that created it
+        has ended (milliseconds, unless a long transaction runs), in the order of those
+        transactions: newest first is id descending, except that payments created at the
+        same moment by concurrent transactions may come in either order. So payments
+        created while a client pages, and one whose creation commits late, come before
+        its first page: no page repeats or skips one.
         """
         since = parse_timestamp(created_gte, "created_gte")
         until = parse_timestamp(created_lt, "created_lt")
         wanted = PaymentFilter(status, since, until, starting_after, limit)
-        return await list_payments(read.reader, wanted)
+        try:
+            return await list_payments(read.reader, wanted)
+        except UnknownPayment as exc:
+            # Payments are never deleted: an id of none did not come from a page.
+            raise ValidationException(str(exc)) from None
 
     @get(
         "/{payment_id:str}",

@@ -108,6 +108,7 @@ class ReadQueries(Protocol):
 
     async def payment_by_id(self, conn: Executor, *, payment_id: int) -> Row | None: ...
     async def payment_by_order(self, conn: Executor, *, order_id: int) -> Row | None: ...
+    async def payment_list_cursor(self, conn: Executor, *, payment_id: int) -> Row | None: ...
     def list_payments(
         self,
         conn: Executor,
@@ -115,7 +116,8 @@ class ReadQueries(Protocol):
         status: str | None,
         created_gte: datetime | None,
         created_lt: datetime | None,
-        starting_after: int | None,
+        after_xid: int | None,
+        after_id: int | None,
         max_rows: int,
     ) -> Rows: ...
     async def outbox_lag(self, conn: Executor) -> Row: ...
