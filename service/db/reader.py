@@ -14,7 +14,7 @@ the primary does. Nothing a replica does turns into an error for the client:
   cancelled by a recovery conflict) is retried on the primary, and the replica
   is skipped until the probe finds it well again.
 
-Lists are not read again: an empty or short page is a valid answer. A list from
+A list is not read again for being empty or short: that is a valid answer. A list from
 the replica is stale by at most the lag bound (plus one probe interval).
 """
 
