@@ -17,7 +17,14 @@ from typing import Any
 import asyncpg
 import pytest
 
-from service.db.migrate import ATTEMPTS, NO_TRANSACTION, MigrationError, migrate, migration_files
+from service.db.migrate import (
+    ATTEMPTS,
+    NO_TRANSACTION,
+    MigrationError,
+    migrate,
+    migration_files,
+    statements_of,
+)
 from tests.support.order_stub import OrderServiceStub
 from tests.support.postgres import TestPostgres
 from tests.support.processes import clean_env
@@ -110,6 +117,22 @@ async def test_a_migration_that_waits_for_a_lock_gives_up_and_creates_do_not_que
     assert ADD_A_COLUMN not in {row["version"] async for row in checks.migration_records(db)}
     assert statuses == {201}
     assert slowest < LOCK_TIMEOUT + MARGIN, f"a create waited {slowest:.1f} s"
+
+
+def test_a_no_transaction_file_splits_at_the_semicolons_that_end_statements() -> None:
+    text = (
+        f"{NO_TRANSACTION}\n"
+        "-- a comment; not a statement\n"
+        "CREATE INDEX/* a; comment */CONCURRENTLY IF NOT EXISTS i ON t (c);\n"
+        "COMMENT ON INDEX i IS 'one; ''two''';\n"
+        "DO $body$ BEGIN PERFORM 1; END $body$;\n"
+        "/* the end; */\n"
+    )
+    assert statements_of(text) == [
+        "CREATE INDEX CONCURRENTLY IF NOT EXISTS i ON t (c)",
+        "COMMENT ON INDEX i IS 'one; ''two'''",
+        "DO $body$ BEGIN PERFORM 1; END $body$",
+    ]
 
 
 UNIQUE_AMOUNTS = "9002_unique_amounts"

@@ -90,15 +90,17 @@ def pause_after(attempt: int, lock_timeout: float) -> float:
 
 
 def statements_of(text: str) -> list[str]:
-    """The statements of a SQL file, without its comments, each without its `;`."""
+    """The statements of a SQL file, without its comments, each without its `;`. Quotes
+    are standard SQL's ('it''s'); a backslash escape of an E'' string is not understood."""
     statements: list[str] = []
     current: list[str] = []
     for token in _SQL_TOKEN.finditer(text):
         if token["end"]:
             statements.append("".join(current).strip())
             current = []
-        elif not token["comment"]:
-            current.append(token[0])
+        else:
+            # A comment parts what it stands between, as a blank does.
+            current.append(" " if token["comment"] else token[0])
     statements.append("".join(current).strip())
     return [statement for statement in statements if statement]
 
