@@ -202,3 +202,11 @@ async def test_a_payment_that_commits_late_is_never_passed_over(
     assert [p for p in passed if p not in walk] == [], "the walk skipped these payments"
     # It sorts before the walk's first page, as a payment created during the walk does.
     assert everything.index(late) < everything.index(walk[0])
+
+
+async def test_a_starting_after_of_no_payment_is_a_404(svc: RunningService) -> None:
+    """The page continues from the payment's place in the list, which only a payment has."""
+    [paid] = await pay_all(svc.client, [1])
+    response = await svc.client.get(LIST, params={"starting_after": paid + 1})
+    assert_problem(response, 404, "payment-not-found")
+    assert response.json()["detail"] == f"starting_after {paid + 1} is not the id of a payment"

@@ -6,7 +6,6 @@ from typing import Annotated
 
 from litestar import Response, get, post, route
 from litestar.di import NamedDependency
-from litestar.exceptions import ValidationException
 from litestar.params import FromPath, JSONBody, Parameter
 
 from service.api.auth import PaymentsAPI
@@ -24,12 +23,7 @@ from service.commands.refund_payment import refund_payment
 from service.domain.errors import PaymentNotFound
 from service.domain.model import Payment, Refund
 from service.domain.rules import MAX_ORDER_ID, PaymentStatus
-from service.queries.payment_list import (
-    PaymentFilter,
-    PaymentPage,
-    UnknownPayment,
-    list_payments,
-)
+from service.queries.payment_list import PaymentFilter, PaymentPage, list_payments
 from service.queries.payment_views import PaymentView, payment_by_id, payment_by_order
 from service.request_context import current_request_id
 
@@ -87,7 +81,9 @@ class PaymentController(PaymentsAPI):
         operation_id="listPayments",
         operation_class=PaymentsOperation,
         responses=problems(
-            (400, "invalid-request", "a parameter is not what it must be"), *COMMON_PROBLEMS
+            (400, "invalid-request", "a parameter is not what it must be"),
+            (404, "payment-not-found", "starting_after names no payment"),
+            *COMMON_PROBLEMS,
         ),
     )
     async def by_filter(
@@ -113,7 +109,7 @@ class PaymentController(PaymentsAPI):
         """Payments newest first, with their refunds; filters combine.
 
         Keyset pages: pass the last id of a page as `starting_after` for the next one;
-        `has_more` says whether there is one (a `starting_after` of no payment is a 400).
+        `has_more` says whether there is one (a `starting_after` of no payment is a 404).
         A payment is listed once every transaction older than the one that created it
         has ended (milliseconds, unless a long transaction runs), in the order of those
         transactions: newest first is id descending, except that payments created at the
@@ -124,11 +120,7 @@ class PaymentController(PaymentsAPI):
         since = parse_timestamp(created_gte, "created_gte")
         until = parse_timestamp(created_lt, "created_lt")
         wanted = PaymentFilter(status, since, until, starting_after, limit)
-        try:
-            return await list_payments(read.reader, wanted)
-        except UnknownPayment as exc:
-            # Payments are never deleted: an id of none did not come from a page.
-            raise ValidationException(str(exc)) from None
+        return await list_payments(read.reader, wanted)
 
     @get(
         "/{payment_id:str}",

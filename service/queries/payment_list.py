@@ -11,6 +11,7 @@ import msgspec
 
 from service.db.queries import Queries, Row, Rows
 from service.db.reader import Reader
+from service.domain.errors import PaymentNotFound
 from service.domain.rules import PaymentStatus
 from service.queries.payment_views import PaymentView, view_of
 
@@ -29,10 +30,6 @@ class PaymentFilter(msgspec.Struct, frozen=True):
 class PaymentPage(msgspec.Struct, frozen=True):
     data: list[PaymentView]
     has_more: bool
-
-
-class UnknownPayment(LookupError):
-    """`starting_after` names no payment."""
 
 
 class _Continued(NamedTuple):
@@ -54,7 +51,7 @@ async def list_payments(reader: Reader, wanted: PaymentFilter) -> PaymentPage:
             lambda q, pool: _continued(q, pool, wanted, after), lambda found: found.listed
         )
         if continued is None:
-            raise UnknownPayment(f"starting_after {after} is not the id of a payment")
+            raise PaymentNotFound(f"starting_after {after} is not the id of a payment")
         rows = continued.rows
     views = [view_of(row) for row in rows]
     return PaymentPage(data=views[: wanted.limit], has_more=len(views) > wanted.limit)
