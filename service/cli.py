@@ -24,7 +24,7 @@ from service.api.auth import open_access_warning
 from service.configuration import ConfigError, load_settings
 from service.db.embedded import NoEmbeddedCluster, bin_dir, database_url, existing_database_url
 from service.db.libpq_env import UnsupportedURL, libpq_environment
-from service.db.migrate import migrate
+from service.db.migrate import MigrationError, migrate
 from service.db.pool import direct_url
 from service.outbox.processes import IN_PROCESS_RELAY_VARIABLE, RelayProcesses
 
@@ -40,7 +40,11 @@ def db_group() -> None:
 def db_migrate() -> None:
     """Apply pending migrations (safe while other processes start or migrate)."""
     database = load_settings().database
-    applied = asyncio.run(migrate(direct_url(database, database_url(database))))
+    url = direct_url(database, database_url(database))
+    try:
+        applied = asyncio.run(migrate(url, lock_timeout=database.migration_lock_timeout_seconds))
+    except MigrationError as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo("applied: " + ", ".join(applied) if applied else "schema is up to date")
 
 

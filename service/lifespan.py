@@ -44,7 +44,10 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         url = database_url(settings.database)
         resources.callback(detach_embedded)
         if settings.database.migrate_on_start:
-            await migrate(direct_url(settings.database, url))
+            await migrate(
+                direct_url(settings.database, url),
+                lock_timeout=settings.database.migration_lock_timeout_seconds,
+            )
         queries = load_queries()
         db = Database(await create_pool(url, settings.database), queries)
         resources.push_async_callback(db.pool.close)

@@ -26,10 +26,16 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     backlog: int = 2048
 
 
+# How long a migration's statement waits for a lock before it gives up and tries again
+# later (service/db/migrate.py): the longest the service's queries queue behind it.
+MIGRATION_LOCK_TIMEOUT_SECONDS = 2.0
+
+
 class DatabaseSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     url: str = ""
     embedded_dir: str = ".data/pg"
     migrate_on_start: bool = True
+    migration_lock_timeout_seconds: float = MIGRATION_LOCK_TIMEOUT_SECONDS
     pool_min_size: int = 4
     pool_max_size: int = 16
     command_timeout: float = 5.0
@@ -43,6 +49,9 @@ class DatabaseSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     read_probe_interval_seconds: float = 1.0
 
     def __post_init__(self) -> None:
+        # PostgreSQL reads a lock_timeout of 0 as "wait for ever": the outage it prevents.
+        if not self.migration_lock_timeout_seconds > 0:
+            raise ValueError("database.migration_lock_timeout_seconds must be positive")
         # LISTEN through a transaction pooler hears nothing once its transaction ends.
         if self.pooler != "none" and not (self.url and self.direct_url):
             raise ValueError(f"database.pooler {self.pooler!r} needs url and direct_url")

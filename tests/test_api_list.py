@@ -6,16 +6,20 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
+from tests.support.listing import LIST, listed
 from tests.support.order_stub import OrderServiceStub
 from tests.support.problems import assert_problem
 from tests.support.service import RunningService, serve
 from tests.support.settings import make_settings
+from tests.support.sql import load_test_queries
+
+checks: Any = load_test_queries()
 
 DECLINED = 4040
-LIST = "/api/v1/payments"
 
 
 @pytest.fixture
@@ -63,6 +67,7 @@ async def test_newest_first_with_refunds_and_a_default_page_of_twenty(svc: Runni
         "/api/v1/payments/refund", json={"payment_id": ids[-1], "reason": "cancelled"}
     )
     assert refunded.status_code == 201
+    await listed(svc.client, 25)
 
     first = await page(svc.client)
     assert [p["id"] for p in first["data"]] == ids[::-1][:20]
@@ -86,6 +91,7 @@ async def test_filters_by_status_and_creation_time_combine(svc: RunningService) 
     declined = await pay(svc.client, 4, DECLINED)
     await asyncio.sleep(0.01)  # distinct creation times on either side of the bound
     later = await pay(svc.client, 5)
+    await listed(svc.client, 5)
 
     failed = await page(svc.client, status="FAILED")
     assert [p["id"] for p in failed["data"]] == [declined["payment_id"]]
@@ -106,6 +112,7 @@ async def test_paging_while_payments_are_created_neither_repeats_nor_skips(
     svc: RunningService,
 ) -> None:
     existing = await pay_all(svc.client, list(range(1, 61)))
+    await listed(svc.client, 60, limit=100)
 
     paged = asyncio.Event()
 
@@ -158,6 +165,48 @@ async def test_a_bad_parameter_is_a_400_problem(
 async def test_the_largest_page_is_a_hundred(svc: RunningService) -> None:
     ids = await pay_all(svc.client, list(range(1, 103)))
     assert ids == sorted(ids)
+    await listed(svc.client, 102, limit=100)
     first = await page(svc.client, limit=100)
     assert len(first["data"]) == 100 and first["has_more"] is True
     assert await all_pages(svc.client, limit=100) == ids[::-1]
+
+
+async def test_a_payment_that_commits_late_is_never_passed_over(
+    svc: RunningService, db: asyncpg.Connection
+) -> None:
+    """Reproduced: ids are drawn at INSERT, not at commit. A payment whose transaction
+    stays open while later ones commit and a client pages past its id showed on no page
+    of that walk, though the walk went on after it committed."""
+    await pay_all(svc.client, list(range(1, 16)))
+    await listed(svc.client, 15)
+    held = db.transaction()
+    await held.start()
+    late: int = await checks.insert_payment_row(
+        db, order_id=100, amount=1000, currency="JPY", status="PROCESSING"
+    )
+    await pay_all(svc.client, list(range(200, 210)))  # created after it, committed before it
+
+    walk: list[int] = []
+    while not walk or walk[-1] > late:  # pages while it is uncommitted, until past its id
+        body = await page(svc.client, limit=4, **({"starting_after": walk[-1]} if walk else {}))
+        walk += [payment["id"] for payment in body["data"]]
+    await held.commit()
+    while body["has_more"]:
+        body = await page(svc.client, limit=4, starting_after=walk[-1])
+        walk += [payment["id"] for payment in body["data"]]
+
+    everything = await all_pages(svc.client, limit=100)
+    assert len(walk) == len(set(walk)), "a payment came twice"
+    assert late in everything
+    passed = everything[everything.index(walk[0]) : everything.index(walk[-1]) + 1]
+    assert [p for p in passed if p not in walk] == [], "the walk skipped these payments"
+    # It sorts before the walk's first page, as a payment created during the walk does.
+    assert everything.index(late) < everything.index(walk[0])
+
+
+async def test_a_starting_after_of_no_payment_is_a_404(svc: RunningService) -> None:
+    """The page continues from the payment's place in the list, which only a payment has."""
+    [paid] = await pay_all(svc.client, [1])
+    response = await svc.client.get(LIST, params={"starting_after": paid + 1})
+    assert_problem(response, 404, "payment-not-found")
+    assert response.json()["detail"] == f"starting_after {paid + 1} is not the id of a payment"

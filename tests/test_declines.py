@@ -22,6 +22,7 @@ from service.domain.failures import FAILURE_MESSAGES, GENERIC_DECLINE, failure_m
 from service.gateway import GatewayDecision, SimulatedGateway
 from service.settings import GatewaySettings
 from tests.support.callbacks import signed_headers
+from tests.support.listing import listed
 from tests.support.order_stub import OrderServiceStub
 from tests.support.payments import insert_processing
 from tests.support.postgres import TestPostgres
@@ -108,9 +109,9 @@ async def test_a_failed_payment_shows_its_failure_by_id_by_order_and_in_the_list
 
     by_id = (await client.get(f"{PAYMENTS}{problem['payment_id']}")).json()
     by_order = (await client.get(f"{PAYMENTS}order/7")).json()
-    (listed,) = (await client.get("/api/v1/payments?status=FAILED")).json()["data"]
+    (failed,) = await listed(client, 1, status="FAILED")
 
-    assert by_id == by_order == listed
+    assert by_id == by_order == failed
     assert (by_id["status"], by_id["failure_code"]) == ("FAILED", "insufficient_funds")
     assert by_id["failure_message"] == failure_message("insufficient_funds")
     assert by_id["attempts"] == [
@@ -129,9 +130,9 @@ async def test_an_approved_payment_has_null_failure_fields_everywhere(
     response = await declining.client.post(PAYMENTS, json={"order_id": 8, "amount": 5004})
     created = response.json()
     read = (await declining.client.get(f"{PAYMENTS}{created['id']}")).json()
-    (listed,) = (await declining.client.get("/api/v1/payments")).json()["data"]
+    (in_the_list,) = await listed(declining.client, 1)
 
-    for payment in (created, read, listed):
+    for payment in (created, read, in_the_list):
         assert (payment["failure_code"], payment["failure_message"]) == (None, None)
     assert read["attempts"][0]["failure_code"] is None
 

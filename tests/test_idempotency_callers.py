@@ -126,7 +126,7 @@ async def test_a_key_stored_before_the_scoping_migration_is_still_replayed(
 ) -> None:
     everything = migration_files()
     before = [f for f in everything if f.name < SCOPING_MIGRATION]
-    monkeypatch.setattr(migrate_module, "migration_files", lambda: before)
+    monkeypatch.setattr(migrate_module, "migration_files", lambda *_: before)
     await migrate(unscoped_database_url)
     body = json.dumps({"order_id": 9, "amount": 1000}).encode()
     answer = b'{"stored":"before the upgrade"}'
@@ -142,7 +142,7 @@ async def test_a_key_stored_before_the_scoping_migration_is_still_replayed(
         )
     finally:
         await connection.close()
-    monkeypatch.setattr(migrate_module, "migration_files", lambda: everything)
+    monkeypatch.setattr(migrate_module, "migration_files", lambda *_: everything)
 
     settings = make_settings(unscoped_database_url, order_stub.url)
     async with serve(settings) as running:  # migrates on start: applies 0015

@@ -11,7 +11,6 @@ from typing import Any
 import asyncpg
 import pytest
 
-from service.db import migrate as migrate_module
 from service.db.migrate import migrate, migration_files
 from service.db.sql import MIGRATIONS_DIR, load_queries
 from tests.support.order_stub import OrderServiceStub
@@ -99,26 +98,38 @@ async def test_concurrent_migrations_on_a_fresh_database_apply_each_file_once(
     assert await migration_records(empty_db) == dict.fromkeys(EXPECTED_VERSIONS, 1)
 
 
-async def test_a_failing_migration_leaves_nothing_half_applied(
-    empty_database_url: str,
-    empty_db: asyncpg.Connection,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+def copies_of_the_migrations(directory: Path) -> Path:
+    """A migrations directory of the test's own, holding copies of migrations/."""
+    directory.mkdir()
+    for path in migration_files():
+        (directory / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    return directory
+
+
+async def test_a_failing_migration_leaves_nothing_of_itself_applied(
+    empty_database_url: str, empty_db: asyncpg.Connection, tmp_path: Path
 ) -> None:
-    # The last migration fails: it creates the payments table a second time.
-    broken = tmp_path / "9999_broken.sql"
-    broken.write_text((MIGRATIONS_DIR / "0001_payments.sql").read_text(encoding="utf-8"))
-    good_files = migration_files()
-    monkeypatch.setattr(migrate_module, "migration_files", lambda: [*good_files, broken])
+    # The last migration fails half-way: it creates a table, then the payments table a
+    # second time. Each migration is a transaction of its own.
+    directory = copies_of_the_migrations(tmp_path / "migrations")
+    broken = directory / "9999_broken.sql"
+    broken.write_text(
+        "CREATE TABLE half_applied (id integer);\n"
+        + (MIGRATIONS_DIR / "0001_payments.sql").read_text(encoding="utf-8"),
+        encoding="utf-8",
+    )
 
     with pytest.raises(asyncpg.DuplicateTableError):
-        await migrate(empty_database_url)
+        await migrate(empty_database_url, directory=directory)
 
+    assert not await checks.relation_exists(empty_db, relation="half_applied")
+    # The migrations before it are applied and recorded, and stay so.
+    assert await migration_records(empty_db) == dict.fromkeys(EXPECTED_VERSIONS, 1)
     for relation in RELATIONS:
-        assert not await checks.relation_exists(empty_db, relation=relation), relation
+        assert await checks.relation_exists(empty_db, relation=relation), relation
 
-    monkeypatch.setattr(migrate_module, "migration_files", lambda: good_files)
-    assert await migrate(empty_database_url) == EXPECTED_VERSIONS
+    broken.unlink()
+    assert await migrate(empty_database_url, directory=directory) == []
 
 
 # --- the database enforces the rules ---------------------------------------------------------

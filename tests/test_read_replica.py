@@ -205,6 +205,35 @@ async def test_a_payment_the_standby_has_not_replayed_is_read_from_the_primary(
 
 
 @pytest.mark.slow  # a streaming standby: a second PostgreSQL server
+async def test_a_page_after_a_payment_the_standby_does_not_list_yet_comes_from_the_primary(
+    standby: Standby, database_url: str, order_stub: OrderServiceStub
+) -> None:
+    """The standby would page on below the cursor without the payments it has not
+    replayed: a walk would pass them for good."""
+    async with (
+        serve_on(standby, database_url, order_stub, max_lag=600) as service,
+        standby_connection(standby, database_url) as replica,
+    ):
+        client = service.client
+        older = [await pay(client, n) for n in (1, 2)]
+        await standby.caught_up()
+        await checks.pause_replay(replica)
+        newer = [await pay(client, n) for n in (3, 4, 5)]
+        below_the_newest = [p["id"] for p in (newer[1], newer[0], older[1], older[0])]
+        before = fallbacks("not-there-yet")
+
+        async def whole() -> bool:
+            params = {"starting_after": newer[-1]["id"]}
+            page = (await client.get("/api/v1/payments", params=params)).json()
+            return [payment["id"] for payment in page["data"]] == below_the_newest
+
+        await wait_until(whole, what="the page after the newest payment, with every payment")
+        assert fallbacks("not-there-yet") > before
+        assert (await readiness(client))["reads"] == "replica"
+        await checks.resume_replay(replica)
+
+
+@pytest.mark.slow  # a streaming standby: a second PostgreSQL server
 async def test_a_lagging_standby_is_skipped_and_readiness_says_so(
     standby: Standby, database_url: str, order_stub: OrderServiceStub
 ) -> None:

@@ -81,7 +81,9 @@ class PaymentController(PaymentsAPI):
         operation_id="listPayments",
         operation_class=PaymentsOperation,
         responses=problems(
-            (400, "invalid-request", "a parameter is not what it must be"), *COMMON_PROBLEMS
+            (400, "invalid-request", "a parameter is not what it must be"),
+            (404, "payment-not-found", "starting_after names no payment"),
+            *COMMON_PROBLEMS,
         ),
     )
     async def by_filter(
@@ -104,11 +106,16 @@ class PaymentController(PaymentsAPI):
         ] = None,
         limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE, description="Page size.")] = 20,
     ) -> PaymentPage:
-        """Payments newest first (id descending), with their refunds; filters combine.
+        """Payments newest first, with their refunds; filters combine.
 
         Keyset pages: pass the last id of a page as `starting_after` for the next one;
-        `has_more` says whether there is one. Payments created while a client pages come
-        before its first page, so no page repeats or skips one.
+        `has_more` says whether there is one (a `starting_after` of no payment is a 404).
+        A payment is listed once every transaction older than the one that created it
+        has ended (milliseconds, unless a long transaction runs), in the order of those
+        transactions: newest first is id descending, except that payments created at the
+        same moment by concurrent transactions may come in either order. So payments
+        created while a client pages, and one whose creation commits late, come before
+        its first page: no page repeats or skips one.
         """
         since = parse_timestamp(created_gte, "created_gte")
         until = parse_timestamp(created_lt, "created_lt")

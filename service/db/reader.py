@@ -8,12 +8,13 @@ the primary does. Nothing a replica does turns into an error for the client:
 - a row it does not have (a payment created a moment ago, not replayed yet), or
   one it has in a state the caller may already have moved past (`settled` says
   no), is read again from the primary: a client never sees its own new payment
-  missing or still processing;
+  missing or still processing; so is a page of the payments list that continues
+  after a payment the replica does not list yet;
 - a failed round trip (the replica stopped, a connection cut mid-query, a query
   cancelled by a recovery conflict) is retried on the primary, and the replica
   is skipped until the probe finds it well again.
 
-Lists are not read again: an empty or short page is a valid answer. A list from
+A list is not read again for being empty or short: that is a valid answer. A list from
 the replica is stale by at most the lag bound (plus one probe interval).
 """
 
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeVar
 
 import asyncpg
 
@@ -33,12 +34,11 @@ from service.metrics import READS, REPLICA_FALLBACKS
 # "lagging", "unreachable", "not-a-standby" (promoted, or not a replica at all): skipped.
 ReplicaState = Literal["off", "starting", "ok", "lagging", "unreachable", "not-a-standby"]
 
-FetchOne = Callable[[Queries, asyncpg.Pool], Awaitable[Row | None]]
+T = TypeVar("T")
 FetchMany = Callable[[Queries, asyncpg.Pool], AsyncIterator[Row]]
-Settled = Callable[[Row], bool]
 
 
-def _always_settled(row: Row) -> bool:
+def _always_settled(found: object) -> bool:
     return True
 
 
@@ -64,8 +64,13 @@ class Reader:
         """Where reads go now."""
         return "replica" if self.replica is not None and self.status.state == "ok" else "primary"
 
-    async def one(self, fetch: FetchOne, settled: Settled = _always_settled) -> Row | None:
-        """One row (or None), from the replica unless it lacks it, has it unsettled or fails."""
+    async def one(
+        self,
+        fetch: Callable[[Queries, asyncpg.Pool], Awaitable[T | None]],
+        settled: Callable[[T], bool] = _always_settled,
+    ) -> T | None:
+        """One answer (a row, or what a few statements make of theirs), or None: from the
+        replica unless it has none, has one not `settled` yet, or fails."""
         if self.replica is not None and self.source == "replica":
             try:
                 row = await fetch(self.queries, self.replica)

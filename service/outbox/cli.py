@@ -170,7 +170,10 @@ def relay_command() -> None:
 
     async def run() -> bool:
         if settings.database.migrate_on_start:
-            await migrate(direct_url(settings.database, url))
+            await migrate(
+                direct_url(settings.database, url),
+                lock_timeout=settings.database.migration_lock_timeout_seconds,
+            )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):

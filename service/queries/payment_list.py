@@ -1,14 +1,22 @@
-"""The payments list of GET /api/v1/payments: filtered, newest first, keyset pages."""
+"""The payments list of GET /api/v1/payments: filtered, newest first, keyset pages that
+never skip a payment committed late (sql/payment_views.sql list_payments)."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING, NamedTuple
 
+import asyncpg
 import msgspec
 
+from service.db.queries import Queries, Row, Rows
 from service.db.reader import Reader
+from service.domain.errors import PaymentNotFound
 from service.domain.rules import PaymentStatus
 from service.queries.payment_views import PaymentView, view_of
+
+if TYPE_CHECKING:
+    from service.db.queries import Executor
 
 
 class PaymentFilter(msgspec.Struct, frozen=True):
@@ -24,19 +32,58 @@ class PaymentPage(msgspec.Struct, frozen=True):
     has_more: bool
 
 
+class _Continued(NamedTuple):
+    # Whether the server listed the cursor's payment already: only then does it have
+    # every payment that comes after it, and its page is whole.
+    listed: bool
+    rows: list[Row]
+
+
 async def list_payments(reader: Reader, wanted: PaymentFilter) -> PaymentPage:
-    """From the replica when it is current: a page may then lack the newest payments by
-    up to the lag bound (service/db/reader.py); reading one by id never does."""
-    rows = await reader.many(
-        lambda q, pool: q.list_payments(
-            pool,
-            status=None if wanted.status is None else wanted.status.value,
-            created_gte=wanted.created_gte,
-            created_lt=wanted.created_lt,
-            starting_after=wanted.starting_after,
-            # One more than asked: whether another page follows, without counting.
-            max_rows=wanted.limit + 1,
+    """From the replica when it is current: a first page may then lack the newest
+    payments by up to the lag bound (service/db/reader.py); a page after a payment the
+    replica does not list yet comes from the primary, so a walk never skips one."""
+    after = wanted.starting_after
+    if after is None:
+        rows = await reader.many(lambda q, pool: _page(q, pool, wanted, None, None))
+    else:
+        continued = await reader.one(
+            lambda q, pool: _continued(q, pool, wanted, after), lambda found: found.listed
         )
-    )
+        if continued is None:
+            raise PaymentNotFound(f"starting_after {after} is not the id of a payment")
+        rows = continued.rows
     views = [view_of(row) for row in rows]
     return PaymentPage(data=views[: wanted.limit], has_more=len(views) > wanted.limit)
+
+
+async def _continued(
+    q: Queries, pool: asyncpg.Pool, wanted: PaymentFilter, after: int
+) -> _Continued | None:
+    """The page after the payment `after`, read with its place on one connection (one
+    server, whose horizon only moves on between the two statements)."""
+    async with pool.acquire() as connection:
+        cursor = await q.payment_list_cursor(connection, payment_id=after)
+        if cursor is None:
+            return None
+        page = _page(q, connection, wanted, cursor["created_xid"], cursor["id"])
+        return _Continued(cursor["listed"], [row async for row in page])
+
+
+def _page(
+    q: Queries,
+    conn: Executor,
+    wanted: PaymentFilter,
+    after_xid: int | None,
+    after_id: int | None,
+) -> Rows:
+    return q.list_payments(
+        conn,
+        status=None if wanted.status is None else wanted.status.value,
+        created_gte=wanted.created_gte,
+        created_lt=wanted.created_lt,
+        after_xid=after_xid,
+        after_id=after_id,
+        # One more than asked: whether another page follows, without counting.
+        max_rows=wanted.limit + 1,
+    )

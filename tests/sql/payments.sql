@@ -87,3 +87,12 @@ UPDATE payments SET status = :status, updated_at = now() WHERE id = :payment_id;
 -- name: lock_payments_table()!
 -- Locks the whole payments table until the transaction ends: even a plain read of it waits.
 LOCK TABLE payments IN ACCESS EXCLUSIVE MODE;
+
+-- name: lock_payments_table_for_reading()!
+-- What any reader of payments holds until its transaction ends: a session left idle in
+-- transaction with it makes an ALTER TABLE payments wait, and every query behind that.
+LOCK TABLE payments IN ACCESS SHARE MODE;
+
+-- name: change_payment_amount(payment_id, amount)!
+-- Changes a payment's amount by hand (a test that needs the amounts to differ).
+UPDATE payments SET amount = CAST(:amount AS numeric) WHERE id = :payment_id;

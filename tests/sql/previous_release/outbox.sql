@@ -1,0 +1,187 @@
+-- The outbox relay: claiming, recording attempts, waking, retention and the
+-- operators' status and replay. Readable and runnable from psql.
+
+-- name: claim_due_events(relay_id, lease_seconds, max_events)
+-- Leases up to max_events due events to one relay, oldest first. An event is
+-- due when undelivered, not dead, past its next_attempt_at, unclaimed (or its
+-- lease expired), and the earliest undelivered event of its order: a later one
+-- waits for it, dead ones included, so an order's events never overtake each
+-- other. SKIP LOCKED lets any number of relays claim at once without waiting.
+UPDATE outbox AS o
+   SET claimed_until = now() + make_interval(secs => CAST(:lease_seconds AS float8)),
+       claimed_by = :relay_id
+ WHERE o.id IN (
+        SELECT c.id
+          FROM outbox AS c
+         WHERE c.delivered_at IS NULL
+           AND c.dead_at IS NULL
+           AND c.next_attempt_at <= now()
+           AND (c.claimed_until IS NULL OR c.claimed_until < now())
+           AND NOT EXISTS (
+                SELECT 1
+                  FROM outbox AS e
+                 WHERE e.order_id = c.order_id
+                   AND e.seq < c.seq
+                   AND e.delivered_at IS NULL)
+         ORDER BY c.seq
+         LIMIT :max_events
+           FOR UPDATE SKIP LOCKED)
+RETURNING o.id, o.seq, o.order_id, o.body::text AS body, o.attempts, o.request_id;
+
+-- name: record_deliveries(ids)!
+-- Marks events accepted by the Order Service (2xx), one statement per batch.
+-- Idempotent, so a batch retried after a lost connection counts no attempt twice.
+UPDATE outbox
+   SET delivered_at = now(),
+       attempts = attempts + 1,
+       last_attempt_at = now(),
+       claimed_until = NULL,
+       claimed_by = NULL
+ WHERE id = ANY(CAST(:ids AS uuid[]))
+   AND delivered_at IS NULL;
+
+-- name: record_failures(relay_id, ids, errors, delays_seconds, dead)!
+-- Records failed attempts, one statement per batch: the error, when to try
+-- again, or dead after the last attempt. Only while this relay still holds the
+-- claim: once its lease expired another relay may own the event.
+UPDATE outbox AS o
+   SET attempts = o.attempts + 1,
+       last_error = f.error,
+       last_attempt_at = now(),
+       next_attempt_at = now() + make_interval(secs => f.delay_seconds),
+       dead_at = CASE WHEN f.dead THEN now() END,
+       claimed_until = NULL,
+       claimed_by = NULL
+  FROM unnest(CAST(:ids AS uuid[]), CAST(:errors AS text[]),
+              CAST(:delays_seconds AS float8[]), CAST(:dead AS boolean[]))
+       AS f(id, error, delay_seconds, dead)
+ WHERE o.id = f.id
+   AND o.claimed_by = :relay_id
+   AND o.delivered_at IS NULL;
+
+-- name: record_deferrals(relay_id, ids, errors)!
+-- Records sends that failed while the Order Service as a whole was failing (the
+-- relay's circuit breaker is open): the error is kept for operators, but no attempt
+-- is counted and the event stays due, so an outage never uses up an event's attempts.
+UPDATE outbox AS o
+   SET last_error = f.error,
+       last_attempt_at = now(),
+       claimed_until = NULL,
+       claimed_by = NULL
+  FROM unnest(CAST(:ids AS uuid[]), CAST(:errors AS text[])) AS f(id, error)
+ WHERE o.id = f.id
+   AND o.claimed_by = :relay_id
+   AND o.delivered_at IS NULL;
+
+-- name: release_events(relay_id, ids)!
+-- Gives back claimed events this relay will not send (stopping, or a lease too
+-- close to expiry), so another relay can take them at once.
+UPDATE outbox
+   SET claimed_until = NULL, claimed_by = NULL
+ WHERE id = ANY(CAST(:ids AS uuid[]))
+   AND claimed_by = :relay_id;
+
+-- name: release_claims_of_relay(relay_id)$
+-- On shutdown: gives back everything this relay still holds; returns how many.
+WITH released AS (
+    UPDATE outbox
+       SET claimed_until = NULL, claimed_by = NULL
+     WHERE claimed_by = :relay_id
+       AND delivered_at IS NULL
+ RETURNING 1
+)
+SELECT count(*) FROM released;
+
+-- name: wake_relays(sender)$
+-- Wakes every listening relay (after commits of outbox rows, or a replay); the
+-- relays also poll. `sender` lets a process's own listener skip its own wake-up.
+SELECT pg_notify('outbox', CAST(:sender AS text)) IS NULL;
+
+-- name: relay_listener_ping()$
+-- Proves the listening connection is still alive.
+SELECT 1;
+
+-- name: try_lock_outbox_retention()$
+-- One relay at a time runs retention; the lock ends with the transaction.
+SELECT pg_try_advisory_xact_lock(hashtext('payments.outbox_retention'));
+
+-- name: purge_delivered_events(retention_days, max_events)$
+-- Deletes up to max_events events delivered more than retention_days ago;
+-- returns how many. Undelivered events (pending or dead) are never deleted.
+WITH purged AS (
+    DELETE FROM outbox
+     WHERE id IN (
+            SELECT id
+              FROM outbox
+             WHERE delivered_at IS NOT NULL
+               AND delivered_at < now() - make_interval(
+                       secs => CAST(:retention_days AS float8) * 86400)
+             LIMIT :max_events)
+ RETURNING 1
+)
+SELECT count(*) FROM purged;
+
+-- name: outbox_status()^
+-- The operators' summary: events waiting, in flight, blocked behind an earlier
+-- event of their order, dead, delivered, and how long the oldest waiting one has waited.
+SELECT pending, in_flight, blocked, dead,
+       (SELECT count(*) FROM outbox WHERE delivered_at IS NOT NULL) AS delivered,
+       oldest_pending_seconds
+  FROM outbox_backlog;
+
+-- name: replay_dead_events(event_id, order_id, dead_since, all_dead)
+-- Gives dead events a fresh set of attempts, due now. Filters combine with AND:
+-- one event, one order's, those dead since a time, or (all_dead) every one.
+-- The last error is kept until the next attempt replaces it.
+UPDATE outbox
+   SET dead_at = NULL,
+       attempts = 0,
+       next_attempt_at = now(),
+       claimed_until = NULL,
+       claimed_by = NULL
+ WHERE dead_at IS NOT NULL
+   AND delivered_at IS NULL
+   AND (CAST(:event_id AS uuid) IS NULL OR id = CAST(:event_id AS uuid))
+   AND (CAST(:order_id AS bigint) IS NULL OR order_id = CAST(:order_id AS bigint))
+   AND (CAST(:dead_since AS timestamptz) IS NULL
+        OR dead_at >= CAST(:dead_since AS timestamptz))
+   AND (CAST(:event_id AS uuid) IS NOT NULL OR CAST(:order_id AS bigint) IS NOT NULL
+        OR CAST(:dead_since AS timestamptz) IS NOT NULL OR CAST(:all_dead AS boolean))
+RETURNING id, order_id, seq;
+
+-- name: retry_waiting_events(event_id, order_id, created_since, all_waiting)
+-- Makes waiting events due now: those waiting for their next attempt and those
+-- blocked behind an earlier event of their order, together with every earlier
+-- undelivered event of their order (else a blocked one would go on waiting); a dead
+-- one among those gets a fresh set of attempts, as a replay gives. Attempts already
+-- spent are kept. Filters combine with AND: one event, one order's, those queued
+-- since a time, or (all_waiting) every one. Events a relay is sending are left alone.
+WITH chosen AS (
+    SELECT order_id, max(seq) AS up_to_seq
+      FROM outbox
+     WHERE delivered_at IS NULL
+       AND dead_at IS NULL
+       AND (CAST(:event_id AS uuid) IS NULL OR id = CAST(:event_id AS uuid))
+       AND (CAST(:order_id AS bigint) IS NULL OR order_id = CAST(:order_id AS bigint))
+       AND (CAST(:created_since AS timestamptz) IS NULL
+            OR created_at >= CAST(:created_since AS timestamptz))
+       AND (CAST(:event_id AS uuid) IS NOT NULL OR CAST(:order_id AS bigint) IS NOT NULL
+            OR CAST(:created_since AS timestamptz) IS NOT NULL
+            OR CAST(:all_waiting AS boolean))
+     GROUP BY order_id
+), targets AS (
+    SELECT e.id, e.dead_at IS NOT NULL AS was_dead
+      FROM outbox AS e
+      JOIN chosen AS c ON c.order_id = e.order_id AND e.seq <= c.up_to_seq
+     WHERE e.delivered_at IS NULL
+       AND (e.claimed_until IS NULL OR e.claimed_until < now())
+)
+UPDATE outbox AS o
+   SET next_attempt_at = now(),
+       attempts = CASE WHEN t.was_dead THEN 0 ELSE o.attempts END,
+       dead_at = NULL,
+       claimed_until = NULL,
+       claimed_by = NULL
+  FROM targets AS t
+ WHERE o.id = t.id
+RETURNING o.id, o.order_id, o.seq, t.was_dead;
