@@ -25,6 +25,7 @@ from service.db.unit_of_work import UnitOfWork
 from service.gateway import LimitedGateway, SimulatedGateway
 from service.outbox import start_relay
 from service.outbox.wakeup import OutboxWakeup
+from service.queries.outbox_health import SharedBacklog
 from service.settings import DatabaseSettings, Settings
 
 log = logging.getLogger(__name__)
@@ -62,12 +63,7 @@ async def _serving(
     """The write and read sides, the in-process relay and the periodic work, on open pools."""
     queries = db.queries
     wakeup = OutboxWakeup()
-    uow = UnitOfWork(
-        db.pool,
-        queries,
-        acquire_timeout=settings.database.command_timeout,
-        on_webhooks_queued=wakeup.committed,
-    )
+    uow = UnitOfWork(db.pool, queries, on_webhooks_queued=wakeup.committed)
     gateway = LimitedGateway(
         SimulatedGateway(settings.gateway), settings.gateway.charge_timeout_seconds
     )
@@ -78,7 +74,9 @@ async def _serving(
     app.state.update(
         database=db,
         write_side=WriteSide(uow=uow, gateway=gateway, settings=settings),
-        read_side=ReadSide(db=db, reader=reader, settings=settings, relay=relay),
+        read_side=ReadSide(
+            backlog=SharedBacklog(db), reader=reader, settings=settings, relay=relay
+        ),
         database_url=url,
     )
 
@@ -94,7 +92,8 @@ async def _serving(
         await reconcile_stuck_payments(reconcile, uow, gateway)
 
     async def expire_idempotency_keys() -> None:
-        await queries.purge_expired_idempotency_keys(db.pool)
+        async with db.pool.connection() as connection:
+            await queries.purge_expired_idempotency_keys(connection)
 
     tasks = [
         asyncio.create_task(

@@ -19,6 +19,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from service.configuration import ConfigError, load_settings
+from service.db.pool import BoundedPool
 from service.db.reader import Reader
 from service.db.replica_probe import ReplicaProbe
 from service.db.sql import load_queries
@@ -119,7 +120,11 @@ async def test_reads_are_served_by_the_standby(database_url: str, standby: Stand
     primary = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
     replica = await asyncpg.create_pool(standby.url_like(database_url), min_size=1, max_size=2)
     try:
-        reader = Reader(primary, queries, replica=replica)
+        reader = Reader(
+            BoundedPool(primary, acquire_timeout=5.0),
+            queries,
+            replica=BoundedPool(replica, acquire_timeout=5.0),
+        )
         probe = ReplicaProbe(reader, max_lag_seconds=30, timeout=5)
 
         async def current() -> bool:
@@ -130,12 +135,12 @@ async def test_reads_are_served_by_the_standby(database_url: str, standby: Stand
         assert reader.source == "replica"
 
         # The connection that served each kind of read is the standby's.
-        assert await reader.one(lambda q, pool: checks.in_recovery(pool)) is True
-        rows = await reader.many(lambda q, pool: checks.in_recovery_rows(pool))
+        assert await reader.one(lambda q, conn: checks.in_recovery(conn)) is True
+        rows = await reader.many(lambda q, conn: checks.in_recovery_rows(conn))
         assert [row["in_recovery"] for row in rows] == [True]
 
         # A row the standby lacks is asked of the primary, which is not in recovery.
-        assert await reader.one(lambda q, pool: checks.in_recovery_unless_standby(pool)) is False
+        assert await reader.one(lambda q, conn: checks.in_recovery_unless_standby(conn)) is False
     finally:
         await replica.close()
         await primary.close()

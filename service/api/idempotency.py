@@ -104,14 +104,15 @@ class IdempotencyMiddleware(ASGIMiddleware):
         digest = hashlib.sha256(body).digest()
         db: Database = app_state.database
         token = uuid.uuid4()
-        claimed = await db.queries.claim_idempotency_key(
-            db.pool,
-            **stored._asdict(),
-            request_hash=digest,
-            token=token,
-            ttl_seconds=settings.idempotency.ttl_hours * 3600.0,
-            lock_seconds=settings.idempotency.lock_seconds,
-        )
+        async with db.pool.connection() as connection:
+            claimed = await db.queries.claim_idempotency_key(
+                connection,
+                **stored._asdict(),
+                request_hash=digest,
+                token=token,
+                ttl_seconds=settings.idempotency.ttl_hours * 3600.0,
+                lock_seconds=settings.idempotency.lock_seconds,
+            )
         if claimed is None:
             await answer_from_store(db, stored, digest, send)
             return

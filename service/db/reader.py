@@ -21,20 +21,23 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Literal
-
-import asyncpg
+from typing import TYPE_CHECKING, Literal, TypeAlias
 
 from service.db.errors import DATABASE_ERRORS
+from service.db.pool import BoundedPool
 from service.db.queries import Queries, Row
 from service.metrics import READS, REPLICA_FALLBACKS
+
+if TYPE_CHECKING:
+    from service.db.queries import Executor
 
 # "off": none configured; "starting": not probed yet; "ok": serving reads;
 # "lagging", "unreachable", "not-a-standby" (promoted, or not a replica at all): skipped.
 ReplicaState = Literal["off", "starting", "ok", "lagging", "unreachable", "not-a-standby"]
 
-FetchOne = Callable[[Queries, asyncpg.Pool], Awaitable[Row | None]]
-FetchMany = Callable[[Queries, asyncpg.Pool], AsyncIterator[Row]]
+# A query of the read side, given the loaded queries and a connection of the pool chosen.
+FetchOne: TypeAlias = "Callable[[Queries, Executor], Awaitable[Row | None]]"
+FetchMany: TypeAlias = "Callable[[Queries, Executor], AsyncIterator[Row]]"
 Settled = Callable[[Row], bool]
 
 
@@ -54,9 +57,9 @@ class ReplicaStatus:
 class Reader:
     """The read side's connection pools: the primary's, and the replica's when configured."""
 
-    primary: asyncpg.Pool
+    primary: BoundedPool
     queries: Queries
-    replica: asyncpg.Pool | None = None
+    replica: BoundedPool | None = None
     status: ReplicaStatus = field(default_factory=ReplicaStatus)
 
     @property
@@ -68,7 +71,8 @@ class Reader:
         """One row (or None), from the replica unless it lacks it, has it unsettled or fails."""
         if self.replica is not None and self.source == "replica":
             try:
-                row = await fetch(self.queries, self.replica)
+                async with self.replica.connection() as connection:
+                    row = await fetch(self.queries, connection)
             except DATABASE_ERRORS:
                 self._replica_failed()
             else:
@@ -77,20 +81,23 @@ class Reader:
                     return row
                 REPLICA_FALLBACKS.labels("not-there-yet").inc()
         READS.labels("primary").inc()
-        return await fetch(self.queries, self.primary)
+        async with self.primary.connection() as connection:
+            return await fetch(self.queries, connection)
 
     async def many(self, fetch: FetchMany) -> list[Row]:
         """Every row of a query, from the replica unless it fails (then from the primary)."""
         if self.replica is not None and self.source == "replica":
             try:
-                rows = [row async for row in fetch(self.queries, self.replica)]
+                async with self.replica.connection() as connection:
+                    rows = [row async for row in fetch(self.queries, connection)]
             except DATABASE_ERRORS:
                 self._replica_failed()
             else:
                 READS.labels("replica").inc()
                 return rows
         READS.labels("primary").inc()
-        return [row async for row in fetch(self.queries, self.primary)]
+        async with self.primary.connection() as connection:
+            return [row async for row in fetch(self.queries, connection)]
 
     def _replica_failed(self) -> None:
         # Skip it at once, not one failed read per request until the next probe.

@@ -28,8 +28,8 @@ async def list_payments(reader: Reader, wanted: PaymentFilter) -> PaymentPage:
     """From the replica when it is current: a page may then lack the newest payments by
     up to the lag bound (service/db/reader.py); reading one by id never does."""
     rows = await reader.many(
-        lambda q, pool: q.list_payments(
-            pool,
+        lambda q, conn: q.list_payments(
+            conn,
             status=None if wanted.status is None else wanted.status.value,
             created_gte=wanted.created_gte,
             created_lt=wanted.created_lt,
