@@ -147,6 +147,52 @@ async def test_reads_are_served_by_the_standby(database_url: str, standby: Stand
 
 
 @pytest.mark.slow  # a streaming standby: a second PostgreSQL server
+async def test_a_value_no_server_can_take_is_an_error_of_its_own_not_of_the_standby(
+    database_url: str, standby: Standby
+) -> None:
+    # One caller's bad value must not make every reader skip the standby until the next
+    # probe (over and over, if it keeps sending it), nor be sent again to the primary.
+    queries = load_queries()
+    primary = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    replica = await asyncpg.create_pool(standby.url_like(database_url), min_size=1, max_size=2)
+    try:
+        reader = Reader(
+            BoundedPool(primary, acquire_timeout=5.0),
+            queries,
+            replica=BoundedPool(replica, acquire_timeout=5.0),
+        )
+        probe = ReplicaProbe(reader, max_lag_seconds=30, timeout=5)
+
+        async def current() -> bool:
+            await probe.check()
+            return reader.status.state == "ok"
+
+        await wait_until(current, 30, "the standby found current")
+        before = reads("primary"), fallbacks("failed")
+        # asyncpg cannot encode it (an id past bigint) ...
+        with pytest.raises(asyncpg.DataError):
+            await reader.one(lambda q, conn: q.payment_by_id(conn, payment_id=2**63))
+        # ... and PostgreSQL cannot store it (text holds no NUL).
+        with pytest.raises(asyncpg.DataError):
+            await reader.many(
+                lambda q, conn: q.list_payments(
+                    conn,
+                    status="\x00",
+                    created_gte=None,
+                    created_lt=None,
+                    starting_after=None,
+                    max_rows=1,
+                )
+            )
+
+        assert (reader.status.state, reader.source) == ("ok", "replica")
+        assert (reads("primary"), fallbacks("failed")) == before
+    finally:
+        await replica.close()
+        await primary.close()
+
+
+@pytest.mark.slow  # a streaming standby: a second PostgreSQL server
 async def test_reads_through_the_api_come_from_the_standby(
     on_replica: RunningService, standby: Standby
 ) -> None:

@@ -11,7 +11,9 @@ the primary does. Nothing a replica does turns into an error for the client:
   missing or still processing;
 - a failed round trip (the replica stopped, a connection cut mid-query, a query
   cancelled by a recovery conflict) is retried on the primary, and the replica
-  is skipped until the probe finds it well again.
+  is skipped until the probe finds it well again. Not a data error (DATA_ERRORS):
+  that statement fails anywhere, so it is raised as is, and the replica stays in
+  use; any caller could otherwise keep it flapping with one bad value.
 
 Lists are not read again: an empty or short page is a valid answer. A list from
 the replica is stale by at most the lag bound (plus one probe interval).
@@ -23,7 +25,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, TypeAlias
 
-from service.db.errors import DATABASE_ERRORS
+from service.db.errors import DATA_ERRORS, DATABASE_ERRORS
 from service.db.pool import BoundedPool
 from service.db.queries import Queries, Row
 from service.metrics import READS, REPLICA_FALLBACKS
@@ -73,6 +75,8 @@ class Reader:
             try:
                 async with self.replica.connection() as connection:
                     row = await fetch(self.queries, connection)
+            except DATA_ERRORS:
+                raise
             except DATABASE_ERRORS:
                 self._replica_failed()
             else:
@@ -90,6 +94,8 @@ class Reader:
             try:
                 async with self.replica.connection() as connection:
                     rows = [row async for row in fetch(self.queries, connection)]
+            except DATA_ERRORS:
+                raise
             except DATABASE_ERRORS:
                 self._replica_failed()
             else:
