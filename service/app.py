@@ -24,6 +24,7 @@ from service.api.events import EventController
 from service.api.gateway_callbacks import GatewayCallbackController
 from service.api.health import HealthController
 from service.api.metrics import MetricsController
+from service.api.nul_characters import NulCharacterMiddleware
 from service.api.openapi import openapi_config
 from service.api.payment_retry import PaymentRetryController
 from service.api.payments import PaymentController
@@ -103,6 +104,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             RequestIdMiddleware(),
             PROMETHEUS.middleware,
             BodyReadTimeoutMiddleware(settings.server.body_read_timeout_seconds),
+            NulCharacterMiddleware(),
         ],
         logging_config=None,
         dependencies=DEPENDENCIES,

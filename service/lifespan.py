@@ -26,6 +26,7 @@ from service.db.unit_of_work import UnitOfWork
 from service.gateway import LimitedGateway, SimulatedGateway
 from service.outbox import start_relay
 from service.outbox.wakeup import OutboxWakeup
+from service.queries.outbox_health import SharedBacklog
 from service.settings import DatabaseSettings, Settings
 
 log = logging.getLogger(__name__)
@@ -65,12 +66,7 @@ async def _serving(
     """The write and read sides, the in-process relay and the periodic work, on open pools."""
     queries = db.queries
     wakeup = OutboxWakeup()
-    uow = UnitOfWork(
-        db.pool,
-        queries,
-        acquire_timeout=settings.database.command_timeout,
-        on_webhooks_queued=wakeup.committed,
-    )
+    uow = UnitOfWork(db.pool, queries, on_webhooks_queued=wakeup.committed)
     gateway = LimitedGateway(
         SimulatedGateway(settings.gateway), settings.gateway.charge_timeout_seconds
     )
@@ -81,7 +77,9 @@ async def _serving(
     app.state.update(
         database=db,
         write_side=WriteSide(uow=uow, gateway=gateway, settings=settings),
-        read_side=ReadSide(db=db, reader=reader, settings=settings, relay=relay),
+        read_side=ReadSide(
+            backlog=SharedBacklog(db), reader=reader, settings=settings, relay=relay
+        ),
         database_url=url,
     )
 

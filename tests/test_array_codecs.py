@@ -65,7 +65,7 @@ async def test_the_pool_and_the_cli_connections_are_registered(database_url: str
     settings = DatabaseSettings(url=database_url, pool_min_size=1, pool_max_size=1)
     pool = await create_pool(database_url, settings)
     try:
-        async with pool.acquire() as pooled:
+        async with pool.connection() as pooled:
             assert await introspections(pooled, "numeric[]") == []
     finally:
         await pool.close()

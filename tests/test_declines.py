@@ -16,6 +16,7 @@ import pytest
 
 from service.commands.reconcile_payments import reconcile_stuck_payments
 from service.db.migrate import migration_files
+from service.db.pool import BoundedPool
 from service.db.sql import load_queries
 from service.db.unit_of_work import UnitOfWork
 from service.domain.failures import FAILURE_MESSAGES, GENERIC_DECLINE, failure_message
@@ -180,7 +181,8 @@ async def test_the_reconciler_stores_the_code_the_gateway_gives_for_a_stuck_paym
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
     try:
         gateway = SimulatedGateway(GatewaySettings(decline_codes=CODES))
-        [settled] = await reconcile_stuck_payments(command(), UnitOfWork(pool, sql), gateway)
+        uow = UnitOfWork(BoundedPool(pool, acquire_timeout=5.0), sql)
+        [settled] = await reconcile_stuck_payments(command(), uow, gateway)
     finally:
         await pool.close()
 

@@ -19,6 +19,7 @@ from service.domain.errors import (
 )
 from service.domain.rules import (
     PaymentStatus,
+    could_be_a_payment_amount,
     gateway_outcome_applies,
     payment_amount,
     refund_amount,
@@ -182,6 +183,22 @@ def test_refund_amount_is_the_exact_requested_amount(
 def test_refund_amount_refuses_non_finite_numbers(amount: float) -> None:
     with pytest.raises(RefundAmountMismatch):
         refund_amount(amount)
+
+
+@given(st.decimals(allow_nan=False, allow_infinity=False) | st.integers().map(Decimal))
+@example(Decimal("1e-20000"))
+@example(Decimal("1E+200000"))
+@example(Decimal("1000.0"))
+def test_a_refund_amount_could_be_a_payment_amount_exactly_when_a_create_takes_it(
+    amount: Decimal,
+) -> None:
+    # Any other amount equals no payment's: the refund need not ask the database.
+    try:
+        payment_amount(amount)
+    except InvalidPayment:
+        assert not could_be_a_payment_amount(amount)
+    else:
+        assert could_be_a_payment_amount(amount)
 
 
 # --- gateway_outcome_applies -----------------------------------------------------------------

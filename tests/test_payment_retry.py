@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from service.commands.reconcile_payments import reconcile_stuck_payments
+from service.db.pool import BoundedPool
 from service.db.sql import load_queries
 from service.db.unit_of_work import UnitOfWork
 from service.domain.rules import RETRY_SOURCES, PaymentStatus, sources_of
@@ -264,7 +265,7 @@ async def test_a_crash_between_the_steps_of_a_retry_is_reconciled(
     await checks.age_payment(db, payment_id=payment_id, seconds=90)
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
     try:
-        uow = UnitOfWork(pool, sql)
+        uow = UnitOfWork(BoundedPool(pool, acquire_timeout=5.0), sql)
         [settled] = await reconcile_stuck_payments(
             command(), uow, SimulatedGateway(GatewaySettings())
         )

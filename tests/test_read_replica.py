@@ -19,6 +19,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from service.configuration import ConfigError, load_settings
+from service.db.pool import BoundedPool
 from service.db.reader import Reader
 from service.db.replica_probe import ReplicaProbe
 from service.db.sql import load_queries
@@ -119,7 +120,11 @@ async def test_reads_are_served_by_the_standby(database_url: str, standby: Stand
     primary = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
     replica = await asyncpg.create_pool(standby.url_like(database_url), min_size=1, max_size=2)
     try:
-        reader = Reader(primary, queries, replica=replica)
+        reader = Reader(
+            BoundedPool(primary, acquire_timeout=5.0),
+            queries,
+            replica=BoundedPool(replica, acquire_timeout=5.0),
+        )
         probe = ReplicaProbe(reader, max_lag_seconds=30, timeout=5)
 
         async def current() -> bool:
@@ -130,12 +135,58 @@ async def test_reads_are_served_by_the_standby(database_url: str, standby: Stand
         assert reader.source == "replica"
 
         # The connection that served each kind of read is the standby's.
-        assert await reader.one(lambda q, pool: checks.in_recovery(pool)) is True
-        rows = await reader.many(lambda q, pool: checks.in_recovery_rows(pool))
+        assert await reader.one(lambda q, conn: checks.in_recovery(conn)) is True
+        rows = await reader.many(lambda q, conn: checks.in_recovery_rows(conn))
         assert [row["in_recovery"] for row in rows] == [True]
 
         # A row the standby lacks is asked of the primary, which is not in recovery.
-        assert await reader.one(lambda q, pool: checks.in_recovery_unless_standby(pool)) is False
+        assert await reader.one(lambda q, conn: checks.in_recovery_unless_standby(conn)) is False
+    finally:
+        await replica.close()
+        await primary.close()
+
+
+@pytest.mark.slow  # a streaming standby: a second PostgreSQL server
+async def test_a_value_no_server_can_take_is_an_error_of_its_own_not_of_the_standby(
+    database_url: str, standby: Standby
+) -> None:
+    # One caller's bad value must not make every reader skip the standby until the next
+    # probe (over and over, if it keeps sending it), nor be sent again to the primary.
+    queries = load_queries()
+    primary = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    replica = await asyncpg.create_pool(standby.url_like(database_url), min_size=1, max_size=2)
+    try:
+        reader = Reader(
+            BoundedPool(primary, acquire_timeout=5.0),
+            queries,
+            replica=BoundedPool(replica, acquire_timeout=5.0),
+        )
+        probe = ReplicaProbe(reader, max_lag_seconds=30, timeout=5)
+
+        async def current() -> bool:
+            await probe.check()
+            return reader.status.state == "ok"
+
+        await wait_until(current, 30, "the standby found current")
+        before = reads("primary"), fallbacks("failed")
+        # asyncpg cannot encode it (an id past bigint) ...
+        with pytest.raises(asyncpg.DataError):
+            await reader.one(lambda q, conn: q.payment_by_id(conn, payment_id=2**63))
+        # ... and PostgreSQL cannot store it (text holds no NUL).
+        with pytest.raises(asyncpg.DataError):
+            await reader.many(
+                lambda q, conn: q.list_payments(
+                    conn,
+                    status="\x00",
+                    created_gte=None,
+                    created_lt=None,
+                    starting_after=None,
+                    max_rows=1,
+                )
+            )
+
+        assert (reader.status.state, reader.source) == ("ok", "replica")
+        assert (reads("primary"), fallbacks("failed")) == before
     finally:
         await replica.close()
         await primary.close()

@@ -22,6 +22,7 @@ from prometheus_client import REGISTRY
 
 from service.commands import ReconcileStuckPayments
 from service.commands.reconcile_payments import reconcile_stuck_payments
+from service.db.pool import BoundedPool
 from service.db.sql import load_queries
 from service.db.unit_of_work import UnitOfWork
 from service.domain.rules import PaymentStatus
@@ -49,7 +50,7 @@ DECLINED = 4040
 async def uow(database_url: str) -> AsyncIterator[UnitOfWork]:
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
     assert pool is not None
-    yield UnitOfWork(pool, load_queries())
+    yield UnitOfWork(BoundedPool(pool, acquire_timeout=5.0), load_queries())
     await pool.close()
 
 
@@ -282,7 +283,7 @@ async def second_uow(database_url: str) -> AsyncIterator[UnitOfWork]:
     """Another process's unit of work: its own pool on the same database."""
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
     assert pool is not None
-    yield UnitOfWork(pool, load_queries())
+    yield UnitOfWork(BoundedPool(pool, acquire_timeout=5.0), load_queries())
     await pool.close()
 
 

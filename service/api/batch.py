@@ -18,6 +18,7 @@ from service.api.auth import PaymentsAPI
 from service.api.dependencies import WriteSide
 from service.api.idempotency import IdempotencyMiddleware
 from service.api.idempotency_store import current_claim
+from service.api.nul_characters import check_json
 from service.api.openapi import WRITE_PROBLEMS, problems
 from service.api.operations import IdempotentOperation
 from service.api.problems import domain_problem, http_problem
@@ -64,6 +65,8 @@ class PaymentBatchController(PaymentsAPI):
         request_id = current_request_id()
         for index, entry in enumerate(data.payments):
             try:
+                # As the single create refuses it: a NUL named by its path in the entry.
+                check_json(entry)
                 body = strictly(entry, CreatePaymentRequest)
             except ValidationException as exc:
                 problem = http_problem(exc)

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from litestar.datastructures import State
 from litestar.di import Provide
 
-from service.db.database import Database
 from service.db.reader import Reader
 from service.db.unit_of_work import UnitOfWork
 from service.gateway import PaymentGateway
 from service.outbox import RelayHandle
+from service.queries.outbox_health import SharedBacklog
 from service.settings import Settings
 
 
@@ -32,10 +32,10 @@ class WriteSide:
 @dataclass(frozen=True, slots=True)
 class ReadSide:
     """What a query handler needs: the reader (replica or primary, service/db/reader.py),
-    the settings, and for readiness the primary (`db`) and this process's relay (None
-    when it runs none)."""
+    the settings, and for readiness and the metrics the outbox backlog (read on the
+    primary) and this process's relay (None when it runs none)."""
 
-    db: Database
+    backlog: SharedBacklog
     reader: Reader
     settings: Settings
     relay: RelayHandle | None = None

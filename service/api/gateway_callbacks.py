@@ -11,6 +11,7 @@ from litestar.exceptions import ValidationException
 
 from service.api import exact_json
 from service.api.dependencies import WriteSide
+from service.api.nul_characters import check_json, check_text
 from service.api.openapi import problems
 from service.api.operations import GatewayCallbackOperation
 from service.api.schemas import GatewayCallback, GatewayCallbackResponse
@@ -57,8 +58,13 @@ class GatewayCallbackController(Controller):
         if not secrets:
             raise SignatureError("gateway callbacks are disabled: no gateway secret is configured")
         webhook_id = request.headers.get("webhook-id")
-        if webhook_id is not None and len(webhook_id) > MAX_WEBHOOK_ID_LENGTH:
-            raise ValidationException(f"webhook-id longer than {MAX_WEBHOOK_ID_LENGTH} characters")
+        if webhook_id is not None:
+            # Stored as the callback's identity (gateway_events), once verified.
+            if len(webhook_id) > MAX_WEBHOOK_ID_LENGTH:
+                raise ValidationException(
+                    f"webhook-id longer than {MAX_WEBHOOK_ID_LENGTH} characters"
+                )
+            check_text(webhook_id, "header webhook-id")
         verify(
             # Any of them: the gateway may sign with the old or the new one while it rotates.
             secret_keys(secrets),
@@ -71,8 +77,13 @@ class GatewayCallbackController(Controller):
         try:
             # The exact decode, as for the API's bodies: a signed body with a key twice
             # (say "status") must not settle a payment by whichever value a parser keeps.
-            callback = msgspec.convert(exact_json.decode(body), GatewayCallback)
-        except (exact_json.MalformedJSON, msgspec.ValidationError) as exc:
+            decoded = exact_json.decode(body)
+        except exact_json.MalformedJSON as exc:
+            raise ValidationException(f"malformed gateway callback: {exc}") from exc
+        check_json(decoded)
+        try:
+            callback = msgspec.convert(decoded, GatewayCallback)
+        except msgspec.ValidationError as exc:
             raise ValidationException(f"malformed gateway callback: {exc}") from exc
         assert webhook_id is not None  # verify() refused a missing one
         payment = await apply_gateway_event(

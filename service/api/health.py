@@ -11,7 +11,6 @@ from litestar.openapi import ResponseSpec
 
 from service.api.dependencies import ReadSide
 from service.api.problems import DATABASE_DOWN
-from service.queries.outbox_health import outbox_backlog
 
 
 class Readiness(msgspec.Struct, frozen=True):
@@ -66,7 +65,7 @@ class HealthController(Controller):
         settings = read.settings
         try:
             async with asyncio.timeout(settings.database.command_timeout):
-                backlog = await outbox_backlog(read.db)
+                backlog = await read.backlog.read()
         except DATABASE_DOWN:
             down = Readiness(status="unavailable", database="unreachable")
             return Response(down, status_code=503)

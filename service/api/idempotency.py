@@ -27,6 +27,7 @@ from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
 from service.api.auth import caller_fingerprint
 from service.api.idempotency_store import KeyClaim, StoredKey, answer_from_store, claim_var
+from service.api.nul_characters import check_text
 from service.db.database import Database
 from service.db.errors import DATABASE_ERRORS
 from service.settings import Settings
@@ -35,6 +36,9 @@ log = logging.getLogger(__name__)
 
 HEADER = b"idempotency-key"
 MAX_KEY_LENGTH = 255
+# A key is stored under its endpoint (method and path) in a btree index, whose entries
+# PostgreSQL caps at about 2.7 kB; no route's path comes near this.
+MAX_ENDPOINT_BYTES = 1024
 
 
 def _key(scope: Scope) -> str | None:
@@ -42,6 +46,7 @@ def _key(scope: Scope) -> str | None:
         if name == HEADER:
             # The IETF draft sends a structured-field string ("..."); Stripe a bare token.
             key = value.decode("latin-1").strip().strip('"')
+            check_text(key, "header Idempotency-Key")
             # ASCII only: other bytes have no agreed text (latin-1? UTF-8?), so a retry
             # through another client could name another key.
             if not key or len(key) > MAX_KEY_LENGTH or not (key.isascii() and key.isprintable()):
@@ -100,18 +105,23 @@ class IdempotencyMiddleware(ASGIMiddleware):
             raise HTTPException(status_code=413, detail="Request Entity Too Large")
         http_scope = cast(HTTPScope, scope)
         endpoint = f"{http_scope['method']} {http_scope['path'].rstrip('/')}"
+        if len(endpoint.encode()) > MAX_ENDPOINT_BYTES:
+            raise ClientException(
+                f"with an Idempotency-Key the path must be at most {MAX_ENDPOINT_BYTES} bytes"
+            )
         stored = StoredKey(caller_fingerprint(scope), endpoint, key)
         digest = hashlib.sha256(body).digest()
         db: Database = app_state.database
         token = uuid.uuid4()
-        claimed = await db.queries.claim_idempotency_key(
-            db.pool,
-            **stored._asdict(),
-            request_hash=digest,
-            token=token,
-            ttl_seconds=settings.idempotency.ttl_hours * 3600.0,
-            lock_seconds=settings.idempotency.lock_seconds,
-        )
+        async with db.pool.connection() as connection:
+            claimed = await db.queries.claim_idempotency_key(
+                connection,
+                **stored._asdict(),
+                request_hash=digest,
+                token=token,
+                ttl_seconds=settings.idempotency.ttl_hours * 3600.0,
+                lock_seconds=settings.idempotency.lock_seconds,
+            )
         if claimed is None:
             await answer_from_store(db, stored, digest, send)
             return

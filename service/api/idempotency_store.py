@@ -52,19 +52,20 @@ class KeyClaim:
         """Store the answer to replay; after a 5xx let the key go for a retry (forgotten
         if it created no payment). Nothing if the key was taken over meanwhile."""
         status = response.get("status", 500)
+        queries = self.db.queries
         if status >= 500:
-            await self.db.queries.release_idempotency_key(
-                self.db.pool, **self.claimed_key._asdict()
-            )
+            async with self.db.pool.connection() as connection:
+                await queries.release_idempotency_key(connection, **self.claimed_key._asdict())
             return
         content_type = response.get("content_type") or b"application/json"
-        stored = await self.db.queries.complete_idempotency_key(
-            self.db.pool,
-            **self.claimed_key._asdict(),
-            response_status=status,
-            response_content_type=content_type.decode("latin-1"),
-            response_body=bytes(response["body"]),
-        )
+        async with self.db.pool.connection() as connection:
+            stored = await queries.complete_idempotency_key(
+                connection,
+                **self.claimed_key._asdict(),
+                response_status=status,
+                response_content_type=content_type.decode("latin-1"),
+                response_body=bytes(response["body"]),
+            )
         if stored != "UPDATE 1":
             # Our lock expired and another attempt took the key: its answer stands.
             log.warning(
@@ -83,7 +84,8 @@ def current_claim() -> KeyClaim | None:
 
 
 async def answer_from_store(db: Database, key: StoredKey, digest: bytes, send: Send) -> None:
-    stored = await db.queries.find_idempotency_key(db.pool, **key._asdict())
+    async with db.pool.connection() as connection:
+        stored = await db.queries.find_idempotency_key(connection, **key._asdict())
     if stored is None:  # expired and purged between the two statements: rare, retryable
         raise IdempotencyKeyInUse(detail="the idempotency key changed state; retry")
     if bytes(stored["request_hash"]) != digest:

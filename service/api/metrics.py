@@ -12,7 +12,6 @@ from litestar.plugins.prometheus import PrometheusController
 
 from service.api.dependencies import ReadSide
 from service.db.errors import DATABASE_DOWN
-from service.queries.outbox_health import outbox_backlog
 
 
 class MetricsController(PrometheusController):
@@ -27,11 +26,12 @@ class MetricsController(PrometheusController):
     )
     async def get(self, read: NamedDependency[ReadSide]) -> Response[bytes]:
         """HTTP requests and latencies, payments, refunds, webhook attempts, outbox lag."""
-        # The outbox gauges are read for each scrape, as a collector does: nothing to
-        # refresh while nobody scrapes. With the database down they keep their last
-        # values and the other metrics are still answered.
+        # The outbox gauges are read for the scrapes, as a collector does: nothing to
+        # refresh while nobody scrapes; at most once a second however many scrape
+        # (SharedBacklog). With the database down they keep their last values and the
+        # other metrics are still answered.
         with contextlib.suppress(*DATABASE_DOWN, TimeoutError):
             async with asyncio.timeout(read.settings.database.command_timeout):
-                await outbox_backlog(read.db)
+                await read.backlog.read()
         answer: Response[bytes] = await PrometheusController.get.fn(self)
         return answer

@@ -4,7 +4,7 @@ anything else is the contract's 400 (Litestar's lax conversions would take more)
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 
 from litestar.exceptions import ValidationException
 from litestar.openapi.spec.enums import OpenAPIType
@@ -43,12 +43,22 @@ TIMESTAMP = {"type": OpenAPIType.STRING, "format": "date-time"}
 
 
 def parse_timestamp(raw: str | None, name: str) -> datetime | None:
-    """A query timestamp, RFC 3339 with its offset, or a 400 that says so."""
+    """A query timestamp, RFC 3339 with its offset, as the UTC instant it names; or a 400
+    that says what is wrong.
+
+    The driver sends an instant in UTC, so one that its offset moves out of Python's
+    years 1 to 9999 (`9999-12-31T23:59:59-23:59`, `0001-01-01T00:00:00+14:00`) could not
+    be sent: refused here, not by the driver (PostgreSQL's own range holds Python's).
+    """
     if raw is None:
         return None
     try:
         if RFC3339.fullmatch(raw):
-            return datetime.fromisoformat(raw.upper().replace("Z", "+00:00"))
+            return datetime.fromisoformat(raw.upper().replace("Z", "+00:00")).astimezone(UTC)
     except ValueError:
         pass
+    except OverflowError:
+        raise ValidationException(
+            f"{name} must fall within the years 1 to 9999 in UTC, not {raw[:40]!r}"
+        ) from None
     raise ValidationException(f"{name} must be an RFC 3339 timestamp, not {raw[:40]!r}")

@@ -20,6 +20,7 @@ from service.api.auth import PaymentsAPI
 from service.api.dependencies import WriteSide
 from service.api.idempotency import IdempotencyMiddleware
 from service.api.idempotency_store import current_claim
+from service.api.nul_characters import check_json
 from service.api.openapi import WRITE_PROBLEMS, problems
 from service.api.operations import IdempotentOperation
 from service.api.path_ids import PAYMENT_ID, parse_id
@@ -54,7 +55,9 @@ def check_empty_body(body: bytes, content_type: str | None) -> None:
     card learns that it does not."""
     if not body.strip():
         return
-    if decode_json(body, content_type) != {}:
+    data = decode_json(body, content_type)
+    check_json(data)
+    if data != {}:
         raise ValidationException("the body must be {} or absent: a retry takes no fields")
 
 

@@ -173,7 +173,7 @@ class PaymentController(PaymentsAPI):
             (400, "invalid-request", "the body is not a valid refund request"),
             (400, "not-refundable", "the payment is not COMPLETED (or already REFUNDED)"),
             (400, "refund-amount-mismatch", "an amount other than the payment's (full only)"),
-            (400, "invalid-refund", "empty, too long or unstorable reason"),
+            (400, "invalid-refund", "empty or too long reason"),
             (404, "payment-not-found", "no payment with that id"),
             *COMMON_WRITE_PROBLEMS,
         ),

@@ -3,10 +3,11 @@
 Litestar converts bodies with msgspec's lax rules (strict=False), which would
 turn "100" into 100 and accept a string where the contract demands a JSON
 number. These DTOs parse the raw bytes once, exactly (service.api.exact_json:
-duplicate keys refused, fractions kept as Decimal), then check the result
-against the Structs in msgspec's strict mode, keeping the Structs as the
-documented OpenAPI request schemas. `amount` reaches the handlers exactly as
-the client wrote it (an exact Yen), never a rounded float.
+duplicate keys refused, fractions kept as Decimal), refuse a string holding NUL
+(service.api.nul_characters), then check the result against the Structs in
+msgspec's strict mode, keeping the Structs as the documented OpenAPI request
+schemas. `amount` reaches the handlers exactly as the client wrote it (an exact
+Yen), never a rounded float.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.spec import Reference, Schema
 from litestar.typing import FieldDefinition
 
-from service.api import exact_json
+from service.api import exact_json, nul_characters
 from service.api.schemas import (
     MAX_BATCH_ITEMS,
     CreatePaymentRequest,
@@ -58,7 +59,12 @@ def decode_json(value: bytes, content_type: str | None) -> Any:
 class StrictJSON(MsgspecDTO[T]):
     def decode_bytes(self, value: bytes) -> Any:
         data = decode_json(value, self.asgi_connection.headers.get("content-type"))
-        return strictly(data, self.model_type)
+        return strictly(self.storable(data), self.model_type)
+
+    def storable(self, data: Any) -> Any:
+        """`data`, once no string of it holds NUL (a 400 naming where)."""
+        nul_characters.check_json(data)
+        return data
 
     @classmethod
     def create_openapi_schema(
@@ -132,6 +138,12 @@ class RefundBody(StrictJSON[RefundRequest]):
 class CreatePaymentsBody(StrictJSON[CreatePaymentsRequest]):
     """Only the envelope is decoded here; each entry is converted on its own, so that a
     malformed one fails alone (service.api.batch). The schema says what an entry must be."""
+
+    def storable(self, data: Any) -> Any:
+        # A NUL inside an entry is that entry's own 400 (service.api.batch), not the batch's.
+        entries = data.get("payments") if isinstance(data, dict) else None
+        nul_characters.check_json({**data, "payments": []} if isinstance(entries, list) else data)
+        return data
 
     @classmethod
     def create_openapi_schema(

@@ -8,7 +8,12 @@ from service.commands.messages import RefundPayment
 from service.db.unit_of_work import UnitOfWork
 from service.domain.errors import PaymentNotFound
 from service.domain.model import Refund
-from service.domain.rules import refund_amount, refund_reason, refund_refusal
+from service.domain.rules import (
+    could_be_a_payment_amount,
+    refund_amount,
+    refund_reason,
+    refund_refusal,
+)
 from service.metrics import REFUNDS
 
 log = logging.getLogger(__name__)
@@ -18,14 +23,19 @@ async def refund_payment(command: RefundPayment, uow: UnitOfWork) -> Refund:
     reason = refund_reason(command.reason)
     amount = refund_amount(command.amount)
     async with uow.connection() as session:
-        # One statement: REFUNDED, the refund row and the outbox row, or nothing.
-        refund = await session.refund(command.payment_id, amount, reason, command.request_id)
-        if refund is not None:
-            REFUNDS.inc()
-            log.info(
-                "payment %s refunded", command.payment_id, extra={"payment_id": command.payment_id}
-            )
-            return refund
+        # An amount no payment can have would not refund anything: only the refusal
+        # (not found, not refundable, or the amount) is looked up.
+        if amount is None or could_be_a_payment_amount(amount):
+            # One statement: REFUNDED, the refund row and the outbox row, or nothing.
+            refund = await session.refund(command.payment_id, amount, reason, command.request_id)
+            if refund is not None:
+                REFUNDS.inc()
+                log.info(
+                    "payment %s refunded",
+                    command.payment_id,
+                    extra={"payment_id": command.payment_id},
+                )
+                return refund
         payment = await session.find_payment(command.payment_id)
     if payment is None:
         raise PaymentNotFound(f"payment {command.payment_id} does not exist")

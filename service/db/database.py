@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import asyncpg
-
+from service.db.pool import BoundedPool
 from service.db.queries import Queries
 
 
@@ -13,5 +12,5 @@ from service.db.queries import Queries
 class Database:
     """The connection pool and the loaded SQL of `sql/`."""
 
-    pool: asyncpg.Pool
+    pool: BoundedPool
     queries: Queries

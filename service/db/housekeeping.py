@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from service.db.pool import BoundedPool
 from service.db.queries import Queries
 
 log = logging.getLogger(__name__)
@@ -74,10 +75,10 @@ async def purge_gateway_events(
 
 
 async def purge_expired(
-    queries: Queries, pool: asyncpg.Pool, callback_retention_days: float
+    queries: Queries, pool: BoundedPool, callback_retention_days: float
 ) -> None:
     """One round of housekeeping, for the periodic loop of every service process."""
-    async with pool.acquire() as connection:
+    async with pool.connection() as connection:
         keys = await purge_expired_idempotency_keys(queries, connection)
         callbacks = await purge_gateway_events(queries, connection, callback_retention_days)
     if keys:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
 from service.db.array_codecs import register_builtin_arrays
 from service.settings import DatabaseSettings
+
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
 
 
 def direct_url(settings: DatabaseSettings, url: str) -> str:
@@ -59,9 +65,42 @@ async def _keep_session(connection: asyncpg.Connection) -> None:
     """
 
 
+class BoundedPool:
+    """A connection pool whose every wait for a connection is bounded.
+
+    With every connection held (a lock, a slow disk), asyncpg would queue the next
+    acquire without end; here it gives up after `acquire_timeout` seconds ([database]
+    command_timeout) with TimeoutError, which the API answers with its quick 503.
+    `connection()` is the only way to a connection (the typed queries take no pool,
+    service/db/queries.py), so no statement of the service waits unbounded: at most
+    the acquire bound, then the statement's own, the same command_timeout.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, acquire_timeout: float) -> None:
+        self._pool = pool
+        self.acquire_timeout = acquire_timeout
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[PoolConnectionProxy[asyncpg.Record]]:
+        # asyncio.timeout rather than acquire(timeout=...): asyncpg implements the
+        # latter with wait_for, a task per acquire on the hot path.
+        async with asyncio.timeout(self.acquire_timeout):
+            connection: PoolConnectionProxy[asyncpg.Record] = await self._pool.acquire()
+        try:
+            yield connection
+        finally:
+            await self._pool.release(connection)
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    def terminate(self) -> None:
+        self._pool.terminate()
+
+
 async def create_pool(
     url: str, settings: DatabaseSettings, *, durable_commits: bool = True
-) -> asyncpg.Pool:
+) -> BoundedPool:
     """`durable_commits=False` for bookkeeping a crash may lose (see the outbox relay).
 
     Through a pooler it has no effect: PgBouncer refuses synchronous_commit as a
@@ -87,4 +126,4 @@ async def create_pool(
         **connect_options(settings),
     )
     assert pool is not None
-    return pool
+    return BoundedPool(pool, acquire_timeout=settings.command_timeout)

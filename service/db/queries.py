@@ -24,11 +24,9 @@ from service.db.outbox_queries import EventQueries, OutboxQueries
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
 
-    # What a query runs on: a connection, a pooled one, or the pool itself
-    # (which acquires one around the statement).
-    Executor: TypeAlias = (
-        asyncpg.Connection | PoolConnectionProxy[asyncpg.Record] | asyncpg.Pool[asyncpg.Record]
-    )
+    # What a query runs on: a connection, or a pooled one. Never a pool, whose acquire
+    # would wait without a bound: service.db.pool.BoundedPool.connection() bounds it.
+    Executor: TypeAlias = asyncpg.Connection | PoolConnectionProxy[asyncpg.Record]
 
 Row: TypeAlias = asyncpg.Record
 Rows: TypeAlias = AsyncIterator[asyncpg.Record]

@@ -12,7 +12,9 @@ the primary does. Nothing a replica does turns into an error for the client:
   after a payment the replica does not list yet;
 - a failed round trip (the replica stopped, a connection cut mid-query, a query
   cancelled by a recovery conflict) is retried on the primary, and the replica
-  is skipped until the probe finds it well again.
+  is skipped until the probe finds it well again. Not a data error (DATA_ERRORS):
+  that statement fails anywhere, so it is raised as is, and the replica stays in
+  use; any caller could otherwise keep it flapping with one bad value.
 
 A list is not read again for being empty or short: that is a valid answer. A list from
 the replica is stale by at most the lag bound (plus one probe interval).
@@ -22,20 +24,25 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Literal, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeAlias, TypeVar
 
-import asyncpg
-
-from service.db.errors import DATABASE_ERRORS
+from service.db.errors import DATA_ERRORS, DATABASE_ERRORS
+from service.db.pool import BoundedPool
 from service.db.queries import Queries, Row
 from service.metrics import READS, REPLICA_FALLBACKS
+
+if TYPE_CHECKING:
+    from service.db.queries import Executor
 
 # "off": none configured; "starting": not probed yet; "ok": serving reads;
 # "lagging", "unreachable", "not-a-standby" (promoted, or not a replica at all): skipped.
 ReplicaState = Literal["off", "starting", "ok", "lagging", "unreachable", "not-a-standby"]
 
 T = TypeVar("T")
-FetchMany = Callable[[Queries, asyncpg.Pool], AsyncIterator[Row]]
+# A query of the read side, given the loaded queries and a connection of the pool chosen:
+# one answer (a row, or what a few statements make of theirs), or a stream of rows.
+FetchOne: TypeAlias = "Callable[[Queries, Executor], Awaitable[T | None]]"
+FetchMany: TypeAlias = "Callable[[Queries, Executor], AsyncIterator[Row]]"
 
 
 def _always_settled(found: object) -> bool:
@@ -54,9 +61,9 @@ class ReplicaStatus:
 class Reader:
     """The read side's connection pools: the primary's, and the replica's when configured."""
 
-    primary: asyncpg.Pool
+    primary: BoundedPool
     queries: Queries
-    replica: asyncpg.Pool | None = None
+    replica: BoundedPool | None = None
     status: ReplicaStatus = field(default_factory=ReplicaStatus)
 
     @property
@@ -66,14 +73,17 @@ class Reader:
 
     async def one(
         self,
-        fetch: Callable[[Queries, asyncpg.Pool], Awaitable[T | None]],
+        fetch: FetchOne[T],
         settled: Callable[[T], bool] = _always_settled,
     ) -> T | None:
         """One answer (a row, or what a few statements make of theirs), or None: from the
         replica unless it has none, has one not `settled` yet, or fails."""
         if self.replica is not None and self.source == "replica":
             try:
-                row = await fetch(self.queries, self.replica)
+                async with self.replica.connection() as connection:
+                    row = await fetch(self.queries, connection)
+            except DATA_ERRORS:
+                raise
             except DATABASE_ERRORS:
                 self._replica_failed()
             else:
@@ -82,20 +92,25 @@ class Reader:
                     return row
                 REPLICA_FALLBACKS.labels("not-there-yet").inc()
         READS.labels("primary").inc()
-        return await fetch(self.queries, self.primary)
+        async with self.primary.connection() as connection:
+            return await fetch(self.queries, connection)
 
     async def many(self, fetch: FetchMany) -> list[Row]:
         """Every row of a query, from the replica unless it fails (then from the primary)."""
         if self.replica is not None and self.source == "replica":
             try:
-                rows = [row async for row in fetch(self.queries, self.replica)]
+                async with self.replica.connection() as connection:
+                    rows = [row async for row in fetch(self.queries, connection)]
+            except DATA_ERRORS:
+                raise
             except DATABASE_ERRORS:
                 self._replica_failed()
             else:
                 READS.labels("replica").inc()
                 return rows
         READS.labels("primary").inc()
-        return [row async for row in fetch(self.queries, self.primary)]
+        async with self.primary.connection() as connection:
+            return [row async for row in fetch(self.queries, connection)]
 
     def _replica_failed(self) -> None:
         # Skip it at once, not one failed read per request until the next probe.

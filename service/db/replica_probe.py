@@ -44,14 +44,14 @@ class ReplicaProbe:
     async def check(self) -> None:
         """One round; the primary unreachable leaves the status as it was (no new writes)."""
         queries = self.reader.queries
-        async with asyncio.timeout(self.timeout):
-            primary = await queries.primary_wal_position(self.reader.primary)
+        async with asyncio.timeout(self.timeout), self.reader.primary.connection() as connection:
+            primary = await queries.primary_wal_position(connection)
         now = time.monotonic()
         self._first_probe_at = self._first_probe_at or now
         self._samples.append((now, primary))
         try:
-            async with asyncio.timeout(self.timeout):
-                replica = await queries.replica_replay_position(self.replica)
+            async with asyncio.timeout(self.timeout), self.replica.connection() as connection:
+                replica = await queries.replica_replay_position(connection)
         except DATABASE_ERRORS as exc:
             self._set("unreachable", None, f"{exc!r}")
             return

@@ -9,20 +9,14 @@ next poll).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
-
-import asyncpg
 
 from service.db.group_commit import GroupCommit
+from service.db.pool import BoundedPool
 from service.db.queries import Queries
 from service.db.session import NewPayment, Session, Settlement
 from service.domain.model import Payment
-
-if TYPE_CHECKING:
-    from service.db.session import Connection
 
 
 class UnitOfWork:
@@ -32,15 +26,13 @@ class UnitOfWork:
 
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        pool: BoundedPool,
         queries: Queries,
         *,
-        acquire_timeout: float = 5.0,
         on_webhooks_queued: Callable[[], None] = lambda: None,
     ) -> None:
         self.pool = pool
         self.queries = queries
-        self.acquire_timeout = acquire_timeout
         self._on_webhooks_queued = on_webhooks_queued
         self._inserts = GroupCommit(self._insert_group)
         self._settlements = GroupCommit(self._settle_group)
@@ -71,17 +63,14 @@ class UnitOfWork:
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Session]:
-        # asyncio.timeout rather than acquire(timeout=...): asyncpg implements the
-        # latter with wait_for, a task per acquire on the hot path.
-        async with asyncio.timeout(self.acquire_timeout):
-            connection: Connection = await self.pool.acquire()
-        session = Session(connection, self.queries)
+        session: Session | None = None
         try:
-            yield session
+            async with self.pool.connection() as connection:
+                session = Session(connection, self.queries)
+                yield session
         finally:
-            await self.pool.release(connection)
             # Also after a rollback: a wake-up that finds nothing costs one claim.
-            if session.queued_webhooks:
+            if session is not None and session.queued_webhooks:
                 self._on_webhooks_queued()
 
     @asynccontextmanager

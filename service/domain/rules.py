@@ -168,6 +168,16 @@ def refund_amount(amount: int | float | Decimal | None) -> Decimal | None:
     """The amount a refund request names, exactly (None: the full payment amount)."""
     if amount is None:
         return None
-    if isinstance(amount, float | Decimal) and not math.isfinite(amount):
+    # Decimal's own test: math.isfinite would call 1E+400 infinite, as a float is.
+    exact = Decimal(amount)
+    if not exact.is_finite():
         raise RefundAmountMismatch("amount must be a finite number")
-    return Decimal(amount)
+    return exact
+
+
+def could_be_a_payment_amount(amount: Decimal) -> bool:
+    """Whether some payment could have this amount: a whole number of yen within the
+    limits (payment_amount). Any other amount equals no payment's, so a refund naming it
+    is refused without asking the database, which could not even hold some of them
+    (numeric takes no exponent below -16383: `1e-20000`)."""
+    return amount == amount.to_integral_value() and MIN_AMOUNT <= amount <= MAX_AMOUNT

@@ -10,11 +10,11 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
 
 import asyncpg
 
 from service.db.errors import DATABASE_ERRORS
+from service.db.pool import BoundedPool
 from service.db.queries import Queries
 from service.outbox.breaker import EndpointBreaker
 from service.outbox.dispatch import Dispatcher
@@ -35,7 +35,7 @@ MIN_CLAIM_INTERVAL_SECONDS = 0.005
 class ClaimLoop:
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        pool: BoundedPool,
         queries: Queries,
         outbox: OutboxSettings,
         relay_id: str,
@@ -81,7 +81,7 @@ class ClaimLoop:
                 continue
             started = time.monotonic()
             try:
-                rows = [row async for row in self._claim(batch if probe_in is None else 1)]
+                rows = await self._claim(batch if probe_in is None else 1)
             except DATABASE_ERRORS as exc:
                 log.warning("claiming outbox events failed, retrying in %.1fs: %r", retry_in, exc)
                 # Only stop cuts this short: nudges (NOTIFY, recorded outcomes) say
@@ -101,13 +101,15 @@ class ClaimLoop:
             elif len(rows) < batch:
                 await self._sleep()
 
-    def _claim(self, batch: int) -> AsyncIterator[asyncpg.Record]:
-        return self._sql.claim_due_events(
-            self._pool,
-            relay_id=self._relay_id,
-            lease_seconds=self._outbox.lease_seconds,
-            max_events=batch,
-        )
+    async def _claim(self, batch: int) -> list[asyncpg.Record]:
+        async with self._pool.connection() as connection:
+            claimed = self._sql.claim_due_events(
+                connection,
+                relay_id=self._relay_id,
+                lease_seconds=self._outbox.lease_seconds,
+                max_events=batch,
+            )
+            return [row async for row in claimed]
 
     async def _sleep(self) -> None:
         """Until nudged, the poll interval, or this relay's own earliest retry."""

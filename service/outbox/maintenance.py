@@ -13,6 +13,7 @@ import msgspec
 from asyncpg.pool import PoolConnectionProxy
 
 from service.db.housekeeping import purge_in_batches
+from service.db.pool import BoundedPool
 from service.db.queries import Queries
 from service.db.rows import row_as
 from service.db.unit_of_work import UnitOfWork
@@ -182,9 +183,9 @@ async def purge_delivered(
     )
 
 
-async def purge_delivered_now(queries: Queries, pool: asyncpg.Pool, retention_days: float) -> None:
+async def purge_delivered_now(queries: Queries, pool: BoundedPool, retention_days: float) -> None:
     """One round of retention, for the relay's periodic loop."""
-    async with pool.acquire() as connection:
+    async with pool.connection() as connection:
         purged = await purge_delivered(queries, connection, retention_days)
     if purged:
         log.info("outbox retention deleted %d delivered events", purged)

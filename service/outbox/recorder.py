@@ -8,9 +8,8 @@ import time
 from collections.abc import Callable
 from uuid import UUID
 
-import asyncpg
-
 from service.db.errors import DATABASE_ERRORS
+from service.db.pool import BoundedPool
 from service.db.queries import Queries
 from service.metrics import WEBHOOK_ATTEMPTS
 from service.outbox.events import Outcome, Result
@@ -31,7 +30,7 @@ class AttemptRecorder:
     """
 
     def __init__(
-        self, pool: asyncpg.Pool, queries: Queries, relay_id: str, on_recorded: OnRecorded
+        self, pool: BoundedPool, queries: Queries, relay_id: str, on_recorded: OnRecorded
     ) -> None:
         self._pool = pool
         self._sql = queries
@@ -82,7 +81,7 @@ class AttemptRecorder:
         failed = [o for o in batch if o.result is Result.FAILED]
         deferred = [o for o in batch if o.result is Result.DEFERRED]
         released = [o.event_id for o in batch if o.result is Result.RELEASED]
-        async with self._pool.acquire() as connection:
+        async with self._pool.connection() as connection:
             if delivered:
                 await self._sql.record_deliveries(connection, ids=delivered)
             if failed:

@@ -8,10 +8,9 @@ import os
 import socket
 import uuid
 
-import asyncpg
-
 from service.db.errors import DATABASE_ERRORS
 from service.db.periodic import every
+from service.db.pool import BoundedPool
 from service.db.queries import Queries
 from service.outbox.breaker import EndpointBreaker
 from service.outbox.claiming import ClaimLoop
@@ -40,7 +39,7 @@ class OutboxRelay:
 
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        pool: BoundedPool,
         queries: Queries,
         settings: Settings,
         *,
@@ -130,7 +129,10 @@ class OutboxRelay:
     async def _release_claims(self, dispatcher: Dispatcher) -> None:
         try:
             # Claimed but never attempted, or cut off: back now, not when the lease expires.
-            released = await self._sql.release_claims_of_relay(self._pool, relay_id=self.relay_id)
+            async with self._pool.connection() as connection:
+                released = await self._sql.release_claims_of_relay(
+                    connection, relay_id=self.relay_id
+                )
         except DATABASE_ERRORS as exc:
             log.warning("could not release claims, they expire with their lease: %s", exc)
             released = 0

@@ -8,10 +8,9 @@ import random
 import time
 from typing import Literal
 
-import asyncpg
 import msgspec
 
-from service.db.pool import create_pool, direct_url
+from service.db.pool import BoundedPool, create_pool, direct_url
 from service.db.queries import Queries
 from service.outbox.relay import STOP_GRACE_SECONDS, OutboxRelay
 from service.settings import Settings
@@ -36,7 +35,7 @@ RelayState = Literal["running", "paused", "restarting", "stopped"]
 class RelayHandle:
     """A running relay, restarted when it crashes. `await stop()` ends it within a bound."""
 
-    def __init__(self, relay: OutboxRelay, pool: asyncpg.Pool) -> None:
+    def __init__(self, relay: OutboxRelay, pool: BoundedPool) -> None:
         self.relay = relay
         self._stop = asyncio.Event()
         self._pool = pool

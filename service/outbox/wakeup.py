@@ -51,7 +51,8 @@ class OutboxWakeup:
             await self._pending.wait()
             self._pending.clear()
             try:
-                await db.queries.wake_relays(db.pool, sender=PROCESS_SENDER)
+                async with db.pool.connection() as connection:
+                    await db.queries.wake_relays(connection, sender=PROCESS_SENDER)
             except DATABASE_ERRORS as exc:
                 # The other relays poll; the database being away is reported elsewhere.
                 log.debug("could not notify other relays: %s", exc)

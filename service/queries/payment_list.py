@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, NamedTuple
 
-import asyncpg
 import msgspec
 
 from service.db.queries import Queries, Row, Rows
@@ -45,10 +44,10 @@ async def list_payments(reader: Reader, wanted: PaymentFilter) -> PaymentPage:
     replica does not list yet comes from the primary, so a walk never skips one."""
     after = wanted.starting_after
     if after is None:
-        rows = await reader.many(lambda q, pool: _page(q, pool, wanted, None, None))
+        rows = await reader.many(lambda q, conn: _page(q, conn, wanted, None, None))
     else:
         continued = await reader.one(
-            lambda q, pool: _continued(q, pool, wanted, after), lambda found: found.listed
+            lambda q, conn: _continued(q, conn, wanted, after), lambda found: found.listed
         )
         if continued is None:
             raise PaymentNotFound(f"starting_after {after} is not the id of a payment")
@@ -58,16 +57,15 @@ async def list_payments(reader: Reader, wanted: PaymentFilter) -> PaymentPage:
 
 
 async def _continued(
-    q: Queries, pool: asyncpg.Pool, wanted: PaymentFilter, after: int
+    q: Queries, connection: Executor, wanted: PaymentFilter, after: int
 ) -> _Continued | None:
     """The page after the payment `after`, read with its place on one connection (one
     server, whose horizon only moves on between the two statements)."""
-    async with pool.acquire() as connection:
-        cursor = await q.payment_list_cursor(connection, payment_id=after)
-        if cursor is None:
-            return None
-        page = _page(q, connection, wanted, cursor["created_xid"], cursor["id"])
-        return _Continued(cursor["listed"], [row async for row in page])
+    cursor = await q.payment_list_cursor(connection, payment_id=after)
+    if cursor is None:
+        return None
+    page = _page(q, connection, wanted, cursor["created_xid"], cursor["id"])
+    return _Continued(cursor["listed"], [row async for row in page])
 
 
 def _page(

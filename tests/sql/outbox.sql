@@ -101,3 +101,10 @@ UPDATE outbox SET body = CAST(:body AS jsonb) WHERE id = CAST(:event_id AS uuid)
 -- name: lock_outbox()!
 -- Nobody else reads the outbox until this transaction ends (a database that does not answer).
 LOCK TABLE outbox IN ACCESS EXCLUSIVE MODE;
+
+-- name: queue_undelivered_events(payment_id, count)!
+-- Queues `count` undelivered order webhooks at once, one order each (a backlog an Order
+-- Service outage leaves), all reporting the one payment given.
+INSERT INTO outbox (order_id, payment_id, body)
+SELECT 1000000000 + n, :payment_id, order_webhook_body('COMPLETED', gen_random_uuid())
+  FROM generate_series(1, :count) AS n;

@@ -26,3 +26,13 @@ SELECT count(*)
 SELECT count(*)
   FROM pg_stat_activity
  WHERE datname = current_database() AND pid <> pg_backend_pid();
+
+-- name: count_running_backlog_queries()$
+-- How many sessions of this database are running a statement that reads the outbox
+-- backlog right now (readiness and the metrics gauges read it), this one aside.
+SELECT count(*)
+  FROM pg_stat_activity
+ WHERE datname = current_database()
+   AND pid <> pg_backend_pid()
+   AND state = 'active'
+   AND query LIKE '%FROM outbox_backlog%';
