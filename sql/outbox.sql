@@ -28,6 +28,34 @@ UPDATE outbox AS o
            FOR UPDATE SKIP LOCKED)
 RETURNING o.id, o.seq, o.order_id, o.body::text AS body, o.attempts, o.request_id;
 
+-- name: claim_probe_event(relay_id, lease_seconds)
+-- Leases one due event to a relay that holds the Order Service for down, to probe it
+-- with (every other probe; the others take the oldest, claim_due_events): the one due
+-- the longest, by the same rules as claim_due_events. A failed probe is due again only
+-- after its scheduled delay (record_deferrals), so these probes take the due events in
+-- turn, and one the Order Service refuses on its own (a bug for that order) cannot keep
+-- the relay paused while the others would get through.
+UPDATE outbox AS o
+   SET claimed_until = now() + make_interval(secs => CAST(:lease_seconds AS float8)),
+       claimed_by = :relay_id
+ WHERE o.id IN (
+        SELECT c.id
+          FROM outbox AS c
+         WHERE c.delivered_at IS NULL
+           AND c.dead_at IS NULL
+           AND c.next_attempt_at <= now()
+           AND (c.claimed_until IS NULL OR c.claimed_until < now())
+           AND NOT EXISTS (
+                SELECT 1
+                  FROM outbox AS e
+                 WHERE e.order_id = c.order_id
+                   AND e.seq < c.seq
+                   AND e.delivered_at IS NULL)
+         ORDER BY c.next_attempt_at, c.seq
+         LIMIT 1
+           FOR UPDATE SKIP LOCKED)
+RETURNING o.id, o.seq, o.order_id, o.body::text AS body, o.attempts, o.request_id;
+
 -- name: record_deliveries(ids)!
 -- Marks events accepted by the Order Service (2xx), one statement per batch.
 -- Idempotent, so a batch retried after a lost connection counts no attempt twice.
@@ -59,16 +87,20 @@ UPDATE outbox AS o
    AND o.claimed_by = :relay_id
    AND o.delivered_at IS NULL;
 
--- name: record_deferrals(relay_id, ids, errors)!
+-- name: record_deferrals(relay_id, ids, errors, delays_seconds)!
 -- Records sends that failed while the Order Service as a whole was failing (the
 -- relay's circuit breaker is open): the error is kept for operators, but no attempt
--- is counted and the event stays due, so an outage never uses up an event's attempts.
+-- is counted, so an outage never uses up an event's attempts. The event is due again
+-- after its delay: 0 for a send caught in the outage, the scheduled one for a failed
+-- probe (claim_probe_event then takes another event first).
 UPDATE outbox AS o
    SET last_error = f.error,
        last_attempt_at = now(),
+       next_attempt_at = now() + make_interval(secs => f.delay_seconds),
        claimed_until = NULL,
        claimed_by = NULL
-  FROM unnest(CAST(:ids AS uuid[]), CAST(:errors AS text[])) AS f(id, error)
+  FROM unnest(CAST(:ids AS uuid[]), CAST(:errors AS text[]),
+              CAST(:delays_seconds AS float8[])) AS f(id, error, delay_seconds)
  WHERE o.id = f.id
    AND o.claimed_by = :relay_id
    AND o.delivered_at IS NULL;

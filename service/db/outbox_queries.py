@@ -23,6 +23,7 @@ class OutboxQueries(Protocol):
     def claim_due_events(
         self, conn: Executor, *, relay_id: str, lease_seconds: float, max_events: int
     ) -> Rows: ...
+    def claim_probe_event(self, conn: Executor, *, relay_id: str, lease_seconds: float) -> Rows: ...
     async def record_deliveries(self, conn: Executor, *, ids: Sequence[UUID]) -> str: ...
     async def record_failures(
         self,
@@ -35,7 +36,13 @@ class OutboxQueries(Protocol):
         dead: Sequence[bool],
     ) -> str: ...
     async def record_deferrals(
-        self, conn: Executor, *, relay_id: str, ids: Sequence[UUID], errors: Sequence[str]
+        self,
+        conn: Executor,
+        *,
+        relay_id: str,
+        ids: Sequence[UUID],
+        errors: Sequence[str],
+        delays_seconds: Sequence[float],
     ) -> str: ...
     async def release_events(
         self, conn: Executor, *, relay_id: str, ids: Sequence[UUID]

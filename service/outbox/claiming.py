@@ -1,7 +1,8 @@
 """A relay's claim loop: claim due events, hand them to the dispatcher, sleep until nudged.
 
 While the Order Service is down (the breaker is open) it claims one event at a time,
-as a probe, when the breaker allows one.
+as a probe, when the breaker allows one: the oldest due event, or every other time
+the one due the longest, so that probes take the waiting events in turn.
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ class ClaimLoop:
                 continue
             started = time.monotonic()
             try:
-                rows = [row async for row in self._claim(batch if probe_in is None else 1)]
+                rows = [row async for row in self._claim(probe=probe_in is not None)]
             except DATABASE_ERRORS as exc:
                 log.warning("claiming outbox events failed, retrying in %.1fs: %r", retry_in, exc)
                 # Only stop cuts this short: nudges (NOTIFY, recorded outcomes) say
@@ -101,12 +102,17 @@ class ClaimLoop:
             elif len(rows) < batch:
                 await self._sleep()
 
-    def _claim(self, batch: int) -> AsyncIterator[asyncpg.Record]:
+    def _claim(self, *, probe: bool) -> AsyncIterator[asyncpg.Record]:
+        """A batch of due events in order, or one to probe a down Order Service with."""
+        if probe and self._breaker.probe_in_turn():
+            return self._sql.claim_probe_event(
+                self._pool, relay_id=self._relay_id, lease_seconds=self._outbox.lease_seconds
+            )
         return self._sql.claim_due_events(
             self._pool,
             relay_id=self._relay_id,
             lease_seconds=self._outbox.lease_seconds,
-            max_events=batch,
+            max_events=1 if probe else self._outbox.batch_size,
         )
 
     async def _sleep(self) -> None:
