@@ -6,10 +6,18 @@
 -- due when undelivered, not dead, past its next_attempt_at, unclaimed (or its
 -- lease expired), and the earliest undelivered event of its order: a later one
 -- waits for it, dead ones included, so an order's events never overtake each
--- other. SKIP LOCKED lets any number of relays claim at once without waiting.
+-- other. Nor while a later event of its order is claimed (a redelivery reopened
+-- this one while that one was being sent): an order has one send in flight at a
+-- time. Both in one NOT EXISTS: as two, the planner scanned the whole table for
+-- live claims. An event a redelivery marked send_again is checked again afresh
+-- (outbox_next_of_order, migrations/0016), since this statement reads the earlier
+-- events as of its start and a redelivery committed since may have reopened one;
+-- the claim clears the mark. SKIP LOCKED lets any number of relays claim at once
+-- without waiting.
 UPDATE outbox AS o
    SET claimed_until = now() + make_interval(secs => CAST(:lease_seconds AS float8)),
-       claimed_by = :relay_id
+       claimed_by = :relay_id,
+       send_again = false
  WHERE o.id IN (
         SELECT c.id
           FROM outbox AS c
@@ -21,8 +29,10 @@ UPDATE outbox AS o
                 SELECT 1
                   FROM outbox AS e
                  WHERE e.order_id = c.order_id
-                   AND e.seq < c.seq
-                   AND e.delivered_at IS NULL)
+                   AND ((e.seq < c.seq AND e.delivered_at IS NULL)
+                        OR (e.seq > c.seq AND e.claimed_until > now())))
+           AND CASE WHEN c.send_again THEN outbox_next_of_order(c.order_id, c.seq)
+                    ELSE true END
          ORDER BY c.seq
          LIMIT :max_events
            FOR UPDATE SKIP LOCKED)
@@ -37,7 +47,8 @@ RETURNING o.id, o.seq, o.order_id, o.body::text AS body, o.attempts, o.request_i
 -- the relay paused while the others would get through.
 UPDATE outbox AS o
    SET claimed_until = now() + make_interval(secs => CAST(:lease_seconds AS float8)),
-       claimed_by = :relay_id
+       claimed_by = :relay_id,
+       send_again = false
  WHERE o.id IN (
         SELECT c.id
           FROM outbox AS c
@@ -49,8 +60,10 @@ UPDATE outbox AS o
                 SELECT 1
                   FROM outbox AS e
                  WHERE e.order_id = c.order_id
-                   AND e.seq < c.seq
-                   AND e.delivered_at IS NULL)
+                   AND ((e.seq < c.seq AND e.delivered_at IS NULL)
+                        OR (e.seq > c.seq AND e.claimed_until > now())))
+           AND CASE WHEN c.send_again THEN outbox_next_of_order(c.order_id, c.seq)
+                    ELSE true END
          ORDER BY c.next_attempt_at, c.seq
          LIMIT 1
            FOR UPDATE SKIP LOCKED)
@@ -59,9 +72,12 @@ RETURNING o.id, o.seq, o.order_id, o.body::text AS body, o.attempts, o.request_i
 -- name: record_deliveries(ids)!
 -- Marks events accepted by the Order Service (2xx), one statement per batch.
 -- Idempotent, so a batch retried after a lost connection counts no attempt twice.
+-- An event marked send_again had an earlier event of its order redelivered while this
+-- send was in flight (reopen_event): the send does not count, the event stays
+-- undelivered, its claim released, and goes again after that one.
 UPDATE outbox
-   SET delivered_at = now(),
-       attempts = attempts + 1,
+   SET delivered_at = CASE WHEN send_again THEN NULL ELSE now() END,
+       attempts = attempts + CASE WHEN send_again THEN 0 ELSE 1 END,
        last_attempt_at = now(),
        claimed_until = NULL,
        claimed_by = NULL
