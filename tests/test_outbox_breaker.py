@@ -161,8 +161,9 @@ async def test_an_order_refused_on_its_own_after_an_outage_does_not_keep_the_rel
     order_stub.answer = lambda _: Answer(status=503)
     settings = relay_settings(database_url, order_stub.url, breaker_failures=2)
     schedule = settings.outbox.retry_schedule_seconds
+    await create_payments(database_url, [1])  # the oldest event, the first probe
+    await create_payments(database_url, [2, 3, 4])
     async with running_relay(database_url, settings) as relay:
-        await create_payments(database_url, [1, 2, 3, 4])
 
         async def paused() -> bool:
             return relay.state == "paused"
