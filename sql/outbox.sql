@@ -8,8 +8,9 @@
 -- waits for it, dead ones included, so an order's events never overtake each
 -- other. Nor while a later event of its order is claimed (a redelivery reopened
 -- this one while that one was being sent): an order has one send in flight at a
--- time. Both in one NOT EXISTS: as two, the planner scanned the whole table for
--- live claims. An event a redelivery marked send_again is checked again afresh
+-- time. Both checks in one NOT EXISTS, a range of outbox_order each, which stays a
+-- probe per candidate: as two, the planner scanned the whole table for live claims.
+-- An event a redelivery marked send_again is checked again afresh
 -- (outbox_next_of_order, migrations/0016), since this statement reads the earlier
 -- events as of its start and a redelivery committed since may have reopened one;
 -- the claim clears the mark. SKIP LOCKED lets any number of relays claim at once
@@ -29,8 +30,14 @@ UPDATE outbox AS o
                 SELECT 1
                   FROM outbox AS e
                  WHERE e.order_id = c.order_id
-                   AND ((e.seq < c.seq AND e.delivered_at IS NULL)
-                        OR (e.seq > c.seq AND e.claimed_until > now())))
+                   AND e.seq < c.seq
+                   AND e.delivered_at IS NULL
+                 UNION ALL
+                SELECT 1
+                  FROM outbox AS l
+                 WHERE l.order_id = c.order_id
+                   AND l.seq > c.seq
+                   AND l.claimed_until > now())
            AND CASE WHEN c.send_again THEN outbox_next_of_order(c.order_id, c.seq)
                     ELSE true END
          ORDER BY c.seq
@@ -60,8 +67,14 @@ UPDATE outbox AS o
                 SELECT 1
                   FROM outbox AS e
                  WHERE e.order_id = c.order_id
-                   AND ((e.seq < c.seq AND e.delivered_at IS NULL)
-                        OR (e.seq > c.seq AND e.claimed_until > now())))
+                   AND e.seq < c.seq
+                   AND e.delivered_at IS NULL
+                 UNION ALL
+                SELECT 1
+                  FROM outbox AS l
+                 WHERE l.order_id = c.order_id
+                   AND l.seq > c.seq
+                   AND l.claimed_until > now())
            AND CASE WHEN c.send_again THEN outbox_next_of_order(c.order_id, c.seq)
                     ELSE true END
          ORDER BY c.next_attempt_at, c.seq

@@ -117,7 +117,8 @@ class EndpointBreaker:
             self._probe_at = now + jittered(self._pause, self._rng)
             self.changed.set()
             return Failure.PROBE
-        self._unreachable += unreachable
+        if unreachable:
+            self._unreachable += 1
         self._failed_orders.add(order_id)
         if self._unreachable >= self._threshold or len(self._failed_orders) >= self._threshold:
             self._opened_at = now
