@@ -6,10 +6,19 @@
 -- due when undelivered, not dead, past its next_attempt_at, unclaimed (or its
 -- lease expired), and the earliest undelivered event of its order: a later one
 -- waits for it, dead ones included, so an order's events never overtake each
--- other. SKIP LOCKED lets any number of relays claim at once without waiting.
+-- other. Nor while a later event of its order is claimed (a redelivery reopened
+-- this one while that one was being sent): an order has one send in flight at a
+-- time. Both checks in one NOT EXISTS, a range of outbox_order each, which stays a
+-- probe per candidate: as two, the planner scanned the whole table for live claims.
+-- An event a redelivery marked send_again is checked again afresh
+-- (outbox_next_of_order, migrations/0016), since this statement reads the earlier
+-- events as of its start and a redelivery committed since may have reopened one;
+-- the claim clears the mark. SKIP LOCKED lets any number of relays claim at once
+-- without waiting.
 UPDATE outbox AS o
    SET claimed_until = now() + make_interval(secs => CAST(:lease_seconds AS float8)),
-       claimed_by = :relay_id
+       claimed_by = :relay_id,
+       send_again = false
  WHERE o.id IN (
         SELECT c.id
           FROM outbox AS c
@@ -22,18 +31,66 @@ UPDATE outbox AS o
                   FROM outbox AS e
                  WHERE e.order_id = c.order_id
                    AND e.seq < c.seq
-                   AND e.delivered_at IS NULL)
+                   AND e.delivered_at IS NULL
+                 UNION ALL
+                SELECT 1
+                  FROM outbox AS l
+                 WHERE l.order_id = c.order_id
+                   AND l.seq > c.seq
+                   AND l.claimed_until > now())
+           AND CASE WHEN c.send_again THEN outbox_next_of_order(c.order_id, c.seq)
+                    ELSE true END
          ORDER BY c.seq
          LIMIT :max_events
+           FOR UPDATE SKIP LOCKED)
+RETURNING o.id, o.seq, o.order_id, o.body::text AS body, o.attempts, o.request_id;
+
+-- name: claim_probe_event(relay_id, lease_seconds)
+-- Leases one due event to a relay that holds the Order Service for down, to probe it
+-- with (every other probe; the others take the oldest, claim_due_events): the one due
+-- the longest, by the same rules as claim_due_events. A failed probe is due again only
+-- after its scheduled delay (record_deferrals), so these probes take the due events in
+-- turn, and one the Order Service refuses on its own (a bug for that order) cannot keep
+-- the relay paused while the others would get through.
+UPDATE outbox AS o
+   SET claimed_until = now() + make_interval(secs => CAST(:lease_seconds AS float8)),
+       claimed_by = :relay_id,
+       send_again = false
+ WHERE o.id IN (
+        SELECT c.id
+          FROM outbox AS c
+         WHERE c.delivered_at IS NULL
+           AND c.dead_at IS NULL
+           AND c.next_attempt_at <= now()
+           AND (c.claimed_until IS NULL OR c.claimed_until < now())
+           AND NOT EXISTS (
+                SELECT 1
+                  FROM outbox AS e
+                 WHERE e.order_id = c.order_id
+                   AND e.seq < c.seq
+                   AND e.delivered_at IS NULL
+                 UNION ALL
+                SELECT 1
+                  FROM outbox AS l
+                 WHERE l.order_id = c.order_id
+                   AND l.seq > c.seq
+                   AND l.claimed_until > now())
+           AND CASE WHEN c.send_again THEN outbox_next_of_order(c.order_id, c.seq)
+                    ELSE true END
+         ORDER BY c.next_attempt_at, c.seq
+         LIMIT 1
            FOR UPDATE SKIP LOCKED)
 RETURNING o.id, o.seq, o.order_id, o.body::text AS body, o.attempts, o.request_id;
 
 -- name: record_deliveries(ids)!
 -- Marks events accepted by the Order Service (2xx), one statement per batch.
 -- Idempotent, so a batch retried after a lost connection counts no attempt twice.
+-- An event marked send_again had an earlier event of its order redelivered while this
+-- send was in flight (reopen_event): the send does not count, the event stays
+-- undelivered, its claim released, and goes again after that one.
 UPDATE outbox
-   SET delivered_at = now(),
-       attempts = attempts + 1,
+   SET delivered_at = CASE WHEN send_again THEN NULL ELSE now() END,
+       attempts = attempts + CASE WHEN send_again THEN 0 ELSE 1 END,
        last_attempt_at = now(),
        claimed_until = NULL,
        claimed_by = NULL
@@ -59,16 +116,20 @@ UPDATE outbox AS o
    AND o.claimed_by = :relay_id
    AND o.delivered_at IS NULL;
 
--- name: record_deferrals(relay_id, ids, errors)!
+-- name: record_deferrals(relay_id, ids, errors, delays_seconds)!
 -- Records sends that failed while the Order Service as a whole was failing (the
 -- relay's circuit breaker is open): the error is kept for operators, but no attempt
--- is counted and the event stays due, so an outage never uses up an event's attempts.
+-- is counted, so an outage never uses up an event's attempts. The event is due again
+-- after its delay: 0 for a send caught in the outage, the scheduled one for a failed
+-- probe (claim_probe_event then takes another event first).
 UPDATE outbox AS o
    SET last_error = f.error,
        last_attempt_at = now(),
+       next_attempt_at = now() + make_interval(secs => f.delay_seconds),
        claimed_until = NULL,
        claimed_by = NULL
-  FROM unnest(CAST(:ids AS uuid[]), CAST(:errors AS text[])) AS f(id, error)
+  FROM unnest(CAST(:ids AS uuid[]), CAST(:errors AS text[]),
+              CAST(:delays_seconds AS float8[])) AS f(id, error, delay_seconds)
  WHERE o.id = f.id
    AND o.claimed_by = :relay_id
    AND o.delivered_at IS NULL;

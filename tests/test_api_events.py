@@ -4,6 +4,7 @@ through HTTP, against the real database, the service's own relay and the Order S
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -276,6 +277,53 @@ async def test_redelivering_a_dead_or_a_blocked_event_sends_its_order_in_order(
         assert [(c.webhook_id, c.raw_body) for c in calls] == [
             (e["id"], compact(e["data"])) for e in events
         ]
+
+
+@pytest.mark.slow  # the Order Service holds a webhook for seconds on purpose
+async def test_redelivering_while_a_later_event_of_its_order_is_in_flight_sends_it_after(
+    database_url: str, order_stub: OrderServiceStub
+) -> None:
+    held = 3.0
+    # Each call in the order it arrived, with how long the stub took to answer it.
+    calls: list[tuple[ReceivedWebhook, float]] = []
+
+    def hold_the_first_refund(call: ReceivedWebhook) -> Answer:
+        first_refund = call.body["payment_status"] == "refunded" and not any(
+            earlier.body["payment_status"] == "refunded" for earlier, _ in calls
+        )
+        calls.append((call, held if first_refund else 0.0))
+        return Answer(delay=calls[-1][1])
+
+    order_stub.answer = hold_the_first_refund
+    # A timeout beyond the hold: the held send succeeds, late.
+    settings = relay_settings(
+        database_url, order_stub.url, request_timeout_seconds=2 * held, lease_seconds=4 * held
+    )
+    async with serve(settings) as svc:
+        payment = await pay(svc.client, 1)
+        await listed(svc.client, 1, "delivered")
+        await refund(svc.client, payment["id"])
+        completed, refunded = await listed(svc.client, 2)
+
+        async def refund_in_flight() -> bool:
+            return len(calls) == 2
+
+        await wait_until(refund_in_flight, what="the refunded webhook held by the Order Service")
+        # Redelivered while `refunded` is being sent: `completed` must not overtake that
+        # send, and `refunded` goes again after it, so the Order Service ends on the latest.
+        sending = await redeliver(svc.client, completed["id"])
+        assert sending == [completed["id"], refunded["id"]]
+        await listed(svc.client, 2, "delivered", "delivered")
+
+    sent = [(call.webhook_id, call.body["payment_status"]) for call, _ in calls]
+    assert sent == [
+        (completed["id"], "completed"),
+        (refunded["id"], "refunded"),
+        (completed["id"], "completed"),
+        (refunded["id"], "refunded"),
+    ]
+    for (call, answered_in), (later, _) in itertools.pairwise(calls):
+        assert later.received_at >= call.received_at + answered_in, "two sends overlapped"
 
 
 async def test_an_event_past_retention_is_neither_listed_nor_redelivered(

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import asyncpg
 
 from service.db.sql import load_queries
 from service.outbox.maintenance import outbox_status, replay_dead
 from tests.support.order_stub import Answer, OrderServiceStub, ReceivedWebhook
 from tests.support.relay_helpers import (
+    all_events,
     create_payments,
     refund,
     relay_settings,
@@ -69,3 +72,38 @@ async def test_a_dead_event_holds_back_the_later_events_of_its_order(
         await wait_all_delivered(db)
 
     assert [c.body["payment_status"] for c in order_stub.accepted] == ["completed", "refunded"]
+
+
+async def test_a_redelivery_behind_an_event_in_flight_waits_for_that_send_and_resends_it(
+    database_url: str, db: asyncpg.Connection
+) -> None:
+    sql = load_queries()
+
+    async def claim(relay_id: str) -> list[str]:
+        rows = sql.claim_due_events(db, relay_id=relay_id, lease_seconds=60.0, max_events=10)
+        return [row["body"] async for row in rows]
+
+    [payment_id] = await create_payments(database_url, [5])
+    await refund(db, payment_id)
+    completed, refunded = await all_events(db)
+    assert len(await claim("first")) == 1
+    await sql.record_deliveries(db, ids=[completed["id"]])
+    assert len(await claim("first")) == 1  # refunded, now being sent
+
+    async with db.transaction():
+        reopened = [row["id"] async for row in sql.reopen_event(db, event_id=completed["id"])]
+    # Not while refunded is in flight: one send at a time per order.
+    assert await claim("second") == []
+    # That send started before the redelivery: it does not count.
+    await sql.record_deliveries(db, ids=[refunded["id"]])
+    assert [e["delivered_at"] is None for e in await all_events(db)] == [True, True]
+    sent = await claim("second")
+    assert [json.loads(body)["payment_status"] for body in sent] == ["completed"]
+    await sql.record_deliveries(db, ids=[completed["id"]])
+    sent = await claim("second")
+    assert [json.loads(body)["payment_status"] for body in sent] == ["refunded"]
+    await sql.record_deliveries(db, ids=[refunded["id"]])
+    events = await all_events(db)
+    assert all(e["delivered_at"] is not None for e in events)
+    assert [e["attempts"] for e in events] == [1, 1]  # fresh attempts for both, each sent once
+    assert set(reopened) == {completed["id"], refunded["id"]}

@@ -2,17 +2,28 @@
 
 Each event has its own attempts; spent on an Order Service outage, a long one would
 kill every event queued during it (and a dead event holds back its order's later
-ones). So a relay treats the endpoint as a whole, as Svix does per endpoint: once
-sends of several events fail in a row with a connection error, a timeout or a 5xx,
-it stops sending and probes with one event at a time after a pause that doubles.
-Failures while the breaker is open count no attempt; the first answer ends it.
-A single event that keeps failing among successes is that event's problem: it
-cannot open the breaker, and spends its attempts as before.
+ones). So a relay treats the endpoint as a whole, as Svix does per endpoint: it stops
+sending once the failures since the last answer show the endpoint down, and probes
+with one event at a time after a pause that doubles. Failures while the breaker is
+open count no attempt; the first answer ends it.
+
+What shows the endpoint down: `breaker_failures` sends that got no connection at all,
+or failures (a 5xx, a timeout) of that many distinct orders. An order the Order
+Service cannot handle fails every time while the others get through: however often
+its events are retried, it is one order, so a few such orders never pause the rest;
+each of their events spends its attempts as before and dies on its schedule.
+
+Probes alternate between the oldest due event (an Order Service that is back gets the
+longest-waiting order first) and the event due the longest. A failed probe is due
+again only after its scheduled delay (still without counting an attempt), so the
+latter kind takes the waiting events in turn: an event that fails on its own (its
+order breaks the handler) cannot keep the breaker open while others would get through.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import random
 import time
@@ -22,6 +33,18 @@ from service.settings import OutboxSettings
 from service.waiting import jittered
 
 log = logging.getLogger(__name__)
+
+
+class Failure(enum.Enum):
+    """What a failed send was, to the breaker."""
+
+    # The event's own: it spends an attempt (the Order Service was not shown down).
+    OWN = "own"
+    # Within an outage: no attempt counted; the event stays due.
+    OUTAGE = "outage"
+    # The probe of an outage: no attempt counted; the event waits for its scheduled
+    # delay, so that the next probe takes another one.
+    PROBE = "probe"
 
 
 class EndpointBreaker:
@@ -36,13 +59,14 @@ class EndpointBreaker:
         self.times_opened = 0
 
     def _reset(self) -> None:
-        self._in_a_row = 0
-        self._failed_events: set[UUID] = set()
-        self._all_unreachable = True
+        # Since the last answer: sends that got no connection, and the orders that failed.
+        self._unreachable = 0
+        self._failed_orders: set[int] = set()
         self._opened_at: float | None = None
         self._pause = self._min_pause
         self._probe_at = 0.0
         self._probe: UUID | None = None
+        self._probes = 0
 
     @property
     def is_open(self) -> bool:
@@ -63,8 +87,14 @@ class EndpointBreaker:
         if self._probe is not None or time.monotonic() < self._probe_at:
             return False
         self._probe = event_id
+        self._probes += 1
         log.info("probing the Order Service with webhook %s", event_id)
         return True
+
+    def probe_in_turn(self) -> bool:
+        """Whether the next probe is the event due the longest (every other probe),
+        not the oldest due one."""
+        return self._probes % 2 == 1
 
     def answered(self) -> None:
         """The Order Service answered (2xx, or a 4xx about one event): it is up."""
@@ -76,38 +106,35 @@ class EndpointBreaker:
             self.changed.set()
         self._reset()
 
-    def failed(self, event_id: UUID, *, unreachable: bool) -> bool:
-        """A send failed with a connection error, a timeout or a 5xx.
-
-        True when the failure falls within an outage: the event spends no attempt.
-        """
+    def failed(self, event_id: UUID, order_id: int, *, unreachable: bool) -> Failure:
+        """A send failed: no connection (`unreachable`), a timeout or a 5xx."""
         now = time.monotonic()
         if self._opened_at is not None:
-            if event_id == self._probe:
-                self._probe = None
-                self._pause = min(self._pause * 2, self._max_pause)
-                self._probe_at = now + jittered(self._pause, self._rng)
-                self.changed.set()
-            return True
-        self._in_a_row += 1
-        self._failed_events.add(event_id)
-        self._all_unreachable = self._all_unreachable and unreachable
-        # One event failing alone may be that event's fault (its order breaks the
-        # handler), unless no connection could be made at all.
-        if self._in_a_row >= self._threshold and (
-            len(self._failed_events) > 1 or self._all_unreachable
-        ):
+            if event_id != self._probe:
+                return Failure.OUTAGE
+            self._probe = None
+            self._pause = min(self._pause * 2, self._max_pause)
+            self._probe_at = now + jittered(self._pause, self._rng)
+            self.changed.set()
+            return Failure.PROBE
+        if unreachable:
+            self._unreachable += 1
+        self._failed_orders.add(order_id)
+        if self._unreachable >= self._threshold or len(self._failed_orders) >= self._threshold:
             self._opened_at = now
             self._probe_at = now + jittered(self._pause, self._rng)
             self.times_opened += 1
             log.warning(
-                "the Order Service failed %d sends in a row: webhook deliveries paused, "
-                "one probe every %.1f-%.0fs until it answers; no attempts are spent meanwhile",
-                self._in_a_row,
+                "the Order Service failed sends of %d orders (%d without a connection) "
+                "since its last answer: webhook deliveries paused, one probe every "
+                "%.1f-%.1fs until it answers; no attempts are spent meanwhile",
+                len(self._failed_orders),
+                self._unreachable,
                 self._min_pause,
                 self._max_pause,
             )
-        return False
+        # The sends that opened it spend an attempt: they told the outage apart.
+        return Failure.OWN
 
     def probe_now(self) -> None:
         """An operator asked for deliveries now (retry, replay): probe without waiting."""

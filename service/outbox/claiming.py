@@ -1,7 +1,8 @@
 """A relay's claim loop: claim due events, hand them to the dispatcher, sleep until nudged.
 
 While the Order Service is down (the breaker is open) it claims one event at a time,
-as a probe, when the breaker allows one.
+as a probe, when the breaker allows one: the oldest due event, or every other time
+the one due the longest, so that probes take the waiting events in turn.
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ class ClaimLoop:
                 continue
             started = time.monotonic()
             try:
-                rows = await self._claim(batch if probe_in is None else 1)
+                rows = await self._claim(probe=probe_in is not None)
             except DATABASE_ERRORS as exc:
                 log.warning("claiming outbox events failed, retrying in %.1fs: %r", retry_in, exc)
                 # Only stop cuts this short: nudges (NOTIFY, recorded outcomes) say
@@ -101,14 +102,20 @@ class ClaimLoop:
             elif len(rows) < batch:
                 await self._sleep()
 
-    async def _claim(self, batch: int) -> list[asyncpg.Record]:
+    async def _claim(self, *, probe: bool) -> list[asyncpg.Record]:
+        """A batch of due events in order, or one to probe a down Order Service with."""
         async with self._pool.connection() as connection:
-            claimed = self._sql.claim_due_events(
-                connection,
-                relay_id=self._relay_id,
-                lease_seconds=self._outbox.lease_seconds,
-                max_events=batch,
-            )
+            if probe and self._breaker.probe_in_turn():
+                claimed = self._sql.claim_probe_event(
+                    connection, relay_id=self._relay_id, lease_seconds=self._outbox.lease_seconds
+                )
+            else:
+                claimed = self._sql.claim_due_events(
+                    connection,
+                    relay_id=self._relay_id,
+                    lease_seconds=self._outbox.lease_seconds,
+                    max_events=1 if probe else self._outbox.batch_size,
+                )
             return [row async for row in claimed]
 
     async def _sleep(self) -> None:

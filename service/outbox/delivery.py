@@ -12,7 +12,7 @@ from functools import cache
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
-from service.outbox.breaker import EndpointBreaker
+from service.outbox.breaker import EndpointBreaker, Failure
 from service.outbox.events import ClaimedEvent, Outcome, Result
 from service.outbox.schedule import is_dead, retry_delay
 from service.settings import Settings
@@ -142,17 +142,29 @@ class WebhookSender:
         status: int | None = None,
         retry_after: str | None = None,
     ) -> Outcome:
-        if not self._breaker.failed(event.id, unreachable=unreachable):
+        failure = self._breaker.failed(event.id, event.order_id, unreachable=unreachable)
+        if failure is Failure.OWN:
             return self._failed(event, error, status, retry_after)
+        # The delay the attempt would have waited for, though none is counted.
+        delay = 0.0
+        if failure is Failure.PROBE:
+            delay = retry_delay(
+                event.attempts + 1,
+                self._schedule,
+                self._rng,
+                status=status,
+                retry_after=retry_after,
+            )
         log.info(
             "webhook %s for order %s not delivered, the Order Service is down "
-            "(no attempt counted): %s",
+            "(no attempt counted%s): %s",
             event.id,
             event.order_id,
+            f"; due again in {delay:.2f}s" if delay else "",
             error,
             extra={"event_id": str(event.id), "order_id": event.order_id},
         )
-        return Outcome(event.id, Result.DEFERRED, error=error)
+        return Outcome(event.id, Result.DEFERRED, error=error, delay_seconds=delay)
 
     def _failed(
         self,

@@ -50,7 +50,8 @@ class Result(enum.Enum):
     # Not sent: handed back unattempted (shutdown, a lease about to expire, or the
     # Order Service down and this event not the probe).
     RELEASED = "released"
-    # Failed while the Order Service as a whole was failing: no attempt counted.
+    # Failed while the Order Service as a whole was failing: no attempt counted. A
+    # failed probe waits for its delay_seconds; the others stay due.
     DEFERRED = "deferred"
 
 

@@ -59,7 +59,7 @@ class Redelivery(msgspec.Struct, frozen=True):
     order_id: int
     # The events of the order now due, in the order the relay sends them: the earlier
     # undelivered ones the event waits for, the event, then the later ones of its order
-    # that were already delivered.
+    # (already delivered, or not yet: those not dead).
     sending: list[UUID]
 
 
@@ -127,25 +127,36 @@ async def redeliver(uow: UnitOfWork, event_id: UUID) -> Redelivery | None:
     the relays; None when no event has that id.
 
     A dead event gets a fresh set of attempts, as a replay gives; a delivered one is sent
-    again, and so is every later event of its order already delivered, after it
-    (sql/events.sql reopen_event); the earlier undelivered events of its order it would
-    wait for are made due first, as a retry makes them. An event a relay is sending at
-    that moment is left to that send.
+    again, and so is every later event of its order, after it (sql/events.sql
+    reopen_event): one a relay is sending at that moment goes again once that send has
+    ended. The earlier undelivered events of its order it would wait for are made due
+    first, as a retry makes them. An undelivered event a relay is sending at that moment
+    is left to that send.
     """
+    queries = uow.queries
     async with uow.connection() as session:
         connection = session.connection
-        rows = await _due_now(
-            uow.queries,
-            connection,
-            uow.queries.replay_dead_events(
-                connection, event_id=event_id, order_id=None, dead_since=None, all_dead=False
-            ),
-            uow.queries.reopen_event(connection, event_id=event_id),
-            uow.queries.retry_waiting_events(
-                connection, event_id=event_id, order_id=None, created_since=None, all_waiting=False
-            ),
-        )
-    # reopen_event returns the event itself whenever it exists.
+        async with connection.transaction():
+            # An event of the order queued meanwhile commits after this transaction.
+            if await queries.lock_order_of_event(connection, event_id=event_id) is None:
+                return None
+            rows = await _make_due(
+                queries,
+                connection,
+                queries.replay_dead_events(
+                    connection, event_id=event_id, order_id=None, dead_since=None, all_dead=False
+                ),
+                queries.reopen_event(connection, event_id=event_id),
+                queries.retry_waiting_events(
+                    connection,
+                    event_id=event_id,
+                    order_id=None,
+                    created_since=None,
+                    all_waiting=False,
+                ),
+            )
+    # reopen_event returns the event itself whenever it exists (retention may have
+    # deleted it since the lock).
     target = next((row for row in rows if row["id"] == event_id), None)
     if target is None:
         return None
@@ -159,9 +170,16 @@ async def _due_now(
     """Run an operator's statements that make events due, in turn, then wake the relays, in
     one transaction: the NOTIFY is sent on commit, so relays never wake before the rows show."""
     async with connection.transaction():
-        rows = [row for statement in statements async for row in statement]
-        if rows:
-            await queries.wake_relays(connection, sender=OPERATOR_SENDER)
+        return await _make_due(queries, connection, *statements)
+
+
+async def _make_due(
+    queries: Queries, connection: Connection, *statements: AsyncIterator[asyncpg.Record]
+) -> list[asyncpg.Record]:
+    """_due_now within a transaction of the caller's."""
+    rows = [row for statement in statements async for row in statement]
+    if rows:
+        await queries.wake_relays(connection, sender=OPERATOR_SENDER)
     return rows
 
 

@@ -72,7 +72,11 @@ class AttemptRecorder:
             self._pending[:0] = batch
             return False
         _count_attempts(batch)
-        due = [time.monotonic() + o.delay_seconds for o in batch if o.result is Result.FAILED]
+        due = [
+            time.monotonic() + o.delay_seconds
+            for o in batch
+            if o.result is Result.FAILED or (o.result is Result.DEFERRED and o.delay_seconds)
+        ]
         self._on_recorded([o.event_id for o in batch], min(due, default=None))
         return True
 
@@ -99,6 +103,7 @@ class AttemptRecorder:
                     relay_id=self._relay_id,
                     ids=[o.event_id for o in deferred],
                     errors=[o.error for o in deferred],
+                    delays_seconds=[o.delay_seconds for o in deferred],
                 )
             if released:
                 await self._sql.release_events(connection, relay_id=self._relay_id, ids=released)

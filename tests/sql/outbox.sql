@@ -24,7 +24,8 @@ SELECT id, seq, order_id, payment_id, body::text AS body, attempts, delivered_at
 -- name: all_outbox_events()
 -- Every event with its delivery state, oldest first.
 SELECT id, seq, order_id, payment_id, body::text AS body, request_id, attempts,
-       next_attempt_at, claimed_until, claimed_by, delivered_at, dead_at, last_error
+       next_attempt_at, last_attempt_at, claimed_until, claimed_by, delivered_at, dead_at,
+       last_error
   FROM outbox
  ORDER BY seq;
 
