@@ -30,10 +30,9 @@ from service.api.payment_retry import PaymentRetryController
 from service.api.payments import PaymentController
 from service.api.problems import EXCEPTION_HANDLERS
 from service.api.request_id import RequestIdMiddleware
-from service.configuration import load_settings
 from service.lifespan import lifespan
 from service.log_config import configure_logging
-from service.settings import Settings
+from service.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 # HTTP request counts and latencies; paths grouped by route template.

@@ -21,12 +21,12 @@ import sys
 import click
 
 from service.api.auth import open_access_warning
-from service.configuration import ConfigError, load_settings
 from service.db.embedded import NoEmbeddedCluster, bin_dir, database_url, existing_database_url
 from service.db.libpq_env import UnsupportedURL, libpq_environment
 from service.db.migrate import MigrationError, migrate
 from service.db.pool import direct_url
 from service.outbox.processes import IN_PROCESS_RELAY_VARIABLE, RelayProcesses
+from service.settings import ConfigError, load_settings
 
 log = logging.getLogger(__name__)
 

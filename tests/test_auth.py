@@ -19,8 +19,7 @@ import httpx
 import pytest
 
 from service.api.auth import is_loopback, open_access_warning
-from service.configuration import load_settings
-from service.settings import AuthSettings
+from service.settings import AuthSettings, load_settings
 from tests.support.callbacks import signed_headers
 from tests.support.order_stub import OrderServiceStub
 from tests.support.problems import PROBLEMS

@@ -16,9 +16,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from service.configuration import load_settings
 from service.db.embedded import bin_dir, detach_embedded, has_cluster, start_embedded
 from service.db.migrate import migration_files
+from service.settings import load_settings
 from tests.support.paths import server_directory
 from tests.support.processes import clean_env
 

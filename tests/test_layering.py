@@ -28,7 +28,6 @@ LAYERS: dict[str, int] = {
     "db": 3,
     "gateway": 2,
     "domain": 2,
-    "configuration": 2,
     "settings": 1,
     "log_config": 1,
     "signing": 0,
@@ -42,12 +41,21 @@ def unit_of(module: str) -> str:
     return module.split(".")[1]
 
 
+def is_module(name: str) -> bool:
+    path = SERVICE.parent.joinpath(*name.split("."))
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
 def imports_of(path: Path) -> set[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
     found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("service."):
-            found.add(node.module)
+            # `from service.x import y` of a module y imports y (and its package, which
+            # for a circle is y's own concern).
+            submodules = {f"{node.module}.{a.name}" for a in node.names}
+            named = {m for m in submodules if is_module(m)}
+            found.update(named or {node.module})
         elif isinstance(node, ast.Import):
             found.update(a.name for a in node.names if a.name.startswith("service."))
     return found
@@ -86,3 +94,29 @@ def test_the_cqrs_split_is_visible_in_the_tree() -> None:
     assert not not_packages, f"not packages: {not_packages}"
     empty = [package for package, names in modules.items() if not names]
     assert not empty, f"layers without a module of their own: {empty}"
+
+
+def test_no_modules_import_each_other() -> None:
+    """No circle of imports, however long: a module that needs another's names and is
+    needed by it is one concept cut in two."""
+    graph: dict[str, set[str]] = {}
+    for path in SERVICE.rglob("*.py"):
+        module = ".".join(path.relative_to(SERVICE.parent).with_suffix("").parts)
+        module = module.removesuffix(".__init__")
+        graph[module] = imports_of(path)
+    done: set[str] = set()
+
+    def circle_from(module: str, path: list[str]) -> list[str] | None:
+        if module in path:
+            return [*path[path.index(module) :], module]
+        if module in done or module not in graph:
+            return None
+        for target in sorted(graph[module]):
+            if (found := circle_from(target, [*path, module])) is not None:
+                return found
+        done.add(module)
+        return None
+
+    for module in sorted(graph):
+        found = circle_from(module, [])
+        assert found is None, "modules that import each other: " + " -> ".join(found)

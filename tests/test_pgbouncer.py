@@ -21,9 +21,8 @@ import asyncpg
 import msgspec
 import pytest
 
-from service.configuration import ConfigError, load_settings
 from service.outbox.listener import APPLICATION_NAME as LISTENER
-from service.settings import DatabaseSettings
+from service.settings import ConfigError, DatabaseSettings, load_settings
 from tests.support.order_stub import OrderServiceStub
 from tests.support.paths import PROJECT_ROOT
 from tests.support.pgbouncer import PgBouncer, require_pgbouncer

@@ -18,7 +18,7 @@ from litestar import Litestar
 from litestar.routes import HTTPRoute
 
 from service.api.auth import READ_METHODS, BearerAuthMiddleware
-from service.configuration import ConfigError, load_settings
+from service.settings import ConfigError, load_settings
 from tests.support.listing import listed
 from tests.support.order_stub import OrderServiceStub
 from tests.support.problems import PROBLEMS, assert_problem

@@ -18,11 +18,11 @@ import httpx
 import pytest
 from prometheus_client import REGISTRY
 
-from service.configuration import ConfigError, load_settings
 from service.db.pool import BoundedPool
 from service.db.reader import Reader
 from service.db.replica_probe import ReplicaProbe
 from service.db.sql import load_queries
+from service.settings import ConfigError, load_settings
 from tests.support.order_stub import OrderServiceStub
 from tests.support.postgres import TestPostgres
 from tests.support.relay_helpers import wait_until

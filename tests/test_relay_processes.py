@@ -13,8 +13,8 @@ import httpx
 import psutil
 import pytest
 
-from service.configuration import load_settings
 from service.outbox.processes import IN_PROCESS_RELAY_VARIABLE
+from service.settings import load_settings
 from tests.support.order_stub import OrderServiceStub
 from tests.support.processes import ServiceProcess, service_env
 from tests.support.service import free_port

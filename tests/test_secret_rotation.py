@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from service.configuration import ConfigError, load_settings
+from service.settings import ConfigError, load_settings
 from service.signing import SignatureError, secret_key, verify
 from tests.support.callbacks import signed_headers
 from tests.support.order_stub import OrderServiceStub

@@ -8,8 +8,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from service.configuration import ConfigError, load_settings
-from service.settings import Settings
+from service.settings import ConfigError, Settings, load_settings
 from tests.support.paths import PROJECT_ROOT
 
 REPO_TOML = PROJECT_ROOT / "litestar.toml"

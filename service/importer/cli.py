@@ -8,10 +8,10 @@ from pathlib import Path
 
 import click
 
-from service.configuration import ConfigError, load_settings
 from service.importer.formats import FileFormatError
 from service.importer.report import default_report_path
 from service.importer.rows import read_rows
+from service.settings import ConfigError, load_settings
 
 INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a Ctrl-C
 CALLS_IN_FLIGHT = 16

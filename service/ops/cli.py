@@ -7,11 +7,11 @@ from typing import Any
 
 import click
 
-from service.configuration import load_settings
 from service.db.embedded import NoEmbeddedCluster, existing_database_url
 from service.db.errors import DATABASE_ERRORS
 from service.ops.queries import OpsQuery, find_query, ops_queries, run_query
 from service.ops.table import format_json, format_table
+from service.settings import load_settings
 
 
 def parse_value(raw: str) -> int | float | str:

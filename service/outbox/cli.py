@@ -14,7 +14,6 @@ import asyncpg
 import click
 import msgspec
 
-from service.configuration import load_settings
 from service.db.embedded import NoEmbeddedCluster, database_url, existing_database_url
 from service.db.pool import connect, direct_url
 from service.db.queries import Queries
@@ -26,6 +25,7 @@ from service.outbox.maintenance import (
     replay_dead,
     retry_waiting,
 )
+from service.settings import load_settings
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
