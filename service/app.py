@@ -16,7 +16,6 @@ from litestar.plugins.prometheus import PrometheusConfig
 
 from service.api.amounts import TYPE_ENCODERS, YenSchemaPlugin
 from service.api.auth import bearer_security, open_access_warning
-from service.api.batch import batch_router
 from service.api.body_timeout import BodyReadTimeoutMiddleware
 from service.api.dependencies import DEPENDENCIES
 from service.api.docs import docs_assets
@@ -26,8 +25,7 @@ from service.api.health import HealthController
 from service.api.metrics import MetricsController
 from service.api.nul_characters import NulCharacterMiddleware
 from service.api.openapi import openapi_config
-from service.api.payment_retry import PaymentRetryController
-from service.api.payments import PaymentController
+from service.api.payments import PaymentController, batch_router
 from service.api.problems import EXCEPTION_HANDLERS
 from service.api.request_id import RequestIdMiddleware
 from service.lifespan import lifespan
@@ -88,7 +86,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 path="/",
                 route_handlers=[
                     PaymentController,
-                    PaymentRetryController,
                     batch_router(settings),
                     EventController,
                 ],

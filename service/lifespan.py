@@ -12,7 +12,7 @@ from litestar import Litestar
 
 from service.api.dependencies import ReadSide, WriteSide
 from service.commands import ReconcileStuckPayments
-from service.commands.reconcile_payments import reconcile_stuck_payments
+from service.commands.reconciliation import reconcile_stuck_payments
 from service.db.database import Database
 from service.db.embedded import database_url, detach_embedded
 from service.db.housekeeping import HOUSEKEEPING_INTERVAL_SECONDS, purge_expired
@@ -78,7 +78,7 @@ async def _serving(
         database=db,
         write_side=WriteSide(uow=uow, gateway=gateway, settings=settings),
         read_side=ReadSide(
-            backlog=SharedBacklog(db), reader=reader, settings=settings, relay=relay
+            backlog=SharedBacklog(reader), reader=reader, settings=settings, relay=relay
         ),
         database_url=url,
     )

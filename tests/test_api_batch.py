@@ -13,13 +13,12 @@ from collections import Counter
 from contextlib import AbstractAsyncContextManager
 from decimal import Decimal
 from typing import Any
-from uuid import UUID
 
 import httpx
 import pytest
 
 from service.api.dependencies import WriteSide
-from service.gateway import GatewayDecision, PaymentGateway
+from service.gateway import ChargeDecision, ChargeRequest, PaymentGateway
 from tests.support.order_stub import OrderServiceStub
 from tests.support.problems import PROBLEMS, assert_problem
 from tests.support.relay_helpers import wait_until
@@ -374,13 +373,13 @@ class FailingGateway:
         self._inner = inner
         self._amount = Decimal(amount)
 
-    async def charge(self, transaction_id: UUID, order_id: int, amount: Decimal) -> GatewayDecision:
-        if amount == self._amount:
+    async def charge(self, request: ChargeRequest) -> ChargeDecision:
+        if request.amount == self._amount:
             raise ConnectionError("gateway unreachable")
-        return await self._inner.charge(transaction_id, order_id, amount)
+        return await self._inner.charge(request)
 
-    async def status(self, transaction_id: UUID, order_id: int, amount: Decimal) -> GatewayDecision:
-        return await self._inner.status(transaction_id, order_id, amount)
+    async def charge_status(self, request: ChargeRequest) -> ChargeDecision:
+        return await self._inner.charge_status(request)
 
 
 async def test_items_the_gateway_failed_stay_processing_until_the_reconciler_settles_them(

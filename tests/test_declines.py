@@ -14,13 +14,13 @@ import asyncpg
 import msgspec
 import pytest
 
-from service.commands.reconcile_payments import reconcile_stuck_payments
+from service.commands.reconciliation import reconcile_stuck_payments
 from service.db.migrate import migration_files
 from service.db.pool import BoundedPool
 from service.db.sql import load_queries
 from service.db.unit_of_work import UnitOfWork
 from service.domain.failures import FAILURE_MESSAGES, GENERIC_DECLINE, failure_message
-from service.gateway import GatewayDecision, SimulatedGateway
+from service.gateway import ChargeDecision, ChargeRequest, SimulatedGateway
 from service.settings import GatewaySettings
 from tests.support.callbacks import signed_headers
 from tests.support.listing import listed
@@ -81,13 +81,15 @@ def test_a_decline_rule_that_is_not_an_amount_and_a_code_is_refused(
 
 async def test_the_simulator_declines_each_configured_amount_with_its_code() -> None:
     gateway = SimulatedGateway(msgspec.convert(DECLINES, GatewaySettings))
-    tx = uuid.uuid4()
-    answers = {a: await gateway.status(tx, 1, Decimal(a)) for a in (GENERIC, 5001, 5003, 5004)}
+    answers = {
+        a: await gateway.charge_status(ChargeRequest(uuid.uuid4(), 1, 1, Decimal(a)))
+        for a in (GENERIC, 5001, 5003, 5004)
+    }
     assert answers == {
-        GENERIC: GatewayDecision.DECLINED,
-        5001: GatewayDecision.declined("insufficient_funds"),
-        5003: GatewayDecision.declined("processing_error"),
-        5004: GatewayDecision.APPROVED,
+        GENERIC: ChargeDecision.DECLINED,
+        5001: ChargeDecision.declined("insufficient_funds"),
+        5003: ChargeDecision.declined("processing_error"),
+        5004: ChargeDecision.APPROVED,
     }
 
 

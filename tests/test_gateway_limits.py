@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from decimal import Decimal
 from typing import Any
-from uuid import UUID
 
 import asyncpg
 import pytest
 
-from service.gateway import GatewayDecision, SimulatedGateway
+from service.gateway import ChargeDecision, ChargeRequest, SimulatedGateway
 from tests.support.order_stub import OrderServiceStub
 from tests.support.payments import insert_processing
 from tests.support.problems import assert_problem
@@ -32,9 +30,9 @@ ANSWER_WITHIN = 5.0
 HANG_SECONDS = 10.0
 
 
-async def hang(*_: object) -> GatewayDecision:
+async def hang(*_: object) -> ChargeDecision:
     await asyncio.sleep(HANG_SECONDS)
-    return GatewayDecision.APPROVED
+    return ChargeDecision.APPROVED
 
 
 async def test_a_charge_the_gateway_does_not_answer_is_a_quick_503_and_stays_processing(
@@ -67,15 +65,13 @@ async def test_a_status_question_the_gateway_does_not_answer_does_not_hold_up_th
     """The first status question hangs; the other stuck payment is still settled."""
     asked: list[int] = []
 
-    async def first_hangs(
-        self: SimulatedGateway, transaction_id: UUID, order_id: int, amount: Decimal
-    ) -> GatewayDecision:
-        asked.append(order_id)
+    async def first_hangs(self: SimulatedGateway, request: ChargeRequest) -> ChargeDecision:
+        asked.append(request.order_id)
         if len(asked) == 1:
             await hang()
-        return GatewayDecision.APPROVED
+        return ChargeDecision.APPROVED
 
-    monkeypatch.setattr(SimulatedGateway, "status", first_hangs)
+    monkeypatch.setattr(SimulatedGateway, "charge_status", first_hangs)
     for order_id in (1, 2):
         row = await insert_processing(db, order_id)
         await checks.age_payment(db, payment_id=row["id"], seconds=120)

@@ -14,17 +14,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import uuid4
 
 import asyncpg
 import httpx
 import pytest
 
 from service.api.dependencies import WriteSide
-from service.db.session import ClaimedKey, NewPayment, Session
+from service.db.session import KeyClaim, NewPayment, Session
 from service.db.sql import load_queries
 from service.domain.rules import PaymentStatus
-from service.gateway import GatewayDecision, PaymentGateway
+from service.gateway import ChargeDecision, ChargeRequest, PaymentGateway
 from tests.support.order_stub import OrderServiceStub
 from tests.support.payments import settle
 from tests.support.problems import PROBLEMS, assert_problem
@@ -52,12 +52,12 @@ class ControlledGateway:
         self._inner = inner
         self._before_charge = before_charge
 
-    async def charge(self, transaction_id: UUID, order_id: int, amount: Decimal) -> GatewayDecision:
-        await self._before_charge(order_id, amount)
-        return await self._inner.charge(transaction_id, order_id, amount)
+    async def charge(self, request: ChargeRequest) -> ChargeDecision:
+        await self._before_charge(request.order_id, request.amount)
+        return await self._inner.charge(request)
 
-    async def status(self, transaction_id: UUID, order_id: int, amount: Decimal) -> GatewayDecision:
-        return await self._inner.status(transaction_id, order_id, amount)
+    async def charge_status(self, request: ChargeRequest) -> ChargeDecision:
+        return await self._inner.charge_status(request)
 
 
 @asynccontextmanager
@@ -387,13 +387,12 @@ async def test_a_request_whose_key_was_taken_over_cannot_settle_it_first(
 # --- the key learns of its payments in the statement that creates them ------------------------
 
 
-async def claimed(db: asyncpg.Connection, key: str) -> ClaimedKey:
+async def claimed(db: asyncpg.Connection, key: str) -> KeyClaim:
     """The claim a request takes on `key` before its handler runs."""
-    token = uuid4()
-    claim = ClaimedKey("", CREATE_ENDPOINT, key, token)
-    await load_queries().claim_idempotency_key(
-        db, **claim._asdict(), request_hash=b"body", ttl_seconds=60, lock_seconds=60
+    claim = await Session(db, load_queries()).claim_key(
+        "", CREATE_ENDPOINT, key, b"body", token=uuid4(), ttl_seconds=60, lock_seconds=60
     )
+    assert claim is not None
     return claim
 
 

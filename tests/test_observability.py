@@ -137,7 +137,7 @@ async def test_a_payment_and_its_webhook_log_the_same_request_id(
         await order_stub.wait_for_accepted(1)
     tagged = [r for r in caplog.records if getattr(r, "request_id", None) == "req-observability-42"]
     loggers = {record.name for record in tagged}
-    assert "service.commands.create_payment" in loggers  # the payment
+    assert "service.commands.charging" in loggers  # the payment
     assert "service.outbox.delivery" in loggers  # its webhook, sent by the relay later
 
 

@@ -12,14 +12,13 @@ from typing import Any
 import asyncpg
 import pytest
 
-from service.db.sql import load_queries
-from service.outbox.maintenance import outbox_status
 from tests.support.order_stub import Answer, OrderServiceStub
 from tests.support.paths import PROJECT_ROOT
 from tests.support.processes import service_env
 from tests.support.relay_helpers import (
     all_events,
     create_payments,
+    outbox_status,
     wait_all_delivered,
     wait_until,
 )
@@ -74,7 +73,7 @@ async def test_relay_killed_mid_batch_is_made_good_after_restart(
         process.kill()  # SIGKILL: no chance to release anything
         await process.wait()
 
-    held_at_kill = (await outbox_status(load_queries(), db)).in_flight
+    held_at_kill = (await outbox_status(db)).in_flight
     delivered_at_kill = {e["id"] for e in await all_events(db) if e["delivered_at"] is not None}
     received_before = len(order_stub.received)
     assert held_at_kill > 0  # killed with claims outstanding

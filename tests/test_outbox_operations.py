@@ -13,14 +13,16 @@ from click.testing import CliRunner, Result
 
 from service.db.pool import create_pool
 from service.db.sql import load_queries
+from service.ops.outbox import outbox_group
 from service.outbox import OutboxRelay
-from service.outbox.cli import outbox_group
-from service.outbox.maintenance import outbox_status, purge_delivered, replay_dead
+from service.outbox.maintenance import purge_delivered
 from tests.support.order_stub import Answer, OrderServiceStub
 from tests.support.relay_helpers import (
     all_events,
     create_payments,
+    outbox_status,
     relay_settings,
+    replay_dead,
     running_relay,
     wait_until,
 )
@@ -54,7 +56,7 @@ async def test_dead_after_last_attempt_then_replayed(
         await create_payments(database_url, [1, 2, 3])
 
         async def all_dead() -> bool:
-            return (await outbox_status(load_queries(), db)).dead == 3
+            return (await outbox_status(db)).dead == 3
 
         await wait_until(all_dead, what="three dead events")
 
@@ -80,7 +82,7 @@ async def test_dead_after_last_attempt_then_replayed(
 
     up = relay_settings(database_url, order_stub.url)
     async with running_relay(database_url, up):
-        replayed = await replay_dead(load_queries(), db, order_id=1)
+        replayed = await replay_dead(database_url, order_id=1)
         assert [event.id for event in replayed] == [first["id"]]
         await order_stub.wait_for_accepted(1)
 
@@ -150,11 +152,11 @@ async def _event_count(db: asyncpg.Connection, count: int) -> bool:
 
 
 async def _delivered_count(db: asyncpg.Connection, count: int) -> bool:
-    return (await outbox_status(load_queries(), db)).delivered == count
+    return (await outbox_status(db)).delivered == count
 
 
 async def _dead_count(db: asyncpg.Connection, count: int) -> bool:
-    return (await outbox_status(load_queries(), db)).dead == count
+    return (await outbox_status(db)).dead == count
 
 
 async def test_status_in_plain_text(database_url: str, db: asyncpg.Connection) -> None:

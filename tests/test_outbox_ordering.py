@@ -7,13 +7,14 @@ import json
 import asyncpg
 
 from service.db.sql import load_queries
-from service.outbox.maintenance import outbox_status, replay_dead
 from tests.support.order_stub import Answer, OrderServiceStub, ReceivedWebhook
 from tests.support.relay_helpers import (
     all_events,
     create_payments,
+    outbox_status,
     refund,
     relay_settings,
+    replay_dead,
     running_relay,
     wait_all_delivered,
     wait_until,
@@ -60,15 +61,15 @@ async def test_a_dead_event_holds_back_the_later_events_of_its_order(
         await refund(db, payment_id)
 
         async def one_dead() -> bool:
-            return (await outbox_status(load_queries(), db)).dead == 1
+            return (await outbox_status(db)).dead == 1
 
         await wait_until(one_dead, what="the completed event dead")
-        status = await outbox_status(load_queries(), db)
+        status = await outbox_status(db)
         assert status.pending == 1  # the refund waits behind the dead event
         assert [c.body["payment_status"] for c in order_stub.received] == ["completed"] * 2
 
         order_stub.answer = lambda _: Answer()
-        await replay_dead(load_queries(), db, order_id=5)
+        await replay_dead(database_url, order_id=5)
         await wait_all_delivered(db)
 
     assert [c.body["payment_status"] for c in order_stub.accepted] == ["completed", "refunded"]

@@ -14,14 +14,14 @@ import pytest
 from click.testing import CliRunner, Result
 
 from service.db.sql import load_queries
-from service.outbox.cli import outbox_group
+from service.ops.outbox import outbox_group
 from service.outbox.delivery import ERROR_EXCERPT_CHARS
-from service.outbox.maintenance import outbox_status
 from tests.support.order_stub import Answer, OrderServiceStub, ReceivedWebhook
 from tests.support.relay_helpers import (
     FAST_OUTBOX,
     all_events,
     create_payments,
+    outbox_status,
     refund,
     relay_settings,
     running_relay,
@@ -183,7 +183,7 @@ async def test_an_operator_retry_makes_a_paused_relay_probe_at_once(
         await create_payments(database_url, [1, 2, 3, 4])
 
         async def paused() -> bool:
-            in_flight = (await outbox_status(load_queries(), db)).in_flight
+            in_flight = (await outbox_status(db)).in_flight
             return relay.state == "paused" and in_flight == 0
 
         await wait_until(paused, what="the relay paused")
@@ -194,7 +194,7 @@ async def test_an_operator_retry_makes_a_paused_relay_probe_at_once(
         await wait_all_delivered(db, 10)  # not after the minute's pause
         waited = time.monotonic() - started
     assert waited < 10
-    assert (await outbox_status(load_queries(), db)).dead == 0
+    assert (await outbox_status(db)).dead == 0
 
 
 async def test_a_crashed_relay_restarts_and_readiness_says_so(
@@ -224,7 +224,7 @@ async def test_a_crashed_relay_restarts_and_readiness_says_so(
 
 
 async def _dead(db: asyncpg.Connection, count: int) -> bool:
-    return (await outbox_status(load_queries(), db)).dead == count
+    return (await outbox_status(db)).dead == count
 
 
 async def _attempts(db: asyncpg.Connection, count: int) -> bool:

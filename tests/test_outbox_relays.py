@@ -9,13 +9,12 @@ from typing import Any
 import asyncpg
 import pytest
 
-from service.db.sql import load_queries
 from service.outbox.listener import APPLICATION_NAME as LISTENER_APPLICATION_NAME
-from service.outbox.maintenance import outbox_status
 from tests.support.order_stub import Answer, OrderServiceStub
 from tests.support.relay_helpers import (
     all_events,
     create_payments,
+    outbox_status,
     relay_settings,
     running_relay,
     wait_all_delivered,
@@ -74,7 +73,7 @@ async def test_graceful_stop_finishes_in_flight_sends_and_releases_the_rest(
             return len(order_stub.received) == 2
 
         await wait_until(two_in_flight, what="two sends in flight")
-        status = await outbox_status(load_queries(), db)
+        status = await outbox_status(db)
         assert status.in_flight == 20  # all claimed, two of them being sent
         await relay.stop()
 

@@ -20,7 +20,7 @@ import asyncpg
 import httpx
 import pytest
 
-from service.commands.reconcile_payments import reconcile_stuck_payments
+from service.commands.reconciliation import reconcile_stuck_payments
 from service.db.pool import BoundedPool
 from service.db.sql import load_queries
 from service.db.unit_of_work import UnitOfWork

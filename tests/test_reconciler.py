@@ -21,12 +21,12 @@ import pytest
 from prometheus_client import REGISTRY
 
 from service.commands import ReconcileStuckPayments
-from service.commands.reconcile_payments import reconcile_stuck_payments
+from service.commands.reconciliation import reconcile_stuck_payments
 from service.db.pool import BoundedPool
 from service.db.sql import load_queries
 from service.db.unit_of_work import UnitOfWork
 from service.domain.rules import PaymentStatus
-from service.gateway import GatewayDecision, SimulatedGateway
+from service.gateway import ChargeDecision, ChargeRequest, SimulatedGateway
 from service.settings import GatewaySettings
 from tests.support.order_stub import OrderServiceStub
 from tests.support.payments import insert_processing as insert_processing_row
@@ -124,8 +124,8 @@ class ScriptedGateway:
 
     def __init__(
         self,
-        answers: dict[int, GatewayDecision | Exception],
-        default: GatewayDecision = GatewayDecision.APPROVED,
+        answers: dict[int, ChargeDecision | Exception],
+        default: ChargeDecision = ChargeDecision.APPROVED,
         delay: float = 0.0,
     ) -> None:
         self.answers = answers
@@ -133,13 +133,13 @@ class ScriptedGateway:
         self.delay = delay
         self.asked: list[int] = []
 
-    async def charge(self, transaction_id: UUID, order_id: int, amount: Decimal) -> GatewayDecision:
+    async def charge(self, request: ChargeRequest) -> ChargeDecision:
         raise AssertionError("the reconciler never charges")
 
-    async def status(self, transaction_id: UUID, order_id: int, amount: Decimal) -> GatewayDecision:
-        self.asked.append(order_id)
+    async def charge_status(self, request: ChargeRequest) -> ChargeDecision:
+        self.asked.append(request.order_id)
         await asyncio.sleep(self.delay)
-        answer = self.answers.get(order_id, self.default)
+        answer = self.answers.get(request.order_id, self.default)
         if isinstance(answer, Exception):
             raise answer
         return answer
@@ -294,7 +294,7 @@ async def test_two_reconcilers_racing_ask_about_each_stuck_payment_once(
     for order_id in orders:
         await insert_processing(db, order_id=order_id, aged_seconds=90)
     # Still pending for half of them: those too are asked once per lease, not once per round.
-    gateway = ScriptedGateway(dict.fromkeys(range(1, 11), GatewayDecision.PENDING), delay=0.01)
+    gateway = ScriptedGateway(dict.fromkeys(range(1, 11), ChargeDecision.PROCESSING), delay=0.01)
 
     settled_per_round = []
     for _ in range(2):
@@ -328,7 +328,7 @@ async def test_a_gateway_error_for_one_payment_does_not_stop_the_others(
     failing = await insert_processing(db, order_id=1, aged_seconds=300)
     pending = await insert_processing(db, order_id=2, aged_seconds=200)
     healthy = await insert_processing(db, order_id=3, aged_seconds=100)
-    gateway = ScriptedGateway({1: ConnectionError("gateway down"), 2: GatewayDecision.PENDING})
+    gateway = ScriptedGateway({1: ConnectionError("gateway down"), 2: ChargeDecision.PROCESSING})
 
     settled = await reconcile_stuck_payments(command(), uow, gateway)
 
@@ -349,7 +349,7 @@ async def test_payments_the_gateway_cannot_settle_yet_do_not_starve_the_others(
     for order_id in (1, 2):
         await insert_processing(db, order_id=order_id, aged_seconds=300 - order_id)
     newest = await insert_processing(db, order_id=3, aged_seconds=100)
-    gateway = ScriptedGateway({1: GatewayDecision.PENDING, 2: GatewayDecision.PENDING})
+    gateway = ScriptedGateway({1: ChargeDecision.PROCESSING, 2: ChargeDecision.PROCESSING})
 
     for _ in range(3):
         await reconcile_stuck_payments(command(max_payments=2), uow, gateway)
@@ -363,7 +363,7 @@ async def test_a_payment_the_gateway_keeps_pending_is_flagged_once_for_manual_re
     """Flagged (view, gauge, one log line), never failed without the gateway's word."""
     overdue = await insert_processing(db, order_id=1, aged_seconds=7200)
     young = await insert_processing(db, order_id=2, aged_seconds=120)
-    gateway = ScriptedGateway({}, default=GatewayDecision.PENDING)
+    gateway = ScriptedGateway({}, default=ChargeDecision.PROCESSING)
     review = command(lease_seconds=0.3, manual_review_after_seconds=3600)
 
     for _ in range(2):
@@ -379,7 +379,7 @@ async def test_a_payment_the_gateway_keeps_pending_is_flagged_once_for_manual_re
     assert [getattr(r, "payment_id", None) for r in lines] == [overdue["id"]]
 
     # The gateway decides at last: settled as usual, and off the list.
-    gateway.default = GatewayDecision.APPROVED
+    gateway.default = ChargeDecision.APPROVED
     await reconcile_stuck_payments(review, uow, gateway)
     assert await stored_status(db, overdue["id"]) == "COMPLETED"
     assert [row async for row in sql.ops_payments_for_manual_review(db)] == []

@@ -16,9 +16,10 @@ from service.api.auth import PaymentsAPI
 from service.api.dependencies import ReadSide, WriteSide
 from service.api.openapi import COMMON_PROBLEMS, READ_ONLY_PROBLEM, problems
 from service.api.operations import PaymentsOperation
+from service.commands import RedeliverEvent
+from service.commands.outbox_operations import Redelivery, redeliver_event
 from service.domain.rules import MAX_ORDER_ID
 from service.outbox.events import WebhookBody
-from service.outbox.maintenance import Redelivery, redeliver
 from service.queries.events import Event, EventFilter, EventPage, UnknownEvent, list_events
 
 MAX_PAGE = 100
@@ -113,7 +114,9 @@ class EventController(PaymentsAPI):
         ones with a fresh set of attempts), and the later ones already delivered go again
         after it. `sending` lists them in that order. Each call sends again.
         """
-        redelivery = await redeliver(write.uow, parse_event_id(event_id, "event id"))
+        redelivery = await redeliver_event(
+            RedeliverEvent(parse_event_id(event_id, "event id")), write.uow
+        )
         if redelivery is None:
             raise NotFoundException(f"event {event_id} does not exist (or is past retention)")
         return redelivery

@@ -16,8 +16,7 @@ from service.api.openapi import problems
 from service.api.operations import GatewayCallbackOperation
 from service.api.schemas import GatewayCallback, GatewayCallbackResponse
 from service.commands import ApplyGatewayEvent
-from service.commands.apply_gateway_event import apply_gateway_event
-from service.request_context import current_request_id
+from service.commands.gateway_events import apply_gateway_event
 from service.signing import SignatureError, secret_keys, verify
 
 MAX_WEBHOOK_ID_LENGTH = 256
@@ -91,7 +90,6 @@ class GatewayCallbackController(Controller):
                 webhook_id=webhook_id,
                 transaction_id=callback.transaction_id,
                 status=callback.status,
-                request_id=current_request_id(),
             ),
             write.uow,
         )

@@ -4,10 +4,10 @@ The first response to a key (status and body) is stored and replayed for the
 same key and body, marked `Idempotent-Replayed: true`; the same key with
 another body is 422; while the first request runs it is 409. 5xx answers are
 not stored, so a retry after an outage runs again; but payments the first
-attempt created are recorded on the key by the statement that creates them, and
-the retry answers with them as they stand (Stripe's rule), never with "duplicate
-order" (service.commands.attempts).
-Each claim has its own token: only the request holding the key settles it.
+try created are recorded on the key by the statement that creates them, and the
+retry answers with them as they stand (Stripe's rule), never with "duplicate order"
+(service/commands/charging.py).
+Each claim has its own token: only the request holding the key stores its answer.
 A key is the caller's own (scoped by its bearer token's fingerprint, service.api.auth):
 two callers sending the same key never see each other's answers.
 """
@@ -17,22 +17,50 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
+from contextvars import ContextVar
 from typing import Any, cast
 
 from litestar.enums import ScopeType
 from litestar.exceptions import ClientException, HTTPException
 from litestar.handlers import HTTPRouteHandler
 from litestar.middleware import ASGIMiddleware
-from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
+from litestar.types import (
+    ASGIApp,
+    HTTPResponseBodyEvent,
+    HTTPResponseStartEvent,
+    HTTPScope,
+    Message,
+    Receive,
+    Scope,
+    Send,
+)
 
 from service.api.auth import caller_fingerprint
-from service.api.idempotency_store import KeyClaim, StoredKey, answer_from_store, claim_var
 from service.api.nul_characters import check_text
-from service.db.database import Database
 from service.db.errors import DATABASE_ERRORS
+from service.db.session import KeyClaim, StoredKey
+from service.db.unit_of_work import UnitOfWork
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+class IdempotencyKeyInUse(HTTPException):
+    status_code = 409
+
+
+class IdempotencyKeyReused(HTTPException):
+    status_code = 422
+
+
+# The claim of the request being served, for its handler to pass to the command.
+claim_var: ContextVar[KeyClaim | None] = ContextVar("idempotency_claim", default=None)
+
+
+def current_claim() -> KeyClaim | None:
+    """The Idempotency-Key claim of the request being served; None without a key."""
+    return claim_var.get()
+
 
 HEADER = b"idempotency-key"
 MAX_KEY_LENGTH = 255
@@ -109,23 +137,23 @@ class IdempotencyMiddleware(ASGIMiddleware):
             raise ClientException(
                 f"with an Idempotency-Key the path must be at most {MAX_ENDPOINT_BYTES} bytes"
             )
-        stored = StoredKey(caller_fingerprint(scope), endpoint, key)
+        caller = caller_fingerprint(scope)
         digest = hashlib.sha256(body).digest()
-        db: Database = app_state.database
-        token = uuid.uuid4()
-        async with db.pool.connection() as connection:
-            claimed = await db.queries.claim_idempotency_key(
-                connection,
-                **stored._asdict(),
-                request_hash=digest,
-                token=token,
+        uow: UnitOfWork = app_state.write_side.uow
+        async with uow.connection() as session:
+            claim = await session.claim_key(
+                caller,
+                endpoint,
+                key,
+                digest,
+                token=uuid.uuid4(),
                 ttl_seconds=settings.idempotency.ttl_hours * 3600.0,
                 lock_seconds=settings.idempotency.lock_seconds,
             )
-        if claimed is None:
-            await answer_from_store(db, stored, digest, send)
+            stored = None if claim is not None else await session.find_key(caller, endpoint, key)
+        if claim is None:
+            await _replay(stored, digest, send)
             return
-        claim = KeyClaim(db, stored, token, claimed["payment_ids"])
 
         response: dict[str, Any] = {"body": bytearray()}
         messages: list[Message] = []
@@ -144,13 +172,55 @@ class IdempotencyMiddleware(ASGIMiddleware):
         finally:
             claim_var.reset(serving)
             try:
-                await claim.settle(response)
+                await _keep_answer(uow, claim, response)
             # The handler's answer (say its 503 during an outage) stands: a failure of the
             # key's own bookkeeping must not turn it into a 500, only leave the key to
             # expire with its lock.
             except DATABASE_ERRORS as exc:
-                log.warning("idempotency key %r not settled on %s: %r", key, endpoint, exc)
-        # Held back until the key is settled: a client retrying the moment it has the
+                log.warning("idempotency key %r not stored on %s: %r", key, endpoint, exc)
+        # Held back until the key is stored: a client retrying the moment it has the
         # answer must find it stored (or released after a 5xx), never still locked.
         for message in messages:
             await send(message)
+
+
+async def _keep_answer(uow: UnitOfWork, claim: KeyClaim, response: dict[str, Any]) -> None:
+    """Store the answer to replay; after a 5xx let the key go for a retry (forgotten if it
+    created no payment). Nothing if the key was taken over meanwhile."""
+    status = response.get("status", 500)
+    async with uow.connection() as session:
+        if status >= 500:
+            await session.release_key(claim)
+            return
+        content_type = response.get("content_type") or b"application/json"
+        stored = await session.store_answer(
+            claim, status, content_type.decode("latin-1"), bytes(response["body"])
+        )
+    if not stored:
+        # Our lock expired and another request took the key: its answer stands.
+        log.warning("idempotency key %r was taken over; this answer is not stored", claim.key)
+
+
+async def _replay(stored: StoredKey | None, digest: bytes, send: Send) -> None:
+    """The stored answer of the request that holds the key, or why there is none."""
+    if stored is None:  # expired and purged between the two statements: rare, retryable
+        raise IdempotencyKeyInUse(detail="the idempotency key changed state; retry")
+    if stored.request_hash != digest:
+        raise IdempotencyKeyReused(
+            detail="this Idempotency-Key was used with a different request body"
+        )
+    if stored.response_status is None or stored.response_body is None:
+        raise IdempotencyKeyInUse(detail="a request with this Idempotency-Key is still running")
+    body = stored.response_body
+    start: HTTPResponseStartEvent = {
+        "type": "http.response.start",
+        "status": stored.response_status,
+        "headers": [
+            (b"content-type", (stored.response_content_type or "").encode("latin-1")),
+            (b"content-length", str(len(body)).encode()),
+            (b"idempotent-replayed", b"true"),
+        ],
+    }
+    end: HTTPResponseBodyEvent = {"type": "http.response.body", "body": body, "more_body": False}
+    await send(start)
+    await send(end)

@@ -93,6 +93,23 @@ class IdempotentOperation(PaymentsOperation):
 
 
 @dataclass
+class RetryOperation(IdempotentOperation):
+    """The retry reads its (empty) body itself, so the document declares it here."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.request_body = RequestBody(
+            required=False,
+            description="Nothing to say: `{}`, or no body at all.",
+            content={
+                "application/json": OpenAPIMediaType(
+                    schema=Schema(type=OpenAPIType.OBJECT, max_properties=0), example={}
+                )
+            },
+        )
+
+
+@dataclass
 class GatewayCallbackOperation(Operation):
     """The callback handler reads raw bytes (to check the signature first), so its
     body schema is declared here rather than inferred."""

@@ -1,31 +1,53 @@
-"""The payments endpoints: create, read by id or order, refund."""
+"""The payments endpoints: create one order's payment or many (the batch), read them by
+id, by order or as a list, retry a declined one, refund one.
+
+The batch is a transport, not an entity (design DD-PAY-LIM-001, scenario 5.1): every
+entry is decoded and answered as if it had been sent alone to POST /api/v1/payments/,
+and only a malformed envelope is refused as a whole. A declined order is paid by
+retrying its one payment (a second create stays 400 duplicate-order): the FAILED
+payment goes through the create's sequence again under a new transaction_id.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, NamedTuple
 
-from litestar import Response, get, post, route
+from litestar import Request, Response, Router, get, post, route
 from litestar.di import NamedDependency
+from litestar.exceptions import ValidationException
 from litestar.params import FromPath, JSONBody, Parameter
 
 from service.api.auth import PaymentsAPI
 from service.api.dependencies import ReadSide, WriteSide
-from service.api.idempotency import IdempotencyMiddleware
-from service.api.idempotency_store import current_claim
+from service.api.idempotency import IdempotencyMiddleware, current_claim
+from service.api.nul_characters import check_json
 from service.api.openapi import COMMON_PROBLEMS, WRITE_PROBLEMS, problems
-from service.api.operations import IdempotentOperation, PaymentsOperation
+from service.api.operations import IdempotentOperation, PaymentsOperation, RetryOperation
 from service.api.path_ids import PAYMENT_ID, TIMESTAMP, parse_id, parse_timestamp
-from service.api.schemas import CreatePaymentRequest, RefundRequest
-from service.api.strict_body import CreatePaymentBody, RefundBody
-from service.commands import CreatePayment, RefundPayment
-from service.commands.create_payment import create_payment
-from service.commands.refund_payment import refund_payment
+from service.api.problems import domain_problem, http_problem
+from service.api.schemas import (
+    BatchItemResult,
+    CreatePaymentRequest,
+    CreatePaymentsRequest,
+    CreatePaymentsResponse,
+    RefundRequest,
+)
+from service.api.strict_body import (
+    CreatePaymentBody,
+    CreatePaymentsBody,
+    RefundBody,
+    decode_json,
+    strictly,
+)
+from service.commands import CreatePayment, CreatePayments, RetryPayment
+from service.commands.charging import PaymentResult, create_payment, create_payments, retry_payment
+from service.commands.refunding import refund_payment
 from service.domain.errors import PaymentNotFound
 from service.domain.model import Payment, Refund
 from service.domain.rules import MAX_ORDER_ID, PaymentStatus
 from service.queries.payment_list import PaymentFilter, PaymentPage, list_payments
 from service.queries.payment_views import PaymentView, payment_by_id, payment_by_order
-from service.request_context import current_request_id
+from service.settings import Settings
 
 COMMON_WRITE_PROBLEMS = (
     *WRITE_PROBLEMS,
@@ -68,13 +90,7 @@ class PaymentController(PaymentsAPI):
 
         400 for a broken rule or a duplicate order_id, 402 when declined (stored FAILED).
         """
-        command = CreatePayment(
-            order_id=data.order_id,
-            amount=data.amount,
-            currency=data.currency,
-            request_id=current_request_id(),
-        )
-        return await create_payment(command, write.uow, write.gateway, current_claim())
+        return await create_payment(data, write.uow, write.gateway, current_claim())
 
     @get(
         "/",
@@ -184,10 +200,130 @@ class PaymentController(PaymentsAPI):
         write: NamedDependency[WriteSide],
     ) -> Refund:
         """Full refund of a COMPLETED payment (once)."""
-        command = RefundPayment(
-            payment_id=data.payment_id,
-            reason=data.reason,
-            amount=data.amount,
-            request_id=current_request_id(),
+        return await refund_payment(data, write.uow)
+
+    @post(
+        "/{payment_id:str}/retry",
+        operation_id="retryPayment",
+        status_code=201,
+        middleware=[IdempotencyMiddleware()],
+        operation_class=RetryOperation,
+        responses=problems(
+            (400, "invalid-request", "the id is not an integer, or the body is not {} or absent"),
+            (400, "not-retryable", "the payment is not FAILED (or another retry runs)"),
+            (402, "payment-declined", "declined again; payment_id, failure_code given"),
+            (404, "payment-not-found", "no payment with that id"),
+            (503, "gateway-unavailable", "no gateway answer; the payment stays PROCESSING"),
+            *WRITE_PROBLEMS,
+        ),
+    )
+    async def retry(
+        self,
+        request: Request[Any, Any, Any],
+        write: NamedDependency[WriteSide],
+        payment_id: Annotated[str, PAYMENT_ID],
+    ) -> Payment:
+        """Charge a FAILED payment again, under a new transaction_id (a new charge attempt).
+
+        201 the payment once approved (or PROCESSING, for an asynchronous gateway), 402
+        declined again (stored FAILED, with failure_code and failure_message), 400
+        not-retryable for any other status. Each charge attempt sends its own order webhook.
+        """
+        check_empty_body(await request.body(), request.headers.get("content-type"))
+        parsed = parse_id(payment_id)
+        if parsed is None:
+            raise PaymentNotFound(f"payment {payment_id[:40]} does not exist")
+        return await retry_payment(
+            RetryPayment(payment_id=parsed), write.uow, write.gateway, current_claim()
         )
-        return await refund_payment(command, write.uow)
+
+
+class PaymentBatchController(PaymentsAPI):
+    path = "/api/v1/payments/batch"
+
+    @post(
+        "/",
+        operation_id="createPayments",
+        status_code=200,
+        dto=CreatePaymentsBody,
+        return_dto=None,
+        middleware=[IdempotencyMiddleware()],
+        operation_class=IdempotentOperation,
+        responses=problems(
+            (400, "invalid-request", "not an object with exactly `payments`, 1 to 1,000 entries"),
+            *WRITE_PROBLEMS,
+        ),
+    )
+    async def create_many(
+        self, data: JSONBody[CreatePaymentsRequest], write: NamedDependency[WriteSide]
+    ) -> CreatePaymentsResponse:
+        """Pay many orders, each as its own payment, exactly as one create per entry would.
+
+        200 with one result per entry, in request order: its status (201, 400, 402, 503),
+        the payment (201, 402) or the problem the single create would have answered.
+        Every 201 and 402 item sends its own order webhook.
+        """
+        entries = [_decode_entry(entry) for entry in data.payments]
+        commands = tuple(entry for entry in entries if not isinstance(entry, _Refused))
+        paid = iter(
+            await create_payments(
+                CreatePayments(commands), write.uow, write.gateway, current_claim()
+            )
+        )
+        results = [
+            _result(index, entry, None if isinstance(entry, _Refused) else next(paid))
+            for index, entry in enumerate(entries)
+        ]
+        return CreatePaymentsResponse(results)
+
+
+class _Refused(NamedTuple):
+    """A batch entry that is not a create body: its 400, and its order_id if it has one."""
+
+    problem: ValidationException
+    order_id: int | None
+
+
+def _decode_entry(entry: Any) -> CreatePayment | _Refused:
+    """A batch entry as the single create decodes its body: the command, or its 400."""
+    try:
+        # As the single create refuses it: a NUL named by its path in the entry.
+        check_json(entry)
+        return strictly(entry, CreatePaymentRequest)
+    except ValidationException as exc:
+        order_id = entry.get("order_id") if isinstance(entry, dict) else None
+        valid_id = isinstance(order_id, int) and not isinstance(order_id, bool)
+        return _Refused(exc, order_id if valid_id else None)
+
+
+def _result(
+    index: int, entry: CreatePayment | _Refused, paid: PaymentResult | None
+) -> BatchItemResult:
+    if isinstance(entry, _Refused):
+        return BatchItemResult(index, entry.order_id, 400, problem=http_problem(entry.problem))
+    assert paid is not None
+    if paid.error is None:
+        return BatchItemResult(index, entry.order_id, 201, payment=paid.payment)
+    problem = domain_problem(paid.error)
+    return BatchItemResult(index, entry.order_id, problem["status"], paid.payment, problem)
+
+
+def batch_router(settings: Settings) -> Router:
+    """The batch endpoint with its own body limit (the app's limit is for single bodies)."""
+    return Router(
+        path="/",
+        route_handlers=[PaymentBatchController],
+        request_max_body_size=settings.server.max_batch_body_bytes,
+    )
+
+
+def check_empty_body(body: bytes, content_type: str | None) -> None:
+    """No body, or exactly an empty JSON object: anything else is a 400 (415 for
+    another media type), so that a client that thinks the retry takes a new amount or
+    card learns that it does not."""
+    if not body.strip():
+        return
+    data = decode_json(body, content_type)
+    check_json(data)
+    if data != {}:
+        raise ValidationException("the body must be {} or absent: a retry takes no fields")

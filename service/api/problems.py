@@ -12,7 +12,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from service.api.auth import ReadOnlyToken
 
 # Re-exported: the readiness check answers 503 on the same errors as every endpoint.
-from service.api.idempotency_store import IdempotencyKeyInUse, IdempotencyKeyReused
+from service.api.idempotency import IdempotencyKeyInUse, IdempotencyKeyReused
 from service.db.errors import DATABASE_DOWN as DATABASE_DOWN
 from service.domain import errors
 from service.signing import SignatureError

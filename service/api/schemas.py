@@ -1,5 +1,7 @@
-"""Request bodies of the API (msgspec Structs); answers are the domain's own shapes
-(service/domain/model.py, service/queries/payment_views.py)."""
+"""Request bodies of the API (msgspec Structs): the commands themselves where a body is
+one (service/commands/messages.py), named for the document and refusing unknown fields;
+answers are the domain's own shapes (service/domain/model.py,
+service/queries/payment_views.py)."""
 
 from __future__ import annotations
 
@@ -9,19 +11,12 @@ from uuid import UUID
 import msgspec
 from msgspec import Meta
 
-from service.domain.model import Payment, Yen
-from service.domain.rules import MAX_ORDER_ID, MAX_REASON_LENGTH
-
-Id = Annotated[int, Meta(ge=1, le=MAX_ORDER_ID)]
+from service.commands import CreatePayment, RefundPayment
+from service.domain.model import Payment
 
 
-class CreatePaymentRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    order_id: Annotated[Id, Meta(description="The order to pay (one payment per order).")]
-    amount: Annotated[
-        Yen,
-        Meta(description="Whole yen, 100 to 1,000,000 (JPY has no minor unit).", examples=[89800]),
-    ]
-    currency: Literal["JPY"] = "JPY"
+class CreatePaymentRequest(CreatePayment, frozen=True, forbid_unknown_fields=True):
+    """The body of POST /api/v1/payments/ (and of each batch entry)."""
 
 
 MAX_BATCH_ITEMS = 1000
@@ -54,15 +49,8 @@ class CreatePaymentsResponse(msgspec.Struct, frozen=True):
     results: Annotated[list[BatchItemResult], Meta(description="One per entry, in request order.")]
 
 
-class RefundRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    payment_id: Id
-    reason: Annotated[
-        str, Meta(max_length=MAX_REASON_LENGTH, examples=["Order cancelled by customer"])
-    ]
-    amount: Annotated[
-        Yen | None,
-        Meta(description="Optional; full refunds only, so it must equal the payment's amount."),
-    ] = None
+class RefundRequest(RefundPayment, frozen=True, forbid_unknown_fields=True):
+    """The body of POST /api/v1/payments/refund."""
 
 
 class GatewayCallback(msgspec.Struct, frozen=True):

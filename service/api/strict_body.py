@@ -137,10 +137,10 @@ class RefundBody(StrictJSON[RefundRequest]):
 
 class CreatePaymentsBody(StrictJSON[CreatePaymentsRequest]):
     """Only the envelope is decoded here; each entry is converted on its own, so that a
-    malformed one fails alone (service.api.batch). The schema says what an entry must be."""
+    malformed one fails alone (service/api/payments.py). The schema says what an entry must be."""
 
     def storable(self, data: Any) -> Any:
-        # A NUL inside an entry is that entry's own 400 (service.api.batch), not the batch's.
+        # A NUL inside an entry is that entry's own 400 (service/api/payments.py), not the batch's.
         entries = data.get("payments") if isinstance(data, dict) else None
         nul_characters.check_json({**data, "payments": []} if isinstance(entries, list) else data)
         return data

@@ -5,8 +5,11 @@ from service.commands.messages import (
     CreatePayment,
     CreatePayments,
     ReconcileStuckPayments,
+    RedeliverEvent,
     RefundPayment,
+    ReplayDeadEvents,
     RetryPayment,
+    RetryWaitingEvents,
 )
 
 __all__ = [
@@ -14,6 +17,9 @@ __all__ = [
     "CreatePayment",
     "CreatePayments",
     "ReconcileStuckPayments",
+    "RedeliverEvent",
     "RefundPayment",
+    "ReplayDeadEvents",
     "RetryPayment",
+    "RetryWaitingEvents",
 ]

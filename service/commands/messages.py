@@ -1,46 +1,67 @@
-"""The commands: what a caller asks the write side to do."""
+"""The commands: what a caller asks the write side to do.
+
+The API's request bodies are these Structs (service/api/schemas.py names them for the
+document and refuses unknown fields), so a field a client sends is declared once, here.
+"""
 
 from __future__ import annotations
 
-from decimal import Decimal
+from datetime import datetime
+from typing import Annotated, Literal
 from uuid import UUID
 
 import msgspec
+from msgspec import Meta
+
+from service.domain.model import Yen
+from service.domain.rules import MAX_ORDER_ID, MAX_REASON_LENGTH
+
+# An order's or a payment's id: a PostgreSQL bigint from 1.
+Id = Annotated[int, Meta(ge=1, le=MAX_ORDER_ID)]
 
 
 class CreatePayment(msgspec.Struct, frozen=True):
-    order_id: int
-    amount: int | float | Decimal
-    currency: str = "JPY"
-    request_id: str | None = None
+    """Pay one order: its one payment, charged through the design's sequence."""
+
+    order_id: Annotated[Id, Meta(description="The order to pay (one payment per order).")]
+    amount: Annotated[
+        Yen,
+        Meta(description="Whole yen, 100 to 1,000,000 (JPY has no minor unit).", examples=[89800]),
+    ]
+    currency: Literal["JPY"] = "JPY"
 
 
 class CreatePayments(msgspec.Struct, frozen=True):
     """Pay many orders in one call, each as its own payment (a transport, not an entity)."""
 
     payments: tuple[CreatePayment, ...]
-    request_id: str | None = None
 
 
 class RetryPayment(msgspec.Struct, frozen=True):
     """Charge a FAILED payment again, under a new transaction_id (its order stays 1:1)."""
 
     payment_id: int
-    request_id: str | None = None
 
 
 class RefundPayment(msgspec.Struct, frozen=True):
-    payment_id: int
-    reason: str
-    amount: int | float | Decimal | None = None
-    request_id: str | None = None
+    """Refund a COMPLETED payment in full."""
+
+    payment_id: Id
+    reason: Annotated[
+        str, Meta(max_length=MAX_REASON_LENGTH, examples=["Order cancelled by customer"])
+    ]
+    amount: Annotated[
+        Yen | None,
+        Meta(description="Optional; full refunds only, so it must equal the payment's amount."),
+    ] = None
 
 
 class ApplyGatewayEvent(msgspec.Struct, frozen=True):
+    """A verified gateway callback: the outcome of one charge attempt."""
+
     webhook_id: str
     transaction_id: UUID
-    status: str  # "completed" | "failed"
-    request_id: str | None = None
+    status: Literal["completed", "failed"]
 
 
 class ReconcileStuckPayments(msgspec.Struct, frozen=True):
@@ -52,3 +73,29 @@ class ReconcileStuckPayments(msgspec.Struct, frozen=True):
     lease_seconds: float
     manual_review_after_seconds: float
     max_payments: int = 100
+
+
+class RedeliverEvent(msgspec.Struct, frozen=True):
+    """Send one order webhook again now, whatever its state, keeping its order's order."""
+
+    event_id: UUID
+
+
+class ReplayDeadEvents(msgspec.Struct, frozen=True):
+    """Give dead events a fresh set of delivery attempts, due now. Filters combine; with
+    none, `all_dead` must be set, so a bare command replays nothing."""
+
+    event_id: UUID | None = None
+    order_id: int | None = None
+    dead_since: datetime | None = None
+    all_dead: bool = False
+
+
+class RetryWaitingEvents(msgspec.Struct, frozen=True):
+    """Make waiting events (a retry later, or blocked) due now, with the earlier events
+    of their order they wait for. Filters combine; with none, `all_waiting` must be set."""
+
+    event_id: UUID | None = None
+    order_id: int | None = None
+    created_since: datetime | None = None
+    all_waiting: bool = False

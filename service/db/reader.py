@@ -1,6 +1,7 @@
 """Where the read side's queries run: a streaming replica while it keeps up, else the primary.
 
-Query handlers take a `Reader` and hand it the query to run; it picks the pool. The
+Query handlers take a `Reader` and hand it what to read of a `ReadSession` (the read
+side's statements, typed, on one connection); it picks the pool. The
 replica serves while the probe (service/db/replica_probe.py) last found it current
 within `[database] read_max_lag_seconds`; otherwise, and when none is configured,
 the primary does. Nothing a replica does turns into an error for the client:
@@ -23,8 +24,11 @@ the replica is stale by at most the lag bound (plus one probe interval).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, TypeAlias, TypeVar
+from datetime import datetime
+from typing import TYPE_CHECKING, Literal, TypeVar
+from uuid import UUID
 
 from service.db.errors import DATA_ERRORS, DATABASE_ERRORS
 from service.db.pool import BoundedPool
@@ -39,10 +43,68 @@ if TYPE_CHECKING:
 ReplicaState = Literal["off", "starting", "ok", "lagging", "unreachable", "not-a-standby"]
 
 T = TypeVar("T")
-# A query of the read side, given the loaded queries and a connection of the pool chosen:
-# one answer (a row, or what a few statements make of theirs), or a stream of rows.
-FetchOne: TypeAlias = "Callable[[Queries, Executor], Awaitable[T | None]]"
-FetchMany: TypeAlias = "Callable[[Queries, Executor], AsyncIterator[Row]]"
+
+
+class ReadSession:
+    """The read side's statements (sql/payment_views.sql, sql/events.sql, sql/health.sql,
+    the outbox status) on one connection of the primary or the replica, typed."""
+
+    def __init__(self, connection: Executor, queries: Queries) -> None:
+        self.connection = connection
+        self._sql = queries
+
+    async def payment_by_id(self, payment_id: int) -> Row | None:
+        return await self._sql.payment_by_id(self.connection, payment_id=payment_id)
+
+    async def payment_by_order(self, order_id: int) -> Row | None:
+        return await self._sql.payment_by_order(self.connection, order_id=order_id)
+
+    async def payment_list_cursor(self, payment_id: int) -> Row | None:
+        return await self._sql.payment_list_cursor(self.connection, payment_id=payment_id)
+
+    async def list_payments(
+        self,
+        *,
+        status: str | None,
+        created_gte: datetime | None,
+        created_lt: datetime | None,
+        after_xid: int | None,
+        after_id: int | None,
+        max_rows: int,
+    ) -> list[Row]:
+        rows = self._sql.list_payments(
+            self.connection,
+            status=status,
+            created_gte=created_gte,
+            created_lt=created_lt,
+            after_xid=after_xid,
+            after_id=after_id,
+            max_rows=max_rows,
+        )
+        return [row async for row in rows]
+
+    async def list_events(
+        self, *, order_id: int | None, starting_after: UUID | None, max_rows: int
+    ) -> list[Row]:
+        rows = self._sql.list_events(
+            self.connection, order_id=order_id, starting_after=starting_after, max_rows=max_rows
+        )
+        return [row async for row in rows]
+
+    async def find_event_id(self, event_id: UUID) -> Row | None:
+        return await self._sql.find_event_id(self.connection, event_id=event_id)
+
+    async def outbox_backlog(self) -> Row:
+        return await self._sql.outbox_lag(self.connection)
+
+    async def outbox_status(self) -> Row:
+        return await self._sql.outbox_status(self.connection)
+
+
+# What a query handler reads of a session: one answer (a row, or what a few statements
+# make of theirs), or a list of rows.
+FetchOne = Callable[[ReadSession], Awaitable[T | None]]
+FetchMany = Callable[[ReadSession], Awaitable[list[Row]]]
 
 
 def _always_settled(found: object) -> bool:
@@ -76,31 +138,31 @@ class Reader:
         fetch: FetchOne[T],
         settled: Callable[[T], bool] = _always_settled,
     ) -> T | None:
-        """One answer (a row, or what a few statements make of theirs), or None: from the
-        replica unless it has none, has one not `settled` yet, or fails."""
+        """One answer, or None: from the replica unless it has none, has one not `settled`
+        yet, or fails."""
         if self.replica is not None and self.source == "replica":
             try:
-                async with self.replica.connection() as connection:
-                    row = await fetch(self.queries, connection)
+                async with self._session(self.replica) as session:
+                    found = await fetch(session)
             except DATA_ERRORS:
                 raise
             except DATABASE_ERRORS:
                 self._replica_failed()
             else:
-                if row is not None and settled(row):
+                if found is not None and settled(found):
                     READS.labels("replica").inc()
-                    return row
+                    return found
                 REPLICA_FALLBACKS.labels("not-there-yet").inc()
         READS.labels("primary").inc()
-        async with self.primary.connection() as connection:
-            return await fetch(self.queries, connection)
+        async with self._session(self.primary) as session:
+            return await fetch(session)
 
     async def many(self, fetch: FetchMany) -> list[Row]:
         """Every row of a query, from the replica unless it fails (then from the primary)."""
         if self.replica is not None and self.source == "replica":
             try:
-                async with self.replica.connection() as connection:
-                    rows = [row async for row in fetch(self.queries, connection)]
+                async with self._session(self.replica) as session:
+                    rows = await fetch(session)
             except DATA_ERRORS:
                 raise
             except DATABASE_ERRORS:
@@ -109,8 +171,19 @@ class Reader:
                 READS.labels("replica").inc()
                 return rows
         READS.labels("primary").inc()
-        async with self.primary.connection() as connection:
-            return [row async for row in fetch(self.queries, connection)]
+        async with self._session(self.primary) as session:
+            return await fetch(session)
+
+    @asynccontextmanager
+    async def primary_session(self) -> AsyncIterator[ReadSession]:
+        """A session on the primary, for what must be current (the outbox backlog)."""
+        async with self._session(self.primary) as session:
+            yield session
+
+    @asynccontextmanager
+    async def _session(self, pool: BoundedPool) -> AsyncIterator[ReadSession]:
+        async with pool.connection() as connection:
+            yield ReadSession(connection, self.queries)
 
     def _replica_failed(self) -> None:
         # Skip it at once, not one failed read per request until the next probe.

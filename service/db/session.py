@@ -1,15 +1,24 @@
-"""The write side's statements on one connection, typed, as the domain's shapes."""
+"""The write side's statements on one connection, typed, as the domain's shapes.
+
+Every write of the service reaches `sql/` through a `Session`: the payments (charging,
+settling, retrying, refunding, reconciling), the gateway's callbacks, the idempotency
+keys, and the operators' outbox commands. Nothing outside service/db/ names a query;
+the read side has its own sessions (service/db/reader.py), the relay its store
+(service/db/relay_store.py).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, NamedTuple, TypeAlias
 from uuid import UUID
 
 import asyncpg
+import msgspec
 
-from service.db.queries import Queries
+from service.db.queries import Queries, Row
 from service.db.rows import row_as
 from service.domain.model import Payment, Refund
 from service.domain.rules import RETRY_SOURCES, PaymentStatus, sources_of
@@ -17,40 +26,50 @@ from service.domain.rules import RETRY_SOURCES, PaymentStatus, sources_of
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
 
-    # What a pooled connection is; it has the whole asyncpg.Connection API.
-    Connection: TypeAlias = PoolConnectionProxy[asyncpg.Record]
+    # What a session runs on: a pooled connection, or a plain one (the operators' CLI).
+    Connection: TypeAlias = PoolConnectionProxy[asyncpg.Record] | asyncpg.Connection
 
 REFUND_SOURCES = sources_of(PaymentStatus.REFUNDED)
+# The NOTIFY payload of an operator's retry, replay or redelivery: relays deliver at once,
+# and probe an Order Service they hold for down without waiting for the pause to end.
+OPERATOR_WAKEUP = "operator"
 
 
-class ClaimedKey(NamedTuple):
-    """The Idempotency-Key claim a request holds (service.api.idempotency_store): the
-    payments it creates are recorded on the key by the statement that creates them."""
+class KeyClaim(NamedTuple):
+    """A request's hold on its Idempotency-Key (service/api/idempotency.py): which key
+    (the caller's own), the token of this claim, and the payments earlier tries of the
+    same request created. The statements that create payments under a claim record them
+    on its key themselves, so that a retry answers with them, never "duplicate order"."""
 
     caller: str
     endpoint: str
     key: str
     token: UUID
+    earlier_payment_ids: frozenset[int] = frozenset()
+
+
+KeyFields: TypeAlias = tuple[str | None, str | None, str | None, UUID | None]
+
+
+def _key_fields(claim: KeyClaim | None) -> KeyFields:
+    """A statement's key parameters: the claim's, or NULLs, which match no key."""
+    if claim is None:
+        return (None, None, None, None)
+    return (claim.caller, claim.endpoint, claim.key, claim.token)
 
 
 class NewPayment(NamedTuple):
+    """A payment to create PROCESSING (under the request's key claim, if any)."""
+
     order_id: int
     amount: Decimal
     currency: str
-    claimed_key: ClaimedKey | None = None
-
-
-ClaimFields: TypeAlias = tuple[str | None, str | None, str | None, UUID | None]
-
-
-def _claim_fields(claimed_key: ClaimedKey | None) -> ClaimFields:
-    """A statement's key parameters: the claim's, or NULLs, which match no key."""
-    return (None, None, None, None) if claimed_key is None else claimed_key
+    claim: KeyClaim | None = None
 
 
 class Settlement(NamedTuple):
-    """COMPLETED or FAILED (with why) for one payment's attempt `transaction_id`, asked
-    for by the API call `request_id`."""
+    """COMPLETED or FAILED (with why) for one payment's charge attempt `transaction_id`,
+    asked for by the API call `request_id`."""
 
     payment_id: int
     transaction_id: UUID
@@ -58,6 +77,16 @@ class Settlement(NamedTuple):
     request_id: str | None
     failure_code: str | None = None
     failure_message: str | None = None
+
+
+class StoredKey(msgspec.Struct, frozen=True):
+    """An Idempotency-Key someone else holds or has answered: the request it was for (by
+    its body's hash) and, once answered, the answer to replay."""
+
+    request_hash: bytes
+    response_status: int | None
+    response_content_type: str | None
+    response_body: bytes | None
 
 
 class Session:
@@ -68,20 +97,28 @@ class Session:
         self._sql = queries
         self.queued_webhooks = False
 
-    async def settle(self, settlement: Settlement) -> Payment | None:
-        """COMPLETED or FAILED with its order webhook queued; None when the payment
-        could no longer move there (someone else settled it, and that stands) or its
-        attempt is no longer the latest (a retry superseded it)."""
-        settled = await self.settle_many([settlement])
-        return settled[0] if settled else None
+    # Charging: the two steps of every charge (service/commands/charging.py).
 
-    async def start_retry(
-        self, payment_id: int, claimed_key: ClaimedKey | None = None
-    ) -> Payment | None:
-        """The payment back in PROCESSING under a new transaction_id, its new attempt
-        started (and recorded on `claimed_key`); None when it was not FAILED (or another
+    async def insert_processing_many(self, payments: Sequence[NewPayment]) -> list[Payment]:
+        """The new PROCESSING payments; an order that already has one gets none."""
+        keys = [_key_fields(payment.claim) for payment in payments]
+        rows = self._sql.insert_processing_many(
+            self.connection,
+            order_ids=[payment.order_id for payment in payments],
+            amounts=[payment.amount for payment in payments],
+            currencies=[payment.currency for payment in payments],
+            key_callers=[key[0] for key in keys],
+            key_endpoints=[key[1] for key in keys],
+            key_names=[key[2] for key in keys],
+            key_tokens=[key[3] for key in keys],
+        )
+        return [row_as(row, Payment) async for row in rows]
+
+    async def start_retry(self, payment_id: int, claim: KeyClaim | None = None) -> Payment | None:
+        """The payment back in PROCESSING under a new transaction_id, its new charge attempt
+        started (and recorded on the claim's key); None when it was not FAILED (or another
         retry took it first)."""
-        caller, endpoint, key, token = _claim_fields(claimed_key)
+        caller, endpoint, key, token = _key_fields(claim)
         row = await self._sql.start_retry(
             self.connection,
             payment_id=payment_id,
@@ -93,37 +130,23 @@ class Session:
         )
         return None if row is None else row_as(row, Payment)
 
-    async def insert_processing_many(self, payments: Sequence[NewPayment]) -> list[Payment]:
-        """The new PROCESSING payments; an order that already has one gets none."""
-        claims = [_claim_fields(payment.claimed_key) for payment in payments]
-        rows = self._sql.insert_processing_many(
-            self.connection,
-            order_ids=[payment.order_id for payment in payments],
-            amounts=[payment.amount for payment in payments],
-            currencies=[payment.currency for payment in payments],
-            key_callers=[claim[0] for claim in claims],
-            key_endpoints=[claim[1] for claim in claims],
-            key_names=[claim[2] for claim in claims],
-            key_tokens=[claim[3] for claim in claims],
-        )
-        return [row_as(row, Payment) async for row in rows]
-
-    async def settle_many(self, decisions: Sequence[Settlement]) -> list[Payment]:
-        """Each payment settled with its order webhook queued, as `settle` does one by
-        one; a payment someone else settled first is left out."""
-        if not decisions:
+    async def settle_many(self, settlements: Sequence[Settlement]) -> list[Payment]:
+        """Each payment settled with its order webhook queued; one that could no longer
+        move there (someone else settled it, and that stands) or whose charge attempt is
+        no longer its latest (a retry superseded it) is left out."""
+        if not settlements:
             return []
-        targets = {decision.status for decision in decisions}
+        targets = {settlement.status for settlement in settlements}
         # Every row is checked against the sources all its batch's targets share.
         sources = set.intersection(*(set(sources_of(status)) for status in targets))
         rows = self._sql.settle_payments(
             self.connection,
-            payment_ids=[decision.payment_id for decision in decisions],
-            transaction_ids=[decision.transaction_id for decision in decisions],
-            statuses=[decision.status.value for decision in decisions],
-            failure_codes=[decision.failure_code for decision in decisions],
-            failure_messages=[decision.failure_message for decision in decisions],
-            request_ids=[decision.request_id for decision in decisions],
+            payment_ids=[s.payment_id for s in settlements],
+            transaction_ids=[s.transaction_id for s in settlements],
+            statuses=[s.status.value for s in settlements],
+            failure_codes=[s.failure_code for s in settlements],
+            failure_messages=[s.failure_message for s in settlements],
+            request_ids=[s.request_id for s in settlements],
             from_statuses=sorted(sources),
         )
         settled = [row_as(row, Payment) async for row in rows]
@@ -134,6 +157,12 @@ class Session:
     async def find_payments(self, payment_ids: Sequence[int]) -> list[Payment]:
         rows = self._sql.find_payments(self.connection, payment_ids=payment_ids)
         return [row_as(row, Payment) async for row in rows]
+
+    async def find_payment(self, payment_id: int) -> Payment | None:
+        found = await self.find_payments([payment_id])
+        return found[0] if found else None
+
+    # Refunds.
 
     async def refund(
         self, payment_id: int, amount: Decimal | None, reason: str, request_id: str | None
@@ -152,14 +181,12 @@ class Session:
         self.queued_webhooks = True
         return row_as(row, Refund)
 
-    async def find_payment(self, payment_id: int) -> Payment | None:
-        found = await self.find_payments([payment_id])
-        return found[0] if found else None
+    # The gateway's callbacks, and the reconciler.
 
     async def lock_payment_by_transaction(
         self, transaction_id: UUID
     ) -> tuple[Payment, PaymentStatus] | None:
-        """The payment one of whose attempts is `transaction_id`, locked, and how that
+        """The payment one of whose charge attempts is `transaction_id`, locked, and how that
         attempt stands (for its latest attempt, the payment's status is what counts)."""
         row = await self._sql.lock_payment_by_transaction(
             self.connection, transaction_id=transaction_id
@@ -198,3 +225,115 @@ class Session:
 
     async def count_manual_review(self) -> int:
         return await self._sql.count_manual_review(self.connection)
+
+    # Idempotency keys (service/api/idempotency.py).
+
+    async def claim_key(
+        self,
+        caller: str,
+        endpoint: str,
+        key: str,
+        request_hash: bytes,
+        *,
+        token: UUID,
+        ttl_seconds: float,
+        lock_seconds: float,
+    ) -> KeyClaim | None:
+        """The key held by this request (a new key, an expired one, or one an earlier try
+        of the same request let go), with the payments earlier tries created; None when
+        another request holds it or it has its answer."""
+        row = await self._sql.claim_idempotency_key(
+            self.connection,
+            caller=caller,
+            endpoint=endpoint,
+            key=key,
+            request_hash=request_hash,
+            token=token,
+            ttl_seconds=ttl_seconds,
+            lock_seconds=lock_seconds,
+        )
+        if row is None:
+            return None
+        return KeyClaim(caller, endpoint, key, token, frozenset(row["payment_ids"]))
+
+    async def find_key(self, caller: str, endpoint: str, key: str) -> StoredKey | None:
+        row = await self._sql.find_idempotency_key(
+            self.connection, caller=caller, endpoint=endpoint, key=key
+        )
+        return None if row is None else row_as(row, StoredKey)
+
+    async def store_answer(
+        self, claim: KeyClaim, status: int, content_type: str, body: bytes
+    ) -> bool:
+        """Keep the request's answer to replay for the key's lifetime; False when the
+        claim no longer holds the key (its lock expired and another request took it)."""
+        done = await self._sql.complete_idempotency_key(
+            self.connection,
+            caller=claim.caller,
+            endpoint=claim.endpoint,
+            key=claim.key,
+            token=claim.token,
+            response_status=status,
+            response_content_type=content_type,
+            response_body=body,
+        )
+        return done == "UPDATE 1"
+
+    async def release_key(self, claim: KeyClaim) -> None:
+        """Let go of a key whose request failed without a definite answer (5xx)."""
+        await self._sql.release_idempotency_key(
+            self.connection,
+            caller=claim.caller,
+            endpoint=claim.endpoint,
+            key=claim.key,
+            token=claim.token,
+        )
+
+    # The operators' outbox commands (service/commands/outbox_operations.py).
+
+    async def lock_order_of_event(self, event_id: UUID) -> bool:
+        """Lock the payment of the event's order, as every statement that queues an event
+        of it does; False when no event has that id."""
+        return await self._sql.lock_order_of_event(self.connection, event_id=event_id) is not None
+
+    async def replay_dead_events(
+        self,
+        *,
+        event_id: UUID | None = None,
+        order_id: int | None = None,
+        dead_since: datetime | None = None,
+        all_dead: bool = False,
+    ) -> list[Row]:
+        rows = self._sql.replay_dead_events(
+            self.connection,
+            event_id=event_id,
+            order_id=order_id,
+            dead_since=dead_since,
+            all_dead=all_dead,
+        )
+        return [row async for row in rows]
+
+    async def retry_waiting_events(
+        self,
+        *,
+        event_id: UUID | None = None,
+        order_id: int | None = None,
+        created_since: datetime | None = None,
+        all_waiting: bool = False,
+    ) -> list[Row]:
+        rows = self._sql.retry_waiting_events(
+            self.connection,
+            event_id=event_id,
+            order_id=order_id,
+            created_since=created_since,
+            all_waiting=all_waiting,
+        )
+        return [row async for row in rows]
+
+    async def reopen_event(self, event_id: UUID) -> list[Row]:
+        return [row async for row in self._sql.reopen_event(self.connection, event_id=event_id)]
+
+    async def wake_relays(self, sender: str) -> None:
+        """NOTIFY the relays (sent when the transaction commits); `sender` lets a relay
+        tell an operator's wake-up (OPERATOR_WAKEUP) from its own process's."""
+        await self._sql.wake_relays(self.connection, sender=sender)

@@ -9,7 +9,7 @@ next poll).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
 from service.db.group_commit import GroupCommit
@@ -37,18 +37,20 @@ class UnitOfWork:
         self._inserts = GroupCommit(self._insert_group)
         self._settlements = GroupCommit(self._settle_group)
 
-    async def insert_processing(self, payment: NewPayment) -> Payment | None:
-        """The new PROCESSING payment, committed, or None when the order already has one.
+    async def insert_processing(self, payments: Sequence[NewPayment]) -> list[Payment | None]:
+        """Each new PROCESSING payment, committed, or None for an order that already has one
+        (of two items naming one order, the first gets it).
 
-        Group commit: one INSERT for every create that arrives meanwhile.
+        Group commit: one INSERT for every create that arrives meanwhile; a caller's items
+        stay together.
         """
-        return await self._inserts(payment)
+        return await self._inserts(payments)
 
-    async def settle(self, settlement: Settlement) -> Payment | None:
-        """The payment settled with its order webhook queued, committed; None when it
+    async def settle(self, settlements: Sequence[Settlement]) -> list[Payment | None]:
+        """Each payment settled with its order webhook queued, committed; None for one that
         could no longer move there. Group commit: one UPDATE for the settlements that
         arrive meanwhile."""
-        return await self._settlements(settlement)
+        return await self._settlements(settlements)
 
     async def _insert_group(self, group: list[NewPayment]) -> list[Payment | None]:
         async with self.connection() as session:

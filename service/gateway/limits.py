@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from decimal import Decimal
-from uuid import UUID
 
-from service.gateway.base import GatewayDecision, PaymentGateway
+from service.gateway.base import ChargeDecision, ChargeRequest, PaymentGateway
 
 # Gateway calls in flight at once per process (a batch of 1,000 must not open 1,000).
 MAX_CALLS_IN_FLIGHT = 64
@@ -27,10 +25,10 @@ class LimitedGateway:
         self._timeout = timeout_seconds
         self._slots = asyncio.Semaphore(MAX_CALLS_IN_FLIGHT)
 
-    async def charge(self, transaction_id: UUID, order_id: int, amount: Decimal) -> GatewayDecision:
+    async def charge(self, request: ChargeRequest) -> ChargeDecision:
         async with asyncio.timeout(self._timeout), self._slots:
-            return await self._gateway.charge(transaction_id, order_id, amount)
+            return await self._gateway.charge(request)
 
-    async def status(self, transaction_id: UUID, order_id: int, amount: Decimal) -> GatewayDecision:
+    async def charge_status(self, request: ChargeRequest) -> ChargeDecision:
         async with asyncio.timeout(self._timeout), self._slots:
-            return await self._gateway.status(transaction_id, order_id, amount)
+            return await self._gateway.charge_status(request)

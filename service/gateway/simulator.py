@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from uuid import UUID
 
-from service.gateway.base import GatewayDecision
+from service.gateway.base import ChargeDecision, ChargeRequest
 from service.settings import GatewaySettings
 
 
 class SimulatedGateway:
     """Deterministic stand-in for a card processor.
 
-    In "sync" mode `charge` decides at once. In "async" mode it answers PENDING
+    In "sync" mode `charge` decides at once. In "async" mode it answers PROCESSING
     and the decision arrives later as a signed callback; asked for the status
     (by the reconciler, when no callback came), it gives the decision it made.
     An amount of `decline_codes` is declined with its code, one of `decline_amounts`
@@ -24,19 +23,19 @@ class SimulatedGateway:
     def __init__(self, settings: GatewaySettings) -> None:
         self._asynchronous = settings.mode == "async"
         declined = map(Decimal, settings.decline_amounts)
-        self._declines = dict.fromkeys(declined, GatewayDecision.DECLINED)
+        self._declines = dict.fromkeys(declined, ChargeDecision.DECLINED)
         self._declines.update(
-            (Decimal(amount), GatewayDecision.declined(code))
+            (Decimal(amount), ChargeDecision.declined(code))
             for amount, code in settings.decline_codes.items()
         )
 
-    def _decide(self, amount: Decimal) -> GatewayDecision:
-        return self._declines.get(amount, GatewayDecision.APPROVED)
+    def _decide(self, amount: Decimal) -> ChargeDecision:
+        return self._declines.get(amount, ChargeDecision.APPROVED)
 
-    async def charge(self, transaction_id: UUID, order_id: int, amount: Decimal) -> GatewayDecision:
+    async def charge(self, request: ChargeRequest) -> ChargeDecision:
         if self._asynchronous:
-            return GatewayDecision.PENDING
-        return self._decide(amount)
+            return ChargeDecision.PROCESSING
+        return self._decide(request.amount)
 
-    async def status(self, transaction_id: UUID, order_id: int, amount: Decimal) -> GatewayDecision:
-        return self._decide(amount)
+    async def charge_status(self, request: ChargeRequest) -> ChargeDecision:
+        return self._decide(request.amount)

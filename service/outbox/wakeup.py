@@ -17,15 +17,15 @@ from collections.abc import Callable
 
 from service.db.database import Database
 from service.db.errors import DATABASE_ERRORS
+from service.db.session import OPERATOR_WAKEUP
 
 log = logging.getLogger(__name__)
 # At most one NOTIFY per this many seconds while rows keep committing.
 NOTIFY_EVERY_SECONDS = 0.02
 # The payload of this process's NOTIFYs: its own relay, woken directly, skips them.
 PROCESS_SENDER = uuid.uuid4().hex
-# The payload of an operator's retry or replay: relays deliver at once, and probe an
-# Order Service they hold for down without waiting for the pause to end.
-OPERATOR_SENDER = "operator"
+# The payload of an operator's retry or replay (service/db/session.py).
+OPERATOR_SENDER = OPERATOR_WAKEUP
 
 
 class OutboxWakeup:

@@ -61,12 +61,11 @@ async def list_events(reader: Reader, wanted: EventFilter, page: type[Page]) -> 
     cursor = wanted.starting_after
     if cursor is not None:
         # Not on the replica yet is not unknown: Reader.one asks the primary then.
-        found = await reader.one(lambda q, conn: q.find_event_id(conn, event_id=cursor))
+        found = await reader.one(lambda session: session.find_event_id(cursor))
         if found is None:
             raise UnknownEvent(f"starting_after {cursor} is not the id of an event kept")
     rows = await reader.many(
-        lambda q, conn: q.list_events(
-            conn,
+        lambda session: session.list_events(
             order_id=wanted.order_id,
             starting_after=cursor,
             # One more than asked: whether another page follows, without counting.

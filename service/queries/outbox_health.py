@@ -1,4 +1,5 @@
-"""The outbox's backlog (view `outbox_backlog`), for readiness and the metrics gauges."""
+"""The outbox's backlog (view `outbox_backlog`), for readiness, the metrics gauges and the
+operators' `payments outbox status`."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import time
 
 import msgspec
 
-from service.db.database import Database
+from service.db.reader import Reader, ReadSession
 from service.db.rows import row_as
 from service.metrics import OUTBOX_BLOCKED, OUTBOX_DEAD, OUTBOX_OLDEST_AGE, OUTBOX_PENDING
 
@@ -22,10 +23,27 @@ class OutboxBacklog(msgspec.Struct, frozen=True):
     blocked: int
 
 
-async def outbox_backlog(db: Database) -> OutboxBacklog:
-    """Read the backlog and publish it as gauges."""
-    async with db.pool.connection() as connection:
-        backlog = row_as(await db.queries.outbox_lag(connection), OutboxBacklog)
+class OutboxStatus(msgspec.Struct, frozen=True):
+    """The operators' summary (`payments outbox status`)."""
+
+    pending: int
+    in_flight: int
+    # Waiting behind an earlier undelivered (dead, failing, or not yet sent) event
+    # of their order: a part of pending.
+    blocked: int
+    dead: int
+    delivered: int
+    oldest_pending_seconds: float | None
+
+
+async def outbox_status(session: ReadSession) -> OutboxStatus:
+    return row_as(await session.outbox_status(), OutboxStatus)
+
+
+async def outbox_backlog(reader: Reader) -> OutboxBacklog:
+    """Read the backlog on the primary and publish it as gauges."""
+    async with reader.primary_session() as session:
+        backlog = row_as(await session.outbox_backlog(), OutboxBacklog)
     OUTBOX_PENDING.set(backlog.pending)
     OUTBOX_OLDEST_AGE.set(backlog.oldest_age_seconds)
     OUTBOX_DEAD.set(backlog.dead)
@@ -45,8 +63,8 @@ class SharedBacklog:
     again, so readiness sees the database go away within MAX_AGE_SECONDS.
     """
 
-    def __init__(self, db: Database, max_age_seconds: float = MAX_AGE_SECONDS) -> None:
-        self._db = db
+    def __init__(self, reader: Reader, max_age_seconds: float = MAX_AGE_SECONDS) -> None:
+        self._reader = reader
         self._max_age_seconds = max_age_seconds
         self._latest: OutboxBacklog | None = None
         self._latest_at = 0.0  # when the read that found it started (monotonic)
@@ -65,7 +83,7 @@ class SharedBacklog:
     async def _read(self) -> OutboxBacklog:
         started = time.monotonic()
         try:
-            backlog = await outbox_backlog(self._db)
+            backlog = await outbox_backlog(self._reader)
         finally:
             self._reading = None
         self._latest, self._latest_at = backlog, started

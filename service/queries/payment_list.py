@@ -4,18 +4,15 @@ never skip a payment committed late (sql/payment_views.sql list_payments)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import msgspec
 
-from service.db.queries import Queries, Row, Rows
-from service.db.reader import Reader
+from service.db.queries import Row
+from service.db.reader import Reader, ReadSession
 from service.domain.errors import PaymentNotFound
 from service.domain.rules import PaymentStatus
 from service.queries.payment_views import PaymentView, view_of
-
-if TYPE_CHECKING:
-    from service.db.queries import Executor
 
 
 class PaymentFilter(msgspec.Struct, frozen=True):
@@ -44,10 +41,10 @@ async def list_payments(reader: Reader, wanted: PaymentFilter) -> PaymentPage:
     replica does not list yet comes from the primary, so a walk never skips one."""
     after = wanted.starting_after
     if after is None:
-        rows = await reader.many(lambda q, conn: _page(q, conn, wanted, None, None))
+        rows = await reader.many(lambda session: _page(session, wanted, None, None))
     else:
         continued = await reader.one(
-            lambda q, conn: _continued(q, conn, wanted, after), lambda found: found.listed
+            lambda session: _continued(session, wanted, after), lambda found: found.listed
         )
         if continued is None:
             raise PaymentNotFound(f"starting_after {after} is not the id of a payment")
@@ -56,27 +53,20 @@ async def list_payments(reader: Reader, wanted: PaymentFilter) -> PaymentPage:
     return PaymentPage(data=views[: wanted.limit], has_more=len(views) > wanted.limit)
 
 
-async def _continued(
-    q: Queries, connection: Executor, wanted: PaymentFilter, after: int
-) -> _Continued | None:
+async def _continued(session: ReadSession, wanted: PaymentFilter, after: int) -> _Continued | None:
     """The page after the payment `after`, read with its place on one connection (one
     server, whose horizon only moves on between the two statements)."""
-    cursor = await q.payment_list_cursor(connection, payment_id=after)
+    cursor = await session.payment_list_cursor(after)
     if cursor is None:
         return None
-    page = _page(q, connection, wanted, cursor["created_xid"], cursor["id"])
-    return _Continued(cursor["listed"], [row async for row in page])
+    page = await _page(session, wanted, cursor["created_xid"], cursor["id"])
+    return _Continued(cursor["listed"], page)
 
 
-def _page(
-    q: Queries,
-    conn: Executor,
-    wanted: PaymentFilter,
-    after_xid: int | None,
-    after_id: int | None,
-) -> Rows:
-    return q.list_payments(
-        conn,
+async def _page(
+    session: ReadSession, wanted: PaymentFilter, after_xid: int | None, after_id: int | None
+) -> list[Row]:
+    return await session.list_payments(
         status=None if wanted.status is None else wanted.status.value,
         created_gte=wanted.created_gte,
         created_lt=wanted.created_lt,

@@ -41,12 +41,12 @@ def _settled(row: Row) -> bool:
 async def payment_by_id(reader: Reader, payment_id: int) -> PaymentView | None:
     if not _is_bigint_id(payment_id):
         return None
-    row = await reader.one(lambda q, conn: q.payment_by_id(conn, payment_id=payment_id), _settled)
+    row = await reader.one(lambda session: session.payment_by_id(payment_id), _settled)
     return view_of(row) if row is not None else None
 
 
 async def payment_by_order(reader: Reader, order_id: int) -> PaymentView | None:
     if not _is_bigint_id(order_id):
         return None
-    row = await reader.one(lambda q, conn: q.payment_by_order(conn, order_id=order_id), _settled)
+    row = await reader.one(lambda session: session.payment_by_order(order_id), _settled)
     return view_of(row) if row is not None else None

@@ -10,10 +10,17 @@ from typing import Any
 
 import asyncpg
 
+from service.commands import ReplayDeadEvents
+from service.commands.outbox_operations import ReplayedEvent, replay_dead_events
+from service.db.pool import create_pool
+from service.db.reader import ReadSession
 from service.db.sql import load_queries
+from service.db.unit_of_work import UnitOfWork
 from service.domain.rules import PaymentStatus
 from service.outbox import RelayHandle, start_relay
-from service.settings import Settings
+from service.queries.outbox_health import OutboxStatus
+from service.queries.outbox_health import outbox_status as read_outbox_status
+from service.settings import DatabaseSettings, Settings
 from tests.support.payments import insert_processing, settle
 from tests.support.settings import make_settings
 from tests.support.sql import load_test_queries
@@ -126,3 +133,19 @@ async def running_relay(url: str, settings: Settings, **options: Any) -> AsyncIt
         yield handle
     finally:
         await handle.stop()
+
+
+async def outbox_status(conn: asyncpg.Connection) -> OutboxStatus:
+    """The operators' summary of the outbox, as `payments outbox status` reads it."""
+    return await read_outbox_status(ReadSession(conn, load_queries()))
+
+
+async def replay_dead(database_url: str, **filters: Any) -> list[ReplayedEvent]:
+    """An operator's replay of dead events, through the write side's command."""
+    pool = await create_pool(database_url, DatabaseSettings(pool_min_size=1, pool_max_size=1))
+    try:
+        return await replay_dead_events(
+            ReplayDeadEvents(**filters), UnitOfWork(pool, load_queries())
+        )
+    finally:
+        await pool.close()

@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from service.commands.charging import charge_request, settlement_of
 from service.commands.messages import ReconcileStuckPayments
-from service.commands.settlement import settlement_of
 from service.db.session import Session
 from service.db.unit_of_work import UnitOfWork
 from service.domain.model import Payment
-from service.gateway import GatewayDecision, GatewayOutcome, PaymentGateway
+from service.gateway import ChargeDecision, ChargeOutcome, PaymentGateway
 from service.metrics import MANUAL_REVIEW, PAYMENTS_RECONCILED
 
 log = logging.getLogger(__name__)
+# The webhooks of what the reconciler settles carry this in place of an API call's id.
+RECONCILER_REQUEST_ID = "reconciler"
 
 
 async def reconcile_stuck_payments(
@@ -24,9 +26,10 @@ async def reconcile_stuck_payments(
     The claim is a lease: no other reconciler asks about the claimed payments until it
     ends, and this one stops asking when it does (the rest wait for the next claim).
     No lock is held while the gateway is asked: settling only applies to a payment
-    still PROCESSING under the attempt asked about, so a gateway callback settling it
-    meanwhile simply wins, and an answer about an attempt a retry has superseded since
-    (settled by a callback, then retried) changes nothing: the new attempt is its own.
+    still PROCESSING under the charge attempt asked about, so a gateway callback
+    settling it meanwhile simply wins, and an answer about an attempt a retry has
+    superseded since (settled by a callback, then retried) changes nothing: the new
+    attempt is its own.
     """
     loop = asyncio.get_running_loop()
     # Measured before the claim, so this side's lease ends before the database's.
@@ -41,11 +44,11 @@ async def reconcile_stuck_payments(
             log.warning("reconciler lease ended; %d payments wait for the next round", asked)
             break
         decision = await _ask(gateway, payment, lease_ends)
-        async with uow.connection() as session:
-            if decision.outcome is GatewayOutcome.PENDING:
+        if decision.outcome is ChargeOutcome.PROCESSING:
+            async with uow.connection() as session:
                 await _flag_if_overdue(session, payment, command.manual_review_after_seconds)
-                continue
-            result = await session.settle(settlement_of(payment, decision, "reconciler"))
+            continue
+        [result] = await uow.settle([settlement_of(payment, decision, RECONCILER_REQUEST_ID)])
         if result is not None:
             log.info("reconciled payment %s as %s", payment.id, result.status)
             PAYMENTS_RECONCILED.labels(result.status.lower()).inc()
@@ -55,14 +58,14 @@ async def reconcile_stuck_payments(
     return settled
 
 
-async def _ask(gateway: PaymentGateway, payment: Payment, lease_ends: float) -> GatewayDecision:
-    """The gateway's decision; PENDING when it gave none (error, time limit, lease over)."""
+async def _ask(gateway: PaymentGateway, payment: Payment, lease_ends: float) -> ChargeDecision:
+    """The gateway's decision; PROCESSING when it gave none (error, time limit, lease over)."""
     try:
         async with asyncio.timeout_at(lease_ends):
-            return await gateway.status(payment.transaction_id, payment.order_id, payment.amount)
+            return await gateway.charge_status(charge_request(payment))
     except Exception as exc:
         log.warning("gateway status failed for payment %s: %r", payment.id, exc)
-        return GatewayDecision.PENDING
+        return ChargeDecision.PROCESSING
 
 
 async def _flag_if_overdue(session: Session, payment: Payment, after_seconds: float) -> None:

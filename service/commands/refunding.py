@@ -1,4 +1,9 @@
-"""RefundPayment: full refunds of COMPLETED payments, exactly once."""
+"""RefundPayment: full refunds of COMPLETED payments, exactly once.
+
+One statement today: REFUNDED, the refund row and the order webhook together. A refund is
+a charge in the other direction; through a real gateway it takes charging's shape (commit
+the refund PENDING, ask the gateway, settle it with the webhook).
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from service.domain.rules import (
     refund_refusal,
 )
 from service.metrics import REFUNDS
+from service.request_context import current_request_id
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +33,7 @@ async def refund_payment(command: RefundPayment, uow: UnitOfWork) -> Refund:
         # (not found, not refundable, or the amount) is looked up.
         if amount is None or could_be_a_payment_amount(amount):
             # One statement: REFUNDED, the refund row and the outbox row, or nothing.
-            refund = await session.refund(command.payment_id, amount, reason, command.request_id)
+            refund = await session.refund(command.payment_id, amount, reason, current_request_id())
             if refund is not None:
                 REFUNDS.inc()
                 log.info(

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from service.commands.charging import settlement_of
 from service.commands.messages import ApplyGatewayEvent
-from service.commands.settlement import settlement_of
 from service.db.unit_of_work import UnitOfWork
 from service.domain.errors import PaymentNotFound
 from service.domain.model import Payment
@@ -12,13 +12,14 @@ from service.domain.rules import (
     gateway_outcome_applies,
     superseded_attempt_applies,
 )
-from service.gateway import GatewayDecision
+from service.gateway import ChargeDecision
 from service.metrics import GATEWAY_CALLBACKS
+from service.request_context import current_request_id
 
 REPORTED_STATUS = {"completed": PaymentStatus.COMPLETED, "failed": PaymentStatus.FAILED}
 # A callback says only "failed": the decline gets the generic code (card_declined,
 # service/domain/failures.py) and its message.
-REPORTED_DECISION = {"completed": GatewayDecision.APPROVED, "failed": GatewayDecision.DECLINED}
+REPORTED_DECISION = {"completed": ChargeDecision.APPROVED, "failed": ChargeDecision.DECLINED}
 
 
 async def apply_gateway_event(command: ApplyGatewayEvent, uow: UnitOfWork) -> Payment:
@@ -55,8 +56,8 @@ async def apply_gateway_event(command: ApplyGatewayEvent, uow: UnitOfWork) -> Pa
             GATEWAY_CALLBACKS.labels("unchanged").inc()
             return payment
         decision = REPORTED_DECISION[command.status]
-        settled = await session.settle(settlement_of(payment, decision, command.request_id))
+        settlement = settlement_of(payment, decision, current_request_id())
+        [settled] = await session.settle_many([settlement])
     # The row lock held since the lookup above guarantees the settlement applied.
-    assert settled is not None
     GATEWAY_CALLBACKS.labels("applied").inc()
     return settled
