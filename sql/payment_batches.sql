@@ -26,8 +26,7 @@ WITH item AS (
       FROM item
      ORDER BY order_id, n
     ON CONFLICT (order_id) DO NOTHING
-    RETURNING id, order_id, amount, currency, status, payment_method, transaction_id,
-              created_at, updated_at, failure_code, failure_message
+    RETURNING *
 ), attempted AS (
     INSERT INTO payment_attempts (payment_id, transaction_id, created_at)
     SELECT id, transaction_id, created_at
@@ -75,10 +74,7 @@ WITH decided AS (
      WHERE payments.id = decided.id
        AND payments.transaction_id = decided.transaction_id
        AND payments.status = ANY(CAST(:from_statuses AS text[]))
- RETURNING decided.request_id, payments.id, payments.order_id, payments.amount, payments.currency,
-           payments.status, payments.payment_method, payments.transaction_id,
-           payments.created_at, payments.updated_at, payments.failure_code,
-           payments.failure_message
+ RETURNING decided.request_id, payments.*
 ), ended AS (
     UPDATE payment_attempts
        SET status = settled.status, failure_code = settled.failure_code, settled_at = now()
@@ -97,7 +93,6 @@ SELECT settled.*
 -- name: find_payments(payment_ids)
 -- The payments as the write side sees them (no refunds), by id: how a batch reports
 -- the items someone else settled first, and a refused change explains itself.
-SELECT id, order_id, amount, currency, status, payment_method, transaction_id,
-       created_at, updated_at, failure_code, failure_message
+SELECT *
   FROM payments
  WHERE id = ANY(CAST(:payment_ids AS bigint[]));

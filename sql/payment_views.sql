@@ -1,5 +1,5 @@
 -- Read side: the payment resource as clients see it, refunds included
--- (view `payment_resource`, migrations/0003). Never used by the write side.
+-- (view `payment_resource`, migrations/0020). Never used by the write side.
 
 -- name: payment_by_id(payment_id)^
 -- One payment with its refunds (a JSON array, oldest first).

@@ -17,8 +17,7 @@ WITH retried AS (
            failure_message = NULL, reconcile_checked_at = NULL, manual_review_since = NULL,
            updated_at = now()
      WHERE id = :payment_id AND status = ANY(CAST(:from_statuses AS text[]))
- RETURNING id, order_id, amount, currency, status, payment_method, transaction_id,
-           created_at, updated_at, failure_code, failure_message
+ RETURNING *
 ), attempted AS (
     INSERT INTO payment_attempts (payment_id, transaction_id, created_at)
     SELECT id, transaction_id, updated_at
@@ -37,9 +36,7 @@ SELECT * FROM retried;
 -- A gateway callback's payment, locked until its transaction ends, found by any of its
 -- attempts' transaction ids, with how that attempt stands (attempt_status): a callback
 -- may name an attempt a retry has superseded since.
-SELECT p.id, p.order_id, p.amount, p.currency, p.status, p.payment_method, p.transaction_id,
-       p.created_at, p.updated_at, p.failure_code, p.failure_message,
-       a.status AS attempt_status
+SELECT p.*, a.status AS attempt_status
   FROM payment_attempts a
   JOIN payments p ON p.id = a.payment_id
  WHERE a.transaction_id = :transaction_id
@@ -69,9 +66,7 @@ UPDATE payments
    SET reconcile_checked_at = now()
   FROM claimed
  WHERE payments.id = claimed.id
-RETURNING payments.id, payments.order_id, payments.amount, payments.currency, payments.status,
-          payments.payment_method, payments.transaction_id, payments.created_at,
-          payments.updated_at, payments.failure_code, payments.failure_message;
+RETURNING payments.*;
 
 -- name: flag_for_manual_review(payment_id, older_than_seconds)$
 -- Flags a payment the gateway has not settled after older_than_seconds PROCESSING,

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from service.db.array_codecs import register_builtin_arrays
+from service.db.codecs import prepare_connection
 from service.settings import DatabaseSettings
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ async def connect(url: str, settings: DatabaseSettings, **options: Any) -> async
     connection: asyncpg.Connection = await asyncpg.connect(
         url, **connect_options(settings), **options
     )
-    await register_builtin_arrays(connection)
+    await prepare_connection(connection)
     return connection
 
 
@@ -121,7 +121,7 @@ async def create_pool(
         # answer costs a request this long and a 503, never a hang.
         timeout=settings.command_timeout,
         reset=_keep_session,
-        init=register_builtin_arrays,
+        init=prepare_connection,
         server_settings=session,
         **connect_options(settings),
     )

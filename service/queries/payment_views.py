@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
-
 from service.db.queries import Row
 from service.db.reader import Reader
 from service.db.rows import row_as
@@ -21,9 +19,8 @@ class PaymentView(Payment, frozen=True):
 
 
 def view_of(row: Any) -> PaymentView:
-    # The view renders refunds and attempts as JSON arrays (asyncpg hands them over as text).
-    arrays = {name: msgspec.json.decode(row[name]) for name in ("refunds", "attempts")}
-    return row_as({**row, **arrays}, PaymentView)
+    # The view renders refunds and attempts as JSON arrays, which arrive decoded.
+    return row_as(row, PaymentView)
 
 
 def _is_bigint_id(value: int) -> bool:

@@ -1,4 +1,11 @@
-"""Arrays of built-in types, decoded without asking the server first.
+"""What every new connection is told up front: the arrays of built-in types (decoded
+without asking the server first), and JSON read and written by msgspec.
+
+json and jsonb values arrive as the Python values they hold (a payment's metadata, the
+read side's refunds and charge attempts), decoded once, where asyncpg would hand over
+their text for every reader to decode again.
+
+Arrays of built-in types:
 
 asyncpg knows text[] and oid[] from the start; for any other array (bigint[],
 numeric[], uuid[], ...) a new connection first runs a type introspection query,
@@ -8,7 +15,7 @@ service binds such arrays in most of its statements, and PostgreSQL fixes these 
 OIDs, so each new connection is told them up front.
 
 This leans on asyncpg internals: the protocol settings' `register_data_types` and the
-shape of an introspection row. tests/test_array_codecs.py fails loudly when an
+shape of an introspection row. tests/test_codecs.py fails loudly when an
 upgrade changes either.
 """
 
@@ -17,6 +24,7 @@ from __future__ import annotations
 from typing import Any
 
 import asyncpg
+import msgspec
 
 # Array type OID: its element type's OID and name (PostgreSQL's pg_type.dat).
 BUILTIN_ARRAYS: dict[int, tuple[int, str]] = {
@@ -56,3 +64,22 @@ ROWS = [_introspection_row(oid, *element) for oid, element in BUILTIN_ARRAYS.ite
 async def register_builtin_arrays(connection: asyncpg.Connection) -> None:
     """asyncpg's `init` hook: this connection decodes the arrays above without asking."""
     connection._protocol.get_settings().register_data_types(ROWS)  # type: ignore[attr-defined]
+
+
+def _json_text(value: Any) -> str:
+    return msgspec.json.encode(value).decode()
+
+
+async def prepare_connection(connection: asyncpg.Connection) -> None:
+    """asyncpg's `init` hook of every connection of the service: the arrays above, and
+    JSON through msgspec (built-in types: no introspection either)."""
+    for name in ("json", "jsonb"):
+        await connection.set_type_codec(
+            name,
+            schema="pg_catalog",
+            encoder=_json_text,
+            decoder=msgspec.json.decode,
+            format="text",
+        )
+    # Last: setting a codec forgets the data types registered before it.
+    await register_builtin_arrays(connection)

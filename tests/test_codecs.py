@@ -1,6 +1,7 @@
 """New connections bind and decode arrays of built-in types without a type
-introspection query (service/db/array_codecs.py leans on asyncpg internals: an
-upgrade that changes them must fail here, not slow every new connection again)."""
+introspection query (service/db/codecs.py leans on asyncpg internals: an
+upgrade that changes them must fail here, not slow every new connection again), and
+read and write JSON as the values it holds."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from service.db.array_codecs import BUILTIN_ARRAYS, register_builtin_arrays
+from service.db.codecs import BUILTIN_ARRAYS, prepare_connection, register_builtin_arrays
 from service.db.pool import connect, create_pool
 from service.settings import DatabaseSettings
 
@@ -72,5 +73,17 @@ async def test_the_pool_and_the_cli_connections_are_registered(database_url: str
     connection = await connect(database_url, settings)
     try:
         assert await introspections(connection, "bigint[]") == []
+    finally:
+        await connection.close()
+
+
+async def test_json_comes_and_goes_as_the_values_it_holds(database_url: str) -> None:
+    connection = await asyncpg.connect(database_url)
+    try:
+        await prepare_connection(connection)
+        value = {"a": [1, "x", None], "b": {"c": True}}
+        assert await connection.fetchval("SELECT $1::jsonb", value) == value
+        assert await connection.fetchval("SELECT json_build_object('k', 1.5)") == {"k": 1.5}
+        assert await introspections(connection, "uuid[]") == []
     finally:
         await connection.close()
