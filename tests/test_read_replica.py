@@ -19,7 +19,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from service.db.pool import BoundedPool
-from service.db.reader import Reader
+from service.db.reader import Reader, ReadSession
 from service.db.replica_probe import ReplicaProbe
 from service.db.sql import load_queries
 from service.settings import ConfigError, load_settings
@@ -135,12 +135,17 @@ async def test_reads_are_served_by_the_standby(database_url: str, standby: Stand
         assert reader.source == "replica"
 
         # The connection that served each kind of read is the standby's.
-        assert await reader.one(lambda q, conn: checks.in_recovery(conn)) is True
-        rows = await reader.many(lambda q, conn: checks.in_recovery_rows(conn))
+        assert await reader.one(lambda session: checks.in_recovery(session.connection)) is True
+
+        async def in_recovery_rows(session: ReadSession) -> list[asyncpg.Record]:
+            return [row async for row in checks.in_recovery_rows(session.connection)]
+
+        rows = await reader.many(in_recovery_rows)
         assert [row["in_recovery"] for row in rows] == [True]
 
         # A row the standby lacks is asked of the primary, which is not in recovery.
-        assert await reader.one(lambda q, conn: checks.in_recovery_unless_standby(conn)) is False
+        unless_standby = checks.in_recovery_unless_standby
+        assert await reader.one(lambda session: unless_standby(session.connection)) is False
     finally:
         await replica.close()
         await primary.close()
@@ -171,12 +176,11 @@ async def test_a_value_no_server_can_take_is_an_error_of_its_own_not_of_the_stan
         before = reads("primary"), fallbacks("failed")
         # asyncpg cannot encode it (an id past bigint) ...
         with pytest.raises(asyncpg.DataError):
-            await reader.one(lambda q, conn: q.payment_by_id(conn, payment_id=2**63))
+            await reader.one(lambda session: session.payment_by_id(2**63))
         # ... and PostgreSQL cannot store it (text holds no NUL).
         with pytest.raises(asyncpg.DataError):
             await reader.many(
-                lambda q, conn: q.list_payments(
-                    conn,
+                lambda session: session.list_payments(
                     status="\x00",
                     created_gte=None,
                     created_lt=None,
