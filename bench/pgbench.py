@@ -2,8 +2,9 @@
 
 `insert_processing_many` and `settle_payments` (a create alone in its group commit) are read
 from sql/payment_batches.sql with aiosql's "sqlite3" driver, which keeps the `:name`
-placeholders; each becomes a one-element array of a pgbench variable (settle's payment id is
-the id insert returned, by `\\gset`). `-M prepared` binds them as asyncpg does; each statement
+placeholders; insert's items become a JSON array of one payment built from pgbench
+variables, settle's arrays one-element arrays (its payment id is the id insert returned,
+by `\\gset`). `-M prepared` binds them as asyncpg does; each statement
 is its own autocommit transaction, as in the service; one script run, one payment.
 """
 
@@ -19,9 +20,12 @@ from service.db.embedded import bin_dir
 from service.db.sql import SQL_DIR
 
 PLACEHOLDER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")  # `:name`, not a `::type` cast
-INSERT = {"order_ids": "ARRAY[:order_id]", "amounts": "ARRAY[:amount]", "currencies": "'{JPY}'"}
-# Without an Idempotency-Key, as the load phases send them.
-INSERT |= dict.fromkeys(("key_callers", "key_endpoints", "key_names", "key_tokens"), "'{NULL}'")
+# One item, without an Idempotency-Key, as the load phases send them.
+INSERT = {
+    "items": "jsonb_build_array(jsonb_build_object('payment', jsonb_build_object("
+    "'order_id', CAST(:order_id AS bigint), 'amount', CAST(:amount AS numeric), "
+    "'currency', 'JPY')))"
+}
 SETTLE = {"payment_ids": "ARRAY[:p_id]", "statuses": "'{COMPLETED}'", "request_ids": "'{bench}'"}
 SETTLE |= {"from_statuses": "'{PROCESSING}'"}  # the compare-and-set's sources of COMPLETED
 # The attempt settled is the one insert started; an approval has no failure.

@@ -4,22 +4,25 @@
 -- settle_payments settles every payment, one or many: creates, retries
 -- (service/commands/retry_payment.py), gateway callbacks and the reconciler.
 
--- name: insert_processing_many(order_ids, amounts, currencies, key_callers, key_endpoints, key_names, key_tokens)
+-- name: insert_processing_many(items)
 -- Step 1 for many orders at once: record each payment as PROCESSING, with its first
--- attempt (payment_attempts). Returns a row per payment created; an order that
--- already has a payment (any status) returns none, and of two items naming one order
--- the first is created. Rows go in by order_id so that two batches naming the same
--- orders wait for each other in one order instead of deadlocking.
--- An item created under an Idempotency-Key claim (key_*, NULL without one) is recorded
+-- charge attempt (payment_attempts). `items` is a JSON array, one object per payment:
+-- {"payment": {its columns as the client gave them: order_id, amount, ...}, "key_caller",
+-- "key_endpoint", "key_name", "key_token"}. Returns a row per payment created; an order
+-- that already has a payment (any status) returns none, and of two items naming one
+-- order the first is created. Rows go in by order_id so that two batches naming the
+-- same orders wait for each other in one order instead of deadlocking.
+-- An item created under an Idempotency-Key claim (key_*, null without one) is recorded
 -- on that key in the same statement: no crash can leave a payment its key does not
 -- know of, so a retry of the request answers with the payment, never "duplicate order".
+-- The payment's columns are read as the table types them (jsonb_populate_record): a
+-- column a client gives is named here once, in the INSERT.
 WITH item AS (
-    SELECT *
-      FROM unnest(CAST(:order_ids AS bigint[]), CAST(:amounts AS numeric[]),
-                  CAST(:currencies AS text[]), CAST(:key_callers AS text[]),
-                  CAST(:key_endpoints AS text[]), CAST(:key_names AS text[]),
-                  CAST(:key_tokens AS uuid[]))
-           WITH ORDINALITY AS item(order_id, amount, currency, caller, endpoint, key, token, n)
+    SELECT p.*, e.n,
+           e.item->>'key_caller' AS caller, e.item->>'key_endpoint' AS endpoint,
+           e.item->>'key_name' AS key, CAST(e.item->>'key_token' AS uuid) AS token
+      FROM jsonb_array_elements(CAST(:items AS jsonb)) WITH ORDINALITY AS e(item, n)
+     CROSS JOIN LATERAL jsonb_populate_record(NULL::payments, e.item->'payment') AS p
 ), created AS (
     INSERT INTO payments (order_id, amount, currency, status)
     SELECT order_id, amount, currency, 'PROCESSING'

@@ -83,7 +83,12 @@ async def test_json_comes_and_goes_as_the_values_it_holds(database_url: str) -> 
         await prepare_connection(connection)
         value = {"a": [1, "x", None], "b": {"c": True}}
         assert await connection.fetchval("SELECT $1::jsonb", value) == value
-        assert await connection.fetchval("SELECT json_build_object('k', 1.5)") == {"k": 1.5}
+        # Fractions come back exact, as numeric holds them: never a binary float.
+        exact = await connection.fetchval("SELECT json_build_object('k', 0.1)")
+        assert exact == {"k": Decimal("0.1")} and isinstance(exact["k"], Decimal)
+        assert await connection.fetchval("SELECT $1::jsonb", {"a": Decimal("1.10")}) == {
+            "a": Decimal("1.10")
+        }
         assert await introspections(connection, "uuid[]") == []
     finally:
         await connection.close()

@@ -21,8 +21,11 @@ import httpx
 import pytest
 
 from service.api.dependencies import WriteSide
+from service.commands import CreatePayment
+from service.db.codecs import prepare_connection
 from service.db.session import KeyClaim, NewPayment, Session
 from service.db.sql import load_queries
+from service.domain.model import Yen
 from service.domain.rules import PaymentStatus
 from service.gateway import ChargeDecision, ChargeRequest, PaymentGateway
 from tests.support.order_stub import OrderServiceStub
@@ -406,16 +409,17 @@ async def test_the_statement_that_creates_payments_records_them_on_their_key(
     db: asyncpg.Connection,
 ) -> None:
     # No later statement to be lost to a crash: once a payment exists, its key knows it.
+    await prepare_connection(db)  # as the service's connections are
     single, batch, stale = [await claimed(db, key) for key in ("single", "batch", "stale")]
     taken_over = stale._replace(token=uuid4())  # the claim of an attempt whose lock ran out
     created = await Session(db, load_queries()).insert_processing_many(
         [
-            NewPayment(1, Decimal(1000), "JPY", single),
-            NewPayment(2, Decimal(1000), "JPY", batch),
-            NewPayment(3, Decimal(1000), "JPY", batch),
-            NewPayment(4, Decimal(1000), "JPY"),
-            NewPayment(1, Decimal(2000), "JPY", stale),  # the order is paid: not created
-            NewPayment(5, Decimal(1000), "JPY", taken_over),
+            NewPayment(CreatePayment(1, Yen(1000)), single),
+            NewPayment(CreatePayment(2, Yen(1000)), batch),
+            NewPayment(CreatePayment(3, Yen(1000)), batch),
+            NewPayment(CreatePayment(4, Yen(1000))),
+            NewPayment(CreatePayment(1, Yen(2000)), stale),  # the order is paid: not created
+            NewPayment(CreatePayment(5, Yen(1000)), taken_over),
         ]
     )
     ids = {payment.order_id: payment.id for payment in created}
@@ -430,8 +434,9 @@ async def test_the_statement_that_creates_payments_records_them_on_their_key(
 async def test_the_statement_that_retries_a_payment_records_it_on_the_key(
     db: asyncpg.Connection,
 ) -> None:
+    await prepare_connection(db)  # as the service's connections are
     [payment] = await Session(db, load_queries()).insert_processing_many(
-        [NewPayment(7, Decimal(1000), "JPY")]
+        [NewPayment(CreatePayment(7, Yen(1000)))]
     )
     await settle(db, payment.id, payment.transaction_id, PaymentStatus.FAILED)
     key = await claimed(db, "retry")

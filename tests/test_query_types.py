@@ -58,14 +58,7 @@ async def test_keyword_parameters_reach_the_statement_in_their_places(database_u
     connection = await asyncpg.connect(database_url)
     try:
         rows = queries.insert_processing_many(
-            connection,
-            key_tokens=[None],
-            currencies=["JPY"],
-            key_names=[None],
-            amounts=[1234],
-            key_callers=[None],
-            order_ids=[77],
-            key_endpoints=[None],
+            connection, items='[{"payment": {"order_id": 77, "amount": 1234, "currency": "JPY"}}]'
         )
         [row] = [row async for row in rows]
         settled = queries.settle_payments(

@@ -21,7 +21,8 @@ from tests.support.paths import PROJECT_ROOT
 
 README = PROJECT_ROOT / "README.md"
 HEADING = "### Sharding (plan)"
-SHARD_KEY_PARAMETERS = {"order_id", "order_ids"}
+# insert_processing_many's `items`: each is a payment with its order_id, routed by it.
+SHARD_KEY_PARAMETERS = {"order_id", "order_ids", "items"}
 # `:order_id IS NULL` or `CAST(:order_id AS bigint) IS NULL`: the key is optional there.
 OPTIONAL_KEY = re.compile(r":order_ids?\b(?:\s+AS\s+\w+(?:\[\])?\))?\s+IS\s+NULL", re.IGNORECASE)
 # One entry of the plan's list: `- **Route**: ...`, continued on indented lines.

@@ -28,7 +28,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import NamedTuple
+
+import msgspec
 
 from service.commands.messages import CreatePayment, CreatePayments, RetryPayment
 from service.db.session import KeyClaim, NewPayment, Settlement
@@ -103,13 +106,14 @@ async def create_payments(
         elif item.order_id in earlier:
             results[index] = _as_it_stands(earlier[item.order_id])
         else:
-            new.append((index, NewPayment(item.order_id, amount, item.currency, claim)))
+            checked = msgspec.structs.replace(item, amount=amount)
+            new.append((index, NewPayment(checked, claim)))
 
     created = await uow.insert_processing([payment for _, payment in new]) if new else []
     started: list[tuple[int, Payment]] = []
     for (index, asked), payment in zip(new, created, strict=True):
         if payment is None:
-            results[index] = _duplicate(asked.order_id)
+            results[index] = _duplicate(asked.payment.order_id)
         else:
             started.append((index, payment))
     charged = await _charge([payment for _, payment in started], uow, gateway)
@@ -148,13 +152,12 @@ async def retry_payment(
 
 
 def charge_request(payment: Payment) -> ChargeRequest:
-    """What the gateway is asked about the payment's latest charge attempt."""
-    return ChargeRequest(
-        transaction_id=payment.transaction_id,
-        payment_id=payment.id,
-        order_id=payment.order_id,
-        amount=payment.amount,
-    )
+    """What the gateway is asked about the payment's latest charge attempt: the payment's
+    fields the request has, by name."""
+    fields = msgspec.structs.asdict(payment)
+    # The gateway takes a plain Decimal: Yen is the API's way of writing one.
+    fields.update(payment_id=payment.id, amount=Decimal(payment.amount))
+    return msgspec.convert(fields, ChargeRequest)
 
 
 def settlement_of(payment: Payment, decision: ChargeDecision, request_id: str | None) -> Settlement:

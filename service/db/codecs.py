@@ -3,7 +3,8 @@ without asking the server first), and JSON read and written by msgspec.
 
 json and jsonb values arrive as the Python values they hold (a payment's metadata, the
 read side's refunds and charge attempts), decoded once, where asyncpg would hand over
-their text for every reader to decode again.
+their text for every reader to decode again; and a value bound to a json or jsonb
+parameter is written by msgspec (Structs included, amounts as exact numbers).
 
 Arrays of built-in types:
 
@@ -21,6 +22,7 @@ upgrade changes either.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -66,8 +68,23 @@ async def register_builtin_arrays(connection: asyncpg.Connection) -> None:
     connection._protocol.get_settings().register_data_types(ROWS)  # type: ignore[attr-defined]
 
 
+def _exact(value: object) -> Decimal:
+    if isinstance(value, Decimal):  # an amount of a Decimal type of its own (Yen)
+        return Decimal(value)
+    raise NotImplementedError(f"no JSON for {type(value).__name__}")
+
+
+# Amounts as JSON numbers (msgspec writes a Decimal as a string by default): PostgreSQL
+# reads a JSON number exactly, as numeric.
+_ENCODER = msgspec.json.Encoder(decimal_format="number", enc_hook=_exact)
+
+
 def _json_text(value: Any) -> str:
-    return msgspec.json.encode(value).decode()
+    return _ENCODER.encode(value).decode()
+
+
+# Fractions as exact Decimals, as numeric holds them (an amount is never a binary float).
+_DECODER = msgspec.json.Decoder(float_hook=Decimal)
 
 
 async def prepare_connection(connection: asyncpg.Connection) -> None:
@@ -78,7 +95,7 @@ async def prepare_connection(connection: asyncpg.Connection) -> None:
             name,
             schema="pg_catalog",
             encoder=_json_text,
-            decoder=msgspec.json.decode,
+            decoder=_DECODER.decode,
             format="text",
         )
     # Last: setting a codec forgets the data types registered before it.

@@ -11,7 +11,7 @@ command's status text, `<!` the returned value, none a stream of rows.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Protocol, TypeAlias
@@ -77,16 +77,7 @@ class PaymentBatchQueries(Protocol):
     """sql/payment_batches.sql: a batch of creates, one statement per step."""
 
     def insert_processing_many(
-        self,
-        conn: Executor,
-        *,
-        order_ids: Sequence[int],
-        amounts: Sequence[Decimal],
-        currencies: Sequence[str],
-        key_callers: Sequence[str | None],
-        key_endpoints: Sequence[str | None],
-        key_names: Sequence[str | None],
-        key_tokens: Sequence[UUID | None],
+        self, conn: Executor, *, items: Sequence[Mapping[str, object]]
     ) -> Rows: ...
     def settle_payments(
         self,

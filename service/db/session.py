@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, NamedTuple, TypeAlias
+from typing import TYPE_CHECKING, NamedTuple, Protocol, TypeAlias
 from uuid import UUID
 
 import asyncpg
@@ -49,6 +49,8 @@ class KeyClaim(NamedTuple):
 
 
 KeyFields: TypeAlias = tuple[str | None, str | None, str | None, UUID | None]
+# How insert_processing_many's items name a claim's fields.
+KEY_ITEM_FIELDS = ("key_caller", "key_endpoint", "key_name", "key_token")
 
 
 def _key_fields(claim: KeyClaim | None) -> KeyFields:
@@ -58,12 +60,18 @@ def _key_fields(claim: KeyClaim | None) -> KeyFields:
     return (claim.caller, claim.endpoint, claim.key, claim.token)
 
 
-class NewPayment(NamedTuple):
-    """A payment to create PROCESSING (under the request's key claim, if any)."""
+class PaymentColumns(Protocol):
+    """A payment as its client asked for it, checked: a Struct whose fields are columns of
+    payments (order_id, amount, currency, ...), stored by name (sql/payment_batches.sql)."""
 
-    order_id: int
-    amount: Decimal
-    currency: str
+    @property
+    def order_id(self) -> int: ...
+
+
+class NewPayment(NamedTuple):
+    """A payment to create PROCESSING, under the request's key claim, if any."""
+
+    payment: PaymentColumns
     claim: KeyClaim | None = None
 
 
@@ -101,17 +109,12 @@ class Session:
 
     async def insert_processing_many(self, payments: Sequence[NewPayment]) -> list[Payment]:
         """The new PROCESSING payments; an order that already has one gets none."""
-        keys = [_key_fields(payment.claim) for payment in payments]
-        rows = self._sql.insert_processing_many(
-            self.connection,
-            order_ids=[payment.order_id for payment in payments],
-            amounts=[payment.amount for payment in payments],
-            currencies=[payment.currency for payment in payments],
-            key_callers=[key[0] for key in keys],
-            key_endpoints=[key[1] for key in keys],
-            key_names=[key[2] for key in keys],
-            key_tokens=[key[3] for key in keys],
-        )
+        items = [
+            dict(zip(KEY_ITEM_FIELDS, _key_fields(new.claim), strict=True), payment=new.payment)
+            for new in payments
+        ]
+        # Bound as jsonb: the connection writes it (service/db/codecs.py).
+        rows = self._sql.insert_processing_many(self.connection, items=items)
         return [row_as(row, Payment) async for row in rows]
 
     async def start_retry(self, payment_id: int, claim: KeyClaim | None = None) -> Payment | None:

@@ -56,7 +56,7 @@ class UnitOfWork:
         async with self.connection() as session:
             created = {p.order_id: p for p in await session.insert_processing_many(group)}
         # Two creates of one order in one group: the first gets the payment, the other none.
-        return [created.pop(payment.order_id, None) for payment in group]
+        return [created.pop(new.payment.order_id, None) for new in group]
 
     async def _settle_group(self, group: list[Settlement]) -> list[Payment | None]:
         async with self.connection() as session:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from uuid import UUID
 
@@ -16,13 +17,8 @@ async def insert_processing(
     conn: asyncpg.Connection, order_id: int, amount: Decimal = Decimal(1000)
 ) -> asyncpg.Record:
     """A PROCESSING payment, as a create alone in its group commit inserts it."""
-    rows = load_queries().insert_processing_many(
-        conn,
-        order_ids=[order_id],
-        amounts=[amount],
-        currencies=["JPY"],
-        **{name: [None] for name in ("key_callers", "key_endpoints", "key_names", "key_tokens")},
-    )
+    payment = {"order_id": order_id, "amount": str(amount), "currency": "JPY"}
+    rows = load_queries().insert_processing_many(conn, items=json.dumps([{"payment": payment}]))
     [row] = [row async for row in rows]
     return row
 
