@@ -24,8 +24,8 @@ WITH item AS (
       FROM jsonb_array_elements(CAST(:items AS jsonb)) WITH ORDINALITY AS e(item, n)
      CROSS JOIN LATERAL jsonb_populate_record(NULL::payments, e.item->'payment') AS p
 ), created AS (
-    INSERT INTO payments (order_id, amount, currency, status)
-    SELECT order_id, amount, currency, 'PROCESSING'
+    INSERT INTO payments (order_id, amount, currency, metadata, status)
+    SELECT order_id, amount, currency, COALESCE(metadata, '{}'), 'PROCESSING'
       FROM item
      ORDER BY order_id, n
     ON CONFLICT (order_id) DO NOTHING

@@ -18,10 +18,11 @@ SELECT created_xid, id, created_xid < pg_snapshot_xmin(pg_current_snapshot()) AS
   FROM payments
  WHERE id = :payment_id;
 
--- name: list_payments(status, created_gte, created_lt, after_xid, after_id, max_rows)
+-- name: list_payments(status, created_gte, created_lt, metadata, after_xid, after_id, max_rows)
 -- A page of payments with their refunds, newest first, continuing after the place
 -- (after_xid, after_id) of a payment (payment_list_cursor; NULL for the first page);
--- each filter applies when given. Only payments of transactions older than every
+-- each filter applies when given (metadata: every key given with its value, exactly;
+-- index payments_metadata, migrations/0022). Only payments of transactions older than every
 -- transaction still running are listed, in (created_xid, id) order, newest first
 -- (migrations/0017): the id order, but for payments created at the same moment by
 -- concurrent transactions. A payment that commits late therefore sorts before every
@@ -41,6 +42,7 @@ WITH page AS (
             OR p.created_at >= CAST(:created_gte AS timestamptz))
        AND (CAST(:created_lt AS timestamptz) IS NULL
             OR p.created_at < CAST(:created_lt AS timestamptz))
+       AND (CAST(:metadata AS jsonb) IS NULL OR p.metadata @> CAST(:metadata AS jsonb))
      ORDER BY p.created_xid DESC, p.id DESC
      LIMIT :max_rows
 )

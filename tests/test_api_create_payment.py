@@ -43,6 +43,7 @@ PAYMENT_FIELDS = {
     "updated_at",
     "failure_code",
     "failure_message",
+    "metadata",  # CONTRACT.md, "Metadata": everywhere the payment is
 }
 
 

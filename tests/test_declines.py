@@ -15,6 +15,7 @@ import msgspec
 import pytest
 
 from service.commands.reconciliation import reconcile_stuck_payments
+from service.db.codecs import prepare_connection
 from service.db.migrate import migration_files
 from service.db.pool import BoundedPool
 from service.db.sql import load_queries
@@ -180,7 +181,7 @@ async def test_the_reconciler_stores_the_code_the_gateway_gives_for_a_stuck_paym
 ) -> None:
     row = await insert_processing(db, order_id=1, amount=Decimal(5001))
     await checks.age_payment(db, payment_id=row["id"], seconds=90)
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2, init=prepare_connection)
     try:
         gateway = SimulatedGateway(GatewaySettings(decline_codes=CODES))
         uow = UnitOfWork(BoundedPool(pool, acquire_timeout=5.0), sql)

@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from service.commands.reconciliation import reconcile_stuck_payments
+from service.db.codecs import prepare_connection
 from service.db.pool import BoundedPool
 from service.db.sql import load_queries
 from service.db.unit_of_work import UnitOfWork
@@ -263,7 +264,7 @@ async def test_a_crash_between_the_steps_of_a_retry_is_reconciled(
     # The retry's first step committed, then the process died before the gateway answered.
     started = await start_retry(db, payment_id)
     await checks.age_payment(db, payment_id=payment_id, seconds=90)
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2, init=prepare_connection)
     try:
         uow = UnitOfWork(BoundedPool(pool, acquire_timeout=5.0), sql)
         [settled] = await reconcile_stuck_payments(

@@ -159,6 +159,7 @@ async def test_the_previous_release_runs_its_core_calls_on_the_newest_schema(
                 status=None,
                 created_gte=None,
                 created_lt=None,
+                metadata=None,
                 after_xid=None,
                 after_id=None,
                 max_rows=10,

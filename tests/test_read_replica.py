@@ -184,6 +184,7 @@ async def test_a_value_no_server_can_take_is_an_error_of_its_own_not_of_the_stan
                     status="\x00",
                     created_gte=None,
                     created_lt=None,
+                    metadata=None,
                     after_xid=None,
                     after_id=None,
                     max_rows=1,

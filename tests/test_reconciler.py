@@ -22,6 +22,7 @@ from prometheus_client import REGISTRY
 
 from service.commands import ReconcileStuckPayments
 from service.commands.reconciliation import reconcile_stuck_payments
+from service.db.codecs import prepare_connection
 from service.db.pool import BoundedPool
 from service.db.sql import load_queries
 from service.db.unit_of_work import UnitOfWork
@@ -48,7 +49,7 @@ DECLINED = 4040
 
 @pytest.fixture
 async def uow(database_url: str) -> AsyncIterator[UnitOfWork]:
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4, init=prepare_connection)
     assert pool is not None
     yield UnitOfWork(BoundedPool(pool, acquire_timeout=5.0), load_queries())
     await pool.close()
@@ -281,7 +282,7 @@ async def test_running_the_reconciler_twice_settles_once(
 @pytest.fixture
 async def second_uow(database_url: str) -> AsyncIterator[UnitOfWork]:
     """Another process's unit of work: its own pool on the same database."""
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4, init=prepare_connection)
     assert pool is not None
     yield UnitOfWork(BoundedPool(pool, acquire_timeout=5.0), load_queries())
     await pool.close()

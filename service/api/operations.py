@@ -83,6 +83,34 @@ class PaymentsOperation(Operation):
             del responses[status]
 
 
+# The payments list's metadata filter, `metadata[KEY]=VALUE` (a deepObject parameter).
+METADATA_FILTER = Parameter(
+    name="metadata",
+    param_in=ParamType.QUERY,
+    required=False,
+    style="deepObject",
+    explode=True,
+    description=(
+        "`metadata[KEY]=VALUE`: only payments whose metadata has KEY with exactly VALUE "
+        "(case-sensitive); several combine. A KEY no metadata can have is a 400."
+    ),
+    schema=Schema(
+        type=OpenAPIType.OBJECT,
+        additional_properties=Schema(type=OpenAPIType.STRING),
+        examples=[{"customer": "c-4711"}],
+    ),
+)
+
+
+@dataclass
+class ListPaymentsOperation(PaymentsOperation):
+    """The payments list reads its metadata filters from the query itself."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.parameters = [*(self.parameters or []), METADATA_FILTER]
+
+
 @dataclass
 class IdempotentOperation(PaymentsOperation):
     """The create, batch and refund commands: IdempotencyMiddleware reads the header."""

@@ -1,15 +1,18 @@
-"""Ids and timestamps in paths and queries, taken as text and checked exactly, so that
-anything else is the contract's 400 (Litestar's lax conversions would take more)."""
+"""Ids, timestamps and metadata filters in paths and queries, taken as text and checked
+exactly, so that anything else is the contract's 400 (Litestar's lax conversions would
+take more)."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from litestar.exceptions import ValidationException
 from litestar.openapi.spec.enums import OpenAPIType
 from litestar.params import PathParameter
 
+from service.commands.messages import MAX_METADATA_KEY_LENGTH, METADATA_KEY
 from service.domain.rules import MAX_ORDER_ID
 
 # Taken as text so that a non-integer is the contract's 400 (parse_id), not a routing
@@ -62,3 +65,29 @@ def parse_timestamp(raw: str | None, name: str) -> datetime | None:
             f"{name} must fall within the years 1 to 9999 in UTC, not {raw[:40]!r}"
         ) from None
     raise ValidationException(f"{name} must be an RFC 3339 timestamp, not {raw[:40]!r}")
+
+
+# `metadata[KEY]=VALUE` of the payments list (CONTRACT.md, "Metadata").
+METADATA_FILTER = re.compile(r"metadata\[(?P<key>[^\]]*)\]")
+
+
+def parse_metadata_filter(query: Iterable[tuple[str, str]]) -> dict[str, str] | None:
+    """The `metadata[KEY]=VALUE` parameters of a query as {KEY: VALUE} (None when there are
+    none), or a 400 naming a key no metadata can have, or one given twice."""
+    wanted: dict[str, str] = {}
+    for name, value in query:
+        found = METADATA_FILTER.fullmatch(name)
+        if found is None:
+            if name.startswith("metadata"):
+                raise ValidationException(f"{name[:60]!r} is not a filter: use metadata[KEY]=VALUE")
+            continue
+        key = found["key"]
+        if not METADATA_KEY.fullmatch(key):
+            raise ValidationException(
+                f"metadata key {key[:60]!r} in a filter must be 1 to {MAX_METADATA_KEY_LENGTH} "
+                "characters of A-Z, a-z, 0-9, '_', '.', '-'"
+            )
+        if key in wanted:
+            raise ValidationException(f"metadata[{key}] is given twice")
+        wanted[key] = value
+    return wanted or None

@@ -22,8 +22,19 @@ from service.api.dependencies import ReadSide, WriteSide
 from service.api.idempotency import IdempotencyMiddleware, current_claim
 from service.api.nul_characters import check_json
 from service.api.openapi import COMMON_PROBLEMS, WRITE_PROBLEMS, problems
-from service.api.operations import IdempotentOperation, PaymentsOperation, RetryOperation
-from service.api.path_ids import PAYMENT_ID, TIMESTAMP, parse_id, parse_timestamp
+from service.api.operations import (
+    IdempotentOperation,
+    ListPaymentsOperation,
+    PaymentsOperation,
+    RetryOperation,
+)
+from service.api.path_ids import (
+    PAYMENT_ID,
+    TIMESTAMP,
+    parse_id,
+    parse_metadata_filter,
+    parse_timestamp,
+)
 from service.api.problems import domain_problem, http_problem
 from service.api.schemas import (
     BatchItemResult,
@@ -95,7 +106,7 @@ class PaymentController(PaymentsAPI):
     @get(
         "/",
         operation_id="listPayments",
-        operation_class=PaymentsOperation,
+        operation_class=ListPaymentsOperation,
         responses=problems(
             (400, "invalid-request", "a parameter is not what it must be"),
             (404, "payment-not-found", "starting_after names no payment"),
@@ -104,6 +115,7 @@ class PaymentController(PaymentsAPI):
     )
     async def by_filter(
         self,
+        request: Request[Any, Any, Any],
         read: NamedDependency[ReadSide],
         status: Annotated[
             PaymentStatus | None, Parameter(description="Only payments in this status.")
@@ -124,6 +136,9 @@ class PaymentController(PaymentsAPI):
     ) -> PaymentPage:
         """Payments newest first, with their refunds; filters combine.
 
+        `metadata[KEY]=VALUE` keeps the payments whose metadata has KEY with exactly
+        VALUE (case-sensitive); several combine.
+
         Keyset pages: pass the last id of a page as `starting_after` for the next one;
         `has_more` says whether there is one (a `starting_after` of no payment is a 404).
         A payment is listed once every transaction older than the one that created it
@@ -135,7 +150,8 @@ class PaymentController(PaymentsAPI):
         """
         since = parse_timestamp(created_gte, "created_gte")
         until = parse_timestamp(created_lt, "created_lt")
-        wanted = PaymentFilter(status, since, until, starting_after, limit)
+        metadata = parse_metadata_filter(request.query_params.multi_items())
+        wanted = PaymentFilter(status, since, until, metadata, starting_after, limit)
         return await list_payments(read.reader, wanted)
 
     @get(

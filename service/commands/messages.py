@@ -6,8 +6,9 @@ document and refuses unknown fields), so a field a client sends is declared once
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import msgspec
@@ -20,6 +21,49 @@ from service.domain.rules import MAX_ORDER_ID, MAX_REASON_LENGTH
 Id = Annotated[int, Meta(ge=1, le=MAX_ORDER_ID)]
 
 
+# Metadata (CONTRACT.md, "Metadata"): Stripe's limits, lengths in characters.
+MAX_METADATA_KEYS = 20
+MAX_METADATA_KEY_LENGTH = 40
+MAX_METADATA_VALUE_LENGTH = 500
+METADATA_KEY = re.compile(rf"[A-Za-z0-9_.-]{{1,{MAX_METADATA_KEY_LENGTH}}}")
+Metadata = Annotated[
+    dict[str, Any],
+    Meta(
+        description=(
+            f"Up to {MAX_METADATA_KEYS} keys of 1 to {MAX_METADATA_KEY_LENGTH} characters "
+            f"[A-Za-z0-9_.-], each with a string of up to {MAX_METADATA_VALUE_LENGTH} "
+            "characters; stored as given, returned with the payment, searchable."
+        ),
+        examples=[{"customer": "c-4711", "campaign": "winter"}],
+        extra_json_schema={
+            "maxProperties": MAX_METADATA_KEYS,
+            "propertyNames": {"pattern": f"^{METADATA_KEY.pattern}$"},
+            "additionalProperties": {"type": "string", "maxLength": MAX_METADATA_VALUE_LENGTH},
+        },
+    ),
+]
+
+
+def metadata_problem(metadata: dict[str, Any]) -> str | None:
+    """What is wrong with metadata, naming the key (or metadata itself); None if nothing."""
+    if len(metadata) > MAX_METADATA_KEYS:
+        return f"metadata may have at most {MAX_METADATA_KEYS} keys, not {len(metadata)}"
+    for key, value in metadata.items():
+        if not METADATA_KEY.fullmatch(key):
+            return (
+                f"metadata key {key[:60]!r} must be 1 to {MAX_METADATA_KEY_LENGTH} "
+                "characters of A-Z, a-z, 0-9, '_', '.', '-'"
+            )
+        if not isinstance(value, str):
+            return f"metadata[{key!r}] must be a string, not {type(value).__name__}"
+        if len(value) > MAX_METADATA_VALUE_LENGTH:
+            return (
+                f"metadata[{key!r}] must be at most {MAX_METADATA_VALUE_LENGTH} characters, "
+                f"not {len(value)}"
+            )
+    return None
+
+
 class CreatePayment(msgspec.Struct, frozen=True):
     """Pay one order: its one payment, charged through the design's sequence."""
 
@@ -29,6 +73,12 @@ class CreatePayment(msgspec.Struct, frozen=True):
         Meta(description="Whole yen, 100 to 1,000,000 (JPY has no minor unit).", examples=[89800]),
     ]
     currency: Literal["JPY"] = "JPY"
+    metadata: Metadata = {}
+
+    def __post_init__(self) -> None:
+        # Refused as the body's 400 (a batch entry's own), naming the key.
+        if (problem := metadata_problem(self.metadata)) is not None:
+            raise ValueError(problem)
 
 
 class CreatePayments(msgspec.Struct, frozen=True):

@@ -107,6 +107,7 @@ class ReadQueries(Protocol):
         status: str | None,
         created_gte: datetime | None,
         created_lt: datetime | None,
+        metadata: Mapping[str, str] | None,
         after_xid: int | None,
         after_id: int | None,
         max_rows: int,

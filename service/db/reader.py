@@ -23,7 +23,7 @@ the replica is stale by at most the lag bound (plus one probe interval).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -68,6 +68,7 @@ class ReadSession:
         status: str | None,
         created_gte: datetime | None,
         created_lt: datetime | None,
+        metadata: Mapping[str, str] | None,
         after_xid: int | None,
         after_id: int | None,
         max_rows: int,
@@ -77,6 +78,7 @@ class ReadSession:
             status=status,
             created_gte=created_gte,
             created_lt=created_lt,
+            metadata=metadata,
             after_xid=after_xid,
             after_id=after_id,
             max_rows=max_rows,

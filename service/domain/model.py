@@ -57,6 +57,8 @@ class Payment(msgspec.Struct, frozen=True):
     # Why it failed (service/domain/failures.py): set on a FAILED payment, null otherwise.
     failure_code: str | None
     failure_message: str | None
+    # The client's own keys and values, given on create (CONTRACT.md, "Metadata").
+    metadata: dict[str, str]
 
 
 class PaymentAttempt(msgspec.Struct, frozen=True):

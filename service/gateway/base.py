@@ -18,6 +18,8 @@ class ChargeRequest(msgspec.Struct, frozen=True):
     payment_id: int
     order_id: int
     amount: Decimal  # whole yen
+    # The payment's metadata, for the gateway to keep with the charge.
+    metadata: dict[str, str] = {}
 
 
 class ChargeOutcome(StrEnum):

@@ -19,6 +19,8 @@ class PaymentFilter(msgspec.Struct, frozen=True):
     status: PaymentStatus | None = None
     created_gte: datetime | None = None
     created_lt: datetime | None = None
+    # Every key with its value, exactly (None: any metadata).
+    metadata: dict[str, str] | None = None
     starting_after: int | None = None  # a payment id: the page continues after it
     limit: int = 20
 
@@ -70,6 +72,7 @@ async def _page(
         status=None if wanted.status is None else wanted.status.value,
         created_gte=wanted.created_gte,
         created_lt=wanted.created_lt,
+        metadata=wanted.metadata,
         after_xid=after_xid,
         after_id=after_id,
         # One more than asked: whether another page follows, without counting.
