@@ -25,7 +25,7 @@ GATEWAY_CALLBACKS = Counter(
 )
 WEBHOOK_ATTEMPTS = Counter(
     "payments_webhook_attempts_total",
-    "Order webhook attempts by outcome: delivered, retry (failed, will retry), dead, "
+    "Order webhook delivery attempts by outcome: delivered, retry (failed, will retry), dead, "
     "outage (failed while the Order Service was down: not counted against the event)",
     ["outcome"],
 )

@@ -520,7 +520,7 @@ def answering(*answers: int | Exception) -> tuple[httpx.MockTransport, list[http
 
 
 @pytest.mark.parametrize(
-    ("answers", "outcome", "attempts"),
+    ("answers", "outcome", "sends"),
     [
         ((503, httpx.ConnectError("refused"), 500, 201), Outcome.PAID, 4),
         ((409, 201), Outcome.PAID, 2),
@@ -531,7 +531,7 @@ def answering(*answers: int | Exception) -> tuple[httpx.MockTransport, list[http
     ],
 )
 async def test_network_errors_and_5xx_are_retried_a_bounded_number_of_times_4xx_are_final(
-    answers: tuple[int | Exception, ...], outcome: Outcome, attempts: int
+    answers: tuple[int | Exception, ...], outcome: Outcome, sends: int
 ) -> None:
     transport, seen = answering(*answers)
     policy = RetryPolicy(retries=2 if outcome is Outcome.FAILED else 5, base_seconds=0.001)
@@ -539,7 +539,7 @@ async def test_network_errors_and_5xx_are_retried_a_bounded_number_of_times_4xx_
         result = await PaymentsClient(http, policy).pay(Payment(1, 5000))
 
     assert result.outcome is outcome
-    assert result.attempts == len(seen) == attempts
+    assert result.sends == len(seen) == sends
     assert len({request.headers["idempotency-key"] for request in seen}) == 1
     assert len({request.content for request in seen}) == 1
 
@@ -566,7 +566,7 @@ def batch_answering(*answers: int | Exception) -> tuple[httpx.MockTransport, lis
 
 
 @pytest.mark.parametrize(
-    ("answers", "outcome", "attempts"),
+    ("answers", "outcome", "sends"),
     [
         ((503, httpx.ConnectError("refused"), 409, 200), Outcome.PAID, 4),
         ((503,), Outcome.FAILED, 3),
@@ -574,7 +574,7 @@ def batch_answering(*answers: int | Exception) -> tuple[httpx.MockTransport, lis
     ],
 )
 async def test_a_batch_call_is_retried_whole_with_one_key_and_reported_per_row(
-    answers: tuple[int | Exception, ...], outcome: Outcome, attempts: int
+    answers: tuple[int | Exception, ...], outcome: Outcome, sends: int
 ) -> None:
     transport, seen = batch_answering(*answers)
     policy = RetryPolicy(retries=2 if outcome is Outcome.FAILED else 5, base_seconds=0.001)
@@ -583,7 +583,7 @@ async def test_a_batch_call_is_retried_whole_with_one_key_and_reported_per_row(
         results = await BatchClient(http, policy).pay_batch(payments)
 
     assert [result.outcome for result in results] == [outcome] * 3
-    assert {result.attempts for result in results} == {len(seen)} == {attempts}
+    assert {result.sends for result in results} == {len(seen)} == {sends}
     assert {request.url.path for request in seen} == {"/api/v1/payments/batch"}
     assert len({request.headers["idempotency-key"] for request in seen}) == 1
     assert len({request.content for request in seen}) == 1

@@ -18,8 +18,8 @@ import asyncpg
 import pytest
 
 from service.db.migrate import (
-    ATTEMPTS,
     NO_TRANSACTION,
+    TRIES,
     MigrationError,
     migrate,
     migration_files,
@@ -40,7 +40,7 @@ LOCK_TIMEOUT = 0.5
 # What a create may take on top of the lock timeout on two busy shared cores; a create
 # queued behind a migration that waits for ever takes as long as that wait.
 MARGIN = 2.5
-# The migration gives up after ATTEMPTS waits and the pauses between them: 4.4 s here.
+# The migration gives up after TRIES waits and the pauses between them: 4.4 s here.
 GIVES_UP_WITHIN = 30.0
 
 
@@ -110,7 +110,7 @@ async def test_a_migration_that_waits_for_a_lock_gives_up_and_creates_do_not_que
         await migrating
     message = str(failure.value)
     assert f"migration {ADD_A_COLUMN} gave up" in message
-    assert f"{ATTEMPTS} times it waited 0.5 s" in message and "nothing of it is applied" in message
+    assert f"{TRIES} times it waited 0.5 s" in message and "nothing of it is applied" in message
     assert "idle in transaction" in message and "forgotten" in message
     assert "AccessShareLock on payments" in message
     assert not await checks.column_exists(db, table_name="payments", column_name="note")

@@ -111,7 +111,7 @@ class EventController(PaymentsAPI):
         """Send one event again now, same webhook-id and body, whatever its state.
 
         Its order's order is kept: earlier undelivered events of the order go first (dead
-        ones with a fresh set of attempts), and the later ones already delivered go again
+        ones with a fresh set of delivery attempts), and the later ones already delivered go again
         after it. `sending` lists them in that order. Each call sends again.
         """
         redelivery = await redeliver_event(

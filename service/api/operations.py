@@ -29,7 +29,7 @@ IDEMPOTENCY_KEY = Parameter(
         "Makes the request safe to retry: the first answer (unless 5xx) is stored for the key "
         "and replayed, with `Idempotent-Replayed: true`, for the same key and body; the same "
         "key with another body is 422, and 409 while the first request runs. A retry after a "
-        "5xx answers with the payments the first attempt created, as they now stand (201, or "
+        "5xx answers with the payments the first try created, as they now stand (201, or "
         "402 once FAILED), never `duplicate-order`. Printable ASCII, "
         f'1 to {MAX_KEY_LENGTH} characters; a structured-field string ("...") is taken too.'
     ),

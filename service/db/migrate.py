@@ -10,7 +10,7 @@ database that serves payments meanwhile.
   one idle session stops every payment. So each statement waits at most
   `[database] migration_lock_timeout_seconds` for a lock (lock_timeout, SET LOCAL);
   the migration is then rolled back, which lets the waiting queries through, and
-  tried again after a pause that doubles each time, ATTEMPTS times in all. After the
+  tried again after a pause that doubles each time, TRIES times in all. After the
   last, MigrationError names it and the sessions that held up its locks.
 - A file whose first line is NO_TRANSACTION runs outside a transaction, one statement
   at a time: CREATE INDEX CONCURRENTLY cannot run inside one, and builds an index while
@@ -51,7 +51,7 @@ LOCK_POLL_SECONDS = 0.2
 # The first line of a migration whose statements must run outside a transaction.
 NO_TRANSACTION = "-- migrate: no-transaction"
 # Tries per migration (or per statement of a NO_TRANSACTION file) that cannot get a lock.
-ATTEMPTS = 5
+TRIES = 5
 # A statement that gave up waiting for a lock: lock_timeout, or a deadlock with the
 # queries of the service, whose victim may as well be the migration.
 LOCK_WAITS = (asyncpg.LockNotAvailableError, asyncpg.DeadlockDetectedError)
@@ -82,11 +82,11 @@ def migration_files(directory: Traversable = MIGRATIONS_DIR) -> list[Traversable
     return sorted(found, key=lambda file: file.name)
 
 
-def pause_after(attempt: int, lock_timeout: float) -> float:
-    """Seconds between failed attempt `attempt` (from 1) and the next: a quarter of the
+def pause_after(tried: int, lock_timeout: float) -> float:
+    """Seconds between failed try `tried` (from 1) and the next: a quarter of the
     lock timeout, doubling (0.5, 1, 2, 4 s for 2 s), long enough for the queries that
     queued behind the migration to get through, and for a short transaction to end."""
-    return lock_timeout / 4 * 2.0 ** (attempt - 1)
+    return lock_timeout / 4 * 2.0 ** (tried - 1)
 
 
 def statements_of(text: str) -> list[str]:
@@ -207,26 +207,26 @@ class _Runner:
         await self.connection.execute(statement)
 
     async def _patiently(
-        self, attempt: Callable[[], Awaitable[None]], *, in_transaction: bool
+        self, apply: Callable[[], Awaitable[None]], *, in_transaction: bool
     ) -> None:
-        """Run `attempt`; when it gives up waiting for a lock, pause and run it again, up
-        to ATTEMPTS times, then fail naming what it waited for."""
+        """Run `apply`; when it gives up waiting for a lock, pause and run it again, up
+        to TRIES times, then fail naming what it waited for."""
         last: Exception | None = None
-        for number in range(1, ATTEMPTS + 1):
+        for number in range(1, TRIES + 1):
             try:
-                await attempt()
+                await apply()
                 return
             except LOCK_WAITS as exc:
                 last = exc
                 log.warning(
-                    "migration %s gave up waiting for a lock after %g s (attempt %d of %d): %s",
+                    "migration %s gave up waiting for a lock after %g s (try %d of %d): %s",
                     self.version,
                     self.lock_timeout,
                     number,
-                    ATTEMPTS,
+                    TRIES,
                     exc,
                 )
-                if number < ATTEMPTS:
+                if number < TRIES:
                     await asyncio.sleep(pause_after(number, self.lock_timeout))
         raise MigrationError(await self._explain(last, in_transaction)) from last
 
@@ -257,7 +257,7 @@ class _Runner:
             else "it is not recorded, and its statements run again next time"
         )
         return (
-            f"migration {self.version} gave up: {ATTEMPTS} times it waited "
+            f"migration {self.version} gave up: {TRIES} times it waited "
             f"{self.lock_timeout:g} s (migration_lock_timeout_seconds) for a lock that "
             f"another session held ({exc}); {outcome}. {culprits} Let them end (or end "
             f"them), then migrate again."

@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 
 from service.importer.client import (
-    Attempts,
     PaymentsClient,
+    Sends,
     _cut,
     _gave_up,
     _int,
@@ -44,7 +44,7 @@ class BatchClient(PaymentsClient):
         sent = await self._send("POST", self._url, content=body, headers=headers)
         response, n = sent.response, sent.count
         if response is None:
-            return [Result(Outcome.FAILED, detail=_gave_up(sent), attempts=n) for _ in payments]
+            return [Result(Outcome.FAILED, detail=_gave_up(sent), sends=n) for _ in payments]
         if response.status_code != 200:
             status, problem = response.status_code, _json(response)
             outcome = Outcome.FAILED if is_retryable(status) else Outcome.REJECTED
@@ -56,7 +56,7 @@ class BatchClient(PaymentsClient):
         items = _json(response).get("results")
         if not isinstance(items, list) or len(items) != len(payments):
             detail = f"the batch answer does not have one result per row: {_cut(response.text)}"
-            return [Result(Outcome.FAILED, detail=detail, attempts=n) for _ in payments]
+            return [Result(Outcome.FAILED, detail=detail, sends=n) for _ in payments]
         return list(
             await asyncio.gather(
                 *(
@@ -67,14 +67,14 @@ class BatchClient(PaymentsClient):
         )
 
     async def _item(
-        self, payment: Payment, item: dict[str, Any], replayed: bool, sent: Attempts
+        self, payment: Payment, item: dict[str, Any], replayed: bool, sent: Sends
     ) -> Result:
         status = _int(item.get("status")) or 0
         problem = _object(item.get("problem"))
         if status >= 500:
             # The payment exists, PROCESSING when this was answered: report what it is now.
             problem_type, detail = str(problem.get("type", "")), str(problem.get("detail", ""))
-            lost = Attempts(sent.response, sent.count, sent.error, True)
+            lost = Sends(sent.response, sent.count, sent.error, True)
             now = await self._existing(payment, status, problem_type, lost)
             return replace(now, detail=_cut(f"{detail} (now {now.payment_status or 'unknown'})"))
         body = _object(item.get("payment")) if status == 201 else problem

@@ -67,7 +67,7 @@ def default_url() -> str:
     type=click.IntRange(0, 100),
     default=5,
     show_default=True,
-    help="Further attempts after a network error, 5xx or 409 (exponential backoff, jitter).",
+    help="Further sends after a network error, 5xx or 409 (exponential backoff, jitter).",
 )
 @click.option(
     "--report",

@@ -33,11 +33,11 @@ UNKNOWN = (Outcome.REJECTED, "the order already has {payment}, in a status not k
 
 
 @dataclass(frozen=True, slots=True)
-class Attempts:
+class Sends:
     response: httpx.Response | None  # the final answer (None: the network failed every time)
     count: int
     error: str  # the last network error, if any
-    lost_answer: bool  # an earlier attempt may have done the work (answer lost, or a 5xx)
+    lost_answer: bool  # an earlier send may have done the work (answer lost, or a 5xx)
 
 
 class PaymentsClient:
@@ -55,12 +55,12 @@ class PaymentsClient:
         sent = await self._send("POST", self._create_url, content=payment.body(), headers=headers)
         response, n = sent.response, sent.count
         if response is None:
-            return Result(Outcome.FAILED, detail=_gave_up(sent), attempts=n)
+            return Result(Outcome.FAILED, detail=_gave_up(sent), sends=n)
         replayed = response.headers.get("idempotent-replayed", "").lower() == "true"
         return await self._answered(payment, response.status_code, _json(response), replayed, sent)
 
     async def _answered(
-        self, payment: Payment, status: int, body: dict[str, Any], replayed: bool, sent: Attempts
+        self, payment: Payment, status: int, body: dict[str, Any], replayed: bool, sent: Sends
     ) -> Result:
         """How the service's answer for the row ends it; `body` is the payment (201) or the
         problem document (else), from a single call or a batch item alike."""
@@ -77,7 +77,7 @@ class PaymentsClient:
                 payment_status=str(body.get("status", "")),
                 http_status=status,
                 detail="" if mine else "paid by an earlier import of this row (replayed)",
-                attempts=sent.count,
+                sends=sent.count,
             )
         if status == 402:
             payment_id = _int(body.get("payment_id"))
@@ -92,19 +92,19 @@ class PaymentsClient:
         return Result(outcome, None, "", status, problem_type, _cut(detail), sent.count)
 
     async def _existing(
-        self, payment: Payment, status: int, problem_type: str, sent: Attempts
+        self, payment: Payment, status: int, problem_type: str, sent: Sends
     ) -> Result:
         """The order already has a payment: report what it is (EXISTING).
 
-        After an attempt whose answer was lost or was a 5xx, a payment COMPLETED or still
+        After a send whose answer was lost or was a 5xx, a payment COMPLETED or still
         PROCESSING is this run's own: paid.
         """
-        attempts = sent.count
+        sends = sent.count
         found = await self._send("GET", f"{PAYMENTS_PATH}order/{payment.order_id}")
         if found.response is None or found.response.status_code != 200:
             why = _gave_up(found) if found.response is None else found.response.text
             detail = f"order already has a payment, which could not be read: {_cut(why)}"
-            return Result(Outcome.FAILED, None, "", status, problem_type, detail, attempts)
+            return Result(Outcome.FAILED, None, "", status, problem_type, detail, sends)
         existing = _json(found.response)
         payment_status = str(existing.get("status", ""))
         amount = existing.get("amount")
@@ -116,18 +116,18 @@ class PaymentsClient:
         if payment_status not in EXISTING:
             detail += f" ({_cut(payment_status)!r})"
         if sent.lost_answer and outcome in (Outcome.ALREADY_PAID, Outcome.PROCESSING):
-            outcome, detail = Outcome.PAID, "paid by an earlier attempt whose answer was lost"
+            outcome, detail = Outcome.PAID, "paid by an earlier send whose answer was lost"
         payment_id = _int(existing.get("id"))
-        return Result(outcome, payment_id, payment_status, status, problem_type, detail, attempts)
+        return Result(outcome, payment_id, payment_status, status, problem_type, detail, sends)
 
-    async def _send(self, method: str, url: httpx.URL | str, **kwargs: Any) -> Attempts:
+    async def _send(self, method: str, url: httpx.URL | str, **kwargs: Any) -> Sends:
         policy = self._policy
         error, lost = "", False
         response: httpx.Response | None = None
-        for attempt in range(policy.retries + 1):
-            if attempt:
+        for sent in range(policy.retries + 1):
+            if sent:
                 retry_after = None if response is None else response.headers.get("retry-after")
-                await asyncio.sleep(policy.delay(attempt - 1, retry_after))
+                await asyncio.sleep(policy.delay(sent - 1, retry_after))
             try:
                 response = await self._http.request(method, url, **kwargs)
             except NETWORK_ERRORS as exc:
@@ -137,7 +137,7 @@ class PaymentsClient:
             if not is_retryable(response.status_code):
                 break
             lost = lost or response.status_code >= 500
-        return Attempts(response, attempt + 1, error, lost)
+        return Sends(response, sent + 1, error, lost)
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:
@@ -152,9 +152,9 @@ def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _gave_up(sent: Attempts, detail: str = "") -> str:
+def _gave_up(sent: Sends, detail: str = "") -> str:
     last = detail or sent.error or "no answer"
-    return _cut(f"gave up after {sent.count} attempt(s): {last}")
+    return _cut(f"gave up after {sent.count} send(s): {last}")
 
 
 def _cut(text: str) -> str:

@@ -30,4 +30,4 @@ class Result:
     http_status: int | None = None
     problem_type: str = ""
     detail: str = ""
-    attempts: int = 0  # HTTP attempts of the create call (0: not sent)
+    sends: int = 0  # HTTP sends of the create call (0: not sent)

@@ -98,5 +98,5 @@ class Summary:
 
 def summarize(results: Sequence[Result], seconds: float) -> Summary:
     counts = Counter(result.outcome for result in results)
-    calls = sum(1 for result in results if result.attempts > 0)
+    calls = sum(1 for result in results if result.sends > 0)
     return Summary(counts, len(results), calls, seconds)

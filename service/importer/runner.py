@@ -101,7 +101,7 @@ async def run_import(
             try:
                 answers = await send(unit)
             except Exception as exc:  # one odd answer must not end the whole import
-                failed = Result(Outcome.FAILED, detail=f"unexpected error: {exc!r}", attempts=1)
+                failed = Result(Outcome.FAILED, detail=f"unexpected error: {exc!r}", sends=1)
                 answers = [failed] * len(unit)
             in_flight.difference_update(unit)
             for index, result in zip(unit, answers, strict=True):
@@ -133,5 +133,5 @@ def _final(result: Result | None, was_in_flight: bool) -> Result:
     if result is not None:
         return result
     if was_in_flight:
-        return Result(Outcome.FAILED, detail=ABORTED, attempts=1)
+        return Result(Outcome.FAILED, detail=ABORTED, sends=1)
     return Result(Outcome.NOT_SENT, detail=STOPPED)

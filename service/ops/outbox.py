@@ -116,7 +116,7 @@ def status_command(as_json: bool) -> None:
 @click.option("--all-dead", is_flag=True, help="Every dead event.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def replay_command(as_json: bool, **filters: Any) -> None:
-    """Give dead events a fresh set of attempts, due now. Filters combine."""
+    """Give dead events a fresh set of delivery attempts, due now. Filters combine."""
     if not any(filters.values()):
         raise click.UsageError("name what to replay: --id, --order, --since or --all-dead")
     replayed = _with_write_side(lambda uow: replay_dead_events(ReplayDeadEvents(**filters), uow))
@@ -137,7 +137,7 @@ def replay_command(as_json: bool, **filters: Any) -> None:
 @click.option("--all", "all_waiting", is_flag=True, help="Every waiting event.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def retry_command(as_json: bool, **filters: Any) -> None:
-    """Send waiting events now: those waiting for their next attempt, and blocked ones
+    """Send waiting events now: those waiting for their next delivery attempt, and blocked ones
     with the earlier events of their order they wait for (dead ones get a fresh set of
     attempts). Filters combine. Relays are woken, and probe a down Order Service at once."""
     if all(value in (None, False) for value in filters.values()):
@@ -147,7 +147,7 @@ def retry_command(as_json: bool, **filters: Any) -> None:
         _echo_json({"retried": len(retried), "events": retried})
         return
     for event in retried:
-        was_dead = "  (was dead: fresh attempts)" if event.was_dead else ""
+        was_dead = "  (was dead: fresh delivery attempts)" if event.was_dead else ""
         click.echo(f"{event.id}  order {event.order_id}{was_dead}")
     click.echo(f"retried {len(retried)} events, due now")
 
