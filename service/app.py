@@ -14,20 +14,17 @@ from litestar.datastructures import State
 from litestar.plugins import CLIPlugin
 from litestar.plugins.prometheus import PrometheusConfig
 
-from service.api.amounts import TYPE_ENCODERS, YenSchemaPlugin
 from service.api.auth import bearer_security, open_access_warning
-from service.api.body_timeout import BodyReadTimeoutMiddleware
 from service.api.dependencies import DEPENDENCIES
-from service.api.docs import docs_assets
 from service.api.events import EventController
 from service.api.gateway_callbacks import GatewayCallbackController
-from service.api.health import HealthController
-from service.api.metrics import MetricsController
+from service.api.health import HealthController, MetricsController
+from service.api.middleware import BodyReadTimeoutMiddleware, RequestIdMiddleware
 from service.api.nul_characters import NulCharacterMiddleware
-from service.api.openapi import openapi_config
+from service.api.openapi import docs_assets, openapi_config
 from service.api.payments import PaymentController, batch_router
 from service.api.problems import EXCEPTION_HANDLERS
-from service.api.request_id import RequestIdMiddleware
+from service.api.schemas import TYPE_ENCODERS, YenSchemaPlugin
 from service.lifespan import lifespan
 from service.log_config import configure_logging
 from service.settings import Settings, load_settings

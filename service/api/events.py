@@ -14,8 +14,7 @@ from litestar.params import Parameter, PathParameter
 
 from service.api.auth import PaymentsAPI
 from service.api.dependencies import ReadSide, WriteSide
-from service.api.openapi import COMMON_PROBLEMS, READ_ONLY_PROBLEM, problems
-from service.api.operations import PaymentsOperation
+from service.api.openapi import COMMON_PROBLEMS, READ_ONLY_PROBLEM, PaymentsOperation, problems
 from service.commands import RedeliverEvent
 from service.commands.outbox_operations import Redelivery, redeliver_event
 from service.domain.rules import MAX_ORDER_ID

@@ -12,8 +12,7 @@ from litestar.exceptions import ValidationException
 from service.api import exact_json
 from service.api.dependencies import WriteSide
 from service.api.nul_characters import check_json, check_text
-from service.api.openapi import problems
-from service.api.operations import GatewayCallbackOperation
+from service.api.openapi import GatewayCallbackOperation, problems
 from service.api.schemas import GatewayCallback, GatewayCallbackResponse
 from service.commands import ApplyGatewayEvent
 from service.commands.gateway_events import apply_gateway_event

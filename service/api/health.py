@@ -1,16 +1,20 @@
-"""Liveness and readiness, for orchestrators and load balancers (no authentication)."""
+"""What orchestrators, load balancers and scrapers ask (no authentication): liveness,
+readiness, and the Prometheus metrics."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import msgspec
 from litestar import Controller, Response, get
 from litestar.di import NamedDependency
+from litestar.enums import MediaType
 from litestar.openapi import ResponseSpec
+from litestar.plugins.prometheus import PrometheusController
 
 from service.api.dependencies import ReadSide
-from service.api.problems import DATABASE_DOWN
+from service.db.errors import DATABASE_DOWN
 
 
 class Readiness(msgspec.Struct, frozen=True):
@@ -88,3 +92,26 @@ class HealthController(Controller):
                 else round(replica.lag_seconds, 3),
             )
         )
+
+
+class MetricsController(PrometheusController):
+    """Litestar's Prometheus endpoint; its own declaration documents a JSON answer."""
+
+    @get(
+        operation_id="metrics",
+        tags=["metrics"],
+        summary="Prometheus metrics",
+        media_type=MediaType.TEXT,
+        response_description="Prometheus text exposition format (no authentication).",
+    )
+    async def get(self, read: NamedDependency[ReadSide]) -> Response[bytes]:
+        """HTTP requests and latencies, payments, refunds, webhook attempts, outbox lag."""
+        # The outbox gauges are read for the scrapes, as a collector does: nothing to
+        # refresh while nobody scrapes; at most once a second however many scrape
+        # (SharedBacklog). With the database down they keep their last values and the
+        # other metrics are still answered.
+        with contextlib.suppress(*DATABASE_DOWN, TimeoutError):
+            async with asyncio.timeout(read.settings.database.command_timeout):
+                await read.backlog.read()
+        answer: Response[bytes] = await PrometheusController.get.fn(self)
+        return answer

@@ -21,12 +21,14 @@ from service.api.auth import PaymentsAPI
 from service.api.dependencies import ReadSide, WriteSide
 from service.api.idempotency import IdempotencyMiddleware, current_claim
 from service.api.nul_characters import check_json
-from service.api.openapi import COMMON_PROBLEMS, WRITE_PROBLEMS, problems
-from service.api.operations import (
+from service.api.openapi import (
+    COMMON_PROBLEMS,
+    WRITE_PROBLEMS,
     IdempotentOperation,
     ListPaymentsOperation,
     PaymentsOperation,
     RetryOperation,
+    problems,
 )
 from service.api.path_ids import (
     PAYMENT_ID,
@@ -56,8 +58,14 @@ from service.commands.refunding import refund_payment
 from service.domain.errors import PaymentNotFound
 from service.domain.model import Payment, Refund
 from service.domain.rules import MAX_ORDER_ID, PaymentStatus
-from service.queries.payment_list import PaymentFilter, PaymentPage, list_payments
-from service.queries.payment_views import PaymentView, payment_by_id, payment_by_order
+from service.queries.payments import (
+    PaymentFilter,
+    PaymentPage,
+    PaymentView,
+    list_payments,
+    payment_by_id,
+    payment_by_order,
+)
 from service.settings import Settings
 
 COMMON_WRITE_PROBLEMS = (

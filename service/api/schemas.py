@@ -1,7 +1,7 @@
-"""Request bodies of the API (msgspec Structs): the commands themselves where a body is
-one (service/commands/messages.py), named for the document and refusing unknown fields;
-answers are the domain's own shapes (service/domain/model.py,
-service/queries/payment_views.py)."""
+"""The API's own types: request bodies (msgspec Structs: the commands themselves where a
+body is one, service/commands/messages.py, named for the document and refusing unknown
+fields), and how an amount of yen is written and documented. Answers are the domain's
+own shapes (service/domain/model.py, service/queries/payments.py)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,34 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import msgspec
+from litestar.openapi.spec import Schema
+from litestar.openapi.spec.enums import OpenAPIType
+from litestar.plugins import OpenAPISchemaPlugin
 from msgspec import Meta
 
 from service.commands import CreatePayment, RefundPayment
-from service.domain.model import Payment
+from service.domain.model import Payment, Yen, yen_to_json
+from service.domain.rules import MAX_AMOUNT, MIN_AMOUNT
+
+# The one encoder hook: a Yen is a JSON number (`89800.0`), never msgspec's Decimal string.
+TYPE_ENCODERS: dict[Any, Any] = {Yen: yen_to_json}
+
+
+class YenSchemaPlugin(OpenAPISchemaPlugin):
+    """Documents a Yen as what the API sends and takes: a whole number within the limits."""
+
+    @staticmethod
+    def is_plugin_supported_type(value: Any) -> bool:
+        return value is Yen
+
+    def to_openapi_schema(self, field_definition: Any, schema_creator: Any) -> Schema:
+        return Schema(
+            type=OpenAPIType.NUMBER,
+            minimum=float(MIN_AMOUNT),
+            maximum=float(MAX_AMOUNT),
+            multiple_of=1,
+            description="Whole yen (JPY has no minor unit), per transaction.",
+        )
 
 
 class CreatePaymentRequest(CreatePayment, frozen=True, forbid_unknown_fields=True):
