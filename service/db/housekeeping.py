@@ -10,23 +10,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-
-import asyncpg
-from asyncpg.pool import PoolConnectionProxy
+from typing import TYPE_CHECKING
 
 from service.db.pool import BoundedPool
 from service.db.queries import Queries
+
+if TYPE_CHECKING:
+    from service.db.queries import Executor
 
 log = logging.getLogger(__name__)
 
 HOUSEKEEPING_INTERVAL_SECONDS = 300.0
 PURGE_BATCH = 5000
-# A plain connection (a CLI command) or a pooled one (a service process).
-Connection = asyncpg.Connection | PoolConnectionProxy
 
 
 async def purge_in_batches(
-    connection: Connection,
+    connection: Executor,
     try_lock: Callable[[], Awaitable[bool]],
     purge_batch: Callable[[int], Awaitable[int]],
     batch: int,
@@ -49,7 +48,7 @@ async def purge_in_batches(
 
 
 async def purge_expired_idempotency_keys(
-    queries: Queries, connection: Connection, *, batch: int = PURGE_BATCH
+    queries: Queries, connection: Executor, *, batch: int = PURGE_BATCH
 ) -> int | None:
     """Delete the idempotency keys past their lifetime ([idempotency] ttl_hours)."""
     return await purge_in_batches(
@@ -61,7 +60,7 @@ async def purge_expired_idempotency_keys(
 
 
 async def purge_gateway_events(
-    queries: Queries, connection: Connection, retention_days: float, *, batch: int = PURGE_BATCH
+    queries: Queries, connection: Executor, retention_days: float, *, batch: int = PURGE_BATCH
 ) -> int | None:
     """Delete the gateway callback ids received more than `retention_days` ago."""
     return await purge_in_batches(

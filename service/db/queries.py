@@ -22,8 +22,8 @@ import asyncpg
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
 
-    # What a query runs on: a connection, or a pooled one. Never a pool, whose acquire
-    # would wait without a bound: service.db.pool.BoundedPool.connection() bounds it.
+    # What a query runs on (the one name of it): a connection, or a pooled one. Never a
+    # pool, whose acquire would wait without a bound: BoundedPool.connection() bounds it.
     Executor: TypeAlias = asyncpg.Connection | PoolConnectionProxy[asyncpg.Record]
 
 Row: TypeAlias = asyncpg.Record

@@ -15,7 +15,6 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, NamedTuple, Protocol, TypeAlias
 from uuid import UUID
 
-import asyncpg
 import msgspec
 
 from service.db.queries import Queries, Row
@@ -24,10 +23,7 @@ from service.domain.model import Payment, Refund
 from service.domain.rules import RETRY_SOURCES, PaymentStatus, sources_of
 
 if TYPE_CHECKING:
-    from asyncpg.pool import PoolConnectionProxy
-
-    # What a session runs on: a pooled connection, or a plain one (the operators' CLI).
-    Connection: TypeAlias = PoolConnectionProxy[asyncpg.Record] | asyncpg.Connection
+    from service.db.queries import Executor
 
 REFUND_SOURCES = sources_of(PaymentStatus.REFUNDED)
 # The NOTIFY payload of an operator's retry, replay or redelivery: relays deliver at once,
@@ -100,7 +96,7 @@ class StoredKey(msgspec.Struct, frozen=True):
 class Session:
     """`queued_webhooks` tells the unit of work that an outbox row was written."""
 
-    def __init__(self, connection: Connection, queries: Queries) -> None:
+    def __init__(self, connection: Executor, queries: Queries) -> None:
         self.connection = connection
         self._sql = queries
         self.queued_webhooks = False
