@@ -37,6 +37,7 @@ from openapi_ui_bundles.swagger_ui import static_path
 from service.api.auth import READ_ONLY_SCHEME
 from service.api.idempotency import MAX_KEY_LENGTH
 from service.api.problems import PROBLEM_JSON, TYPE_PREFIX, Problem
+from service.commands.messages import METADATA_KEY
 from service.outbox.events import WebhookBody
 from service.settings import Settings
 
@@ -135,6 +136,7 @@ METADATA_FILTER = Parameter(
     ),
     schema=Schema(
         type=OpenAPIType.OBJECT,
+        property_names=Schema(pattern=f"^{METADATA_KEY.pattern}$"),
         additional_properties=Schema(type=OpenAPIType.STRING),
         examples=[{"customer": "c-4711"}],
     ),

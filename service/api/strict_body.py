@@ -12,6 +12,7 @@ Yen), never a rounded float.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
@@ -96,8 +97,9 @@ def _schema_of(created: Reference | Schema, schema_creator: SchemaCreator) -> Sc
 def _document_strictly(schema: Schema, model: type[msgspec.Struct]) -> None:
     """Make the generated schema say what decode_bytes enforces.
 
-    Litestar leaves out forbid_unknown_fields and renders integer bounds as floats
-    (2**63 - 1 becomes 2**63, so a validator would take an id no bigint can hold).
+    Litestar leaves out forbid_unknown_fields and a field's `extra_json_schema` (the
+    limits of metadata), and renders integer bounds as floats (2**63 - 1 becomes 2**63,
+    so a validator would take an id no bigint can hold).
     """
     info = msgspec.inspect.type_info(model)
     assert isinstance(info, msgspec.inspect.StructType)
@@ -105,14 +107,27 @@ def _document_strictly(schema: Schema, model: type[msgspec.Struct]) -> None:
         schema.additional_properties = False
     for field in info.fields:
         field_type = field.type
-        if isinstance(field_type, msgspec.inspect.Metadata):
-            field_type = field_type.type
         prop = (schema.properties or {}).get(field.encode_name)
+        if isinstance(field_type, msgspec.inspect.Metadata):
+            if field_type.extra_json_schema and isinstance(prop, Schema):
+                for name, value in _schema_fields(field_type.extra_json_schema).items():
+                    setattr(prop, name, value)
+            field_type = field_type.type
         if isinstance(field_type, msgspec.inspect.IntType) and isinstance(prop, Schema):
             if field_type.ge is not None:
                 prop.minimum = field_type.ge
             if field_type.le is not None:
                 prop.maximum = field_type.le
+
+
+def _schema_fields(json_schema: dict[str, Any]) -> dict[str, Any]:
+    """A JSON Schema object's keywords as the fields of Litestar's Schema (maxProperties:
+    max_properties), nested schemas as Schemas."""
+    fields: dict[str, Any] = {}
+    for keyword, value in json_schema.items():
+        name = re.sub(r"(?<!^)([A-Z])", r"_\1", keyword).lower()
+        fields[name] = Schema(**_schema_fields(value)) if isinstance(value, dict) else value
+    return fields
 
 
 class CreatePaymentBody(StrictJSON[CreatePaymentRequest]):
