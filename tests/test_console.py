@@ -17,7 +17,7 @@ import pytest
 from service.api.console.access import COOKIE, Visitor, encode, fingerprint
 from service.db.sql import load_queries
 from service.domain.rules import PaymentStatus
-from service.settings import AuthSettings
+from service.settings import Settings
 from tests.support.console import FULL, READ_ONLY, TOKENS, csrf_of, figure, forms, sign_in
 from tests.support.order_stub import OrderServiceStub
 from tests.support.payments import payment_in
@@ -207,29 +207,34 @@ async def test_an_expired_session_is_signed_out_and_can_no_longer_act(
     assert await status_of(db, payment_id) == "COMPLETED"
 
 
+async def asks_to_sign_in(settings: Settings, session: str) -> bool:
+    """Whether a service with these settings answers a browser with this session cookie
+    with the sign-in page."""
+    async with serve(settings) as running, client_of(running) as client:
+        client.cookies.set(COOKIE, session, path="/console")
+        return 'action="/console/sign-in"' in (await client.get("/console/")).text
+
+
 async def test_changing_the_tokens_ends_every_session_and_a_revoked_token_its_own(
     database_url: str, order_stub: OrderServiceStub
 ) -> None:
-    async with serve(make_settings(database_url, order_stub.url, auth=TOKENS)) as first:
-        async with client_of(first) as client:
-            await sign_in(client, FULL)
-            session = client.cookies[COOKIE]
-    # A session signed under other tokens, and one whose token is no longer configured
-    # though its signature is right.
-    rotated = {"tokens": [FULL, "full-token-2"], "read_only_tokens": [READ_ONLY]}
-    revoked = AuthSettings(tokens=("full-token-2",), read_only_tokens=(READ_ONLY,))
-    forged = encode(
-        Visitor("full", fingerprint(FULL.encode()), "n", int(time.time()) + 3600), revoked
+    async with (
+        serve(make_settings(database_url, order_stub.url, auth=TOKENS)) as first,
+        client_of(first) as client,
+    ):
+        await sign_in(client, FULL)
+        session = client.cookies[COOKIE]
+    assert not await asks_to_sign_in(
+        make_settings(database_url, order_stub.url, auth=TOKENS), session
     )
-    async with serve(make_settings(database_url, order_stub.url, auth=rotated)) as second:
-        async with client_of(second) as client:
-            client.cookies.set(COOKIE, session, path="/console")
-            assert 'action="/console/sign-in"' in (await client.get("/console/")).text
-    without = {"tokens": list(revoked.tokens), "read_only_tokens": list(revoked.read_only_tokens)}
-    async with serve(make_settings(database_url, order_stub.url, auth=without)) as third:
-        async with client_of(third) as client:
-            client.cookies.set(COOKIE, forged, path="/console")
-            assert 'action="/console/sign-in"' in (await client.get("/console/")).text
+    # Signed under other tokens (one added):
+    rotated = {"tokens": [FULL, "full-token-2"], "read_only_tokens": [READ_ONLY]}
+    assert await asks_to_sign_in(make_settings(database_url, order_stub.url, auth=rotated), session)
+    # Signed right, but its token is no longer configured:
+    revoked = {"tokens": ["full-token-2"], "read_only_tokens": [READ_ONLY]}
+    settings = make_settings(database_url, order_stub.url, auth=revoked)
+    ended = Visitor("full", fingerprint(FULL.encode()), "n", int(time.time()) + 3600)
+    assert await asks_to_sign_in(settings, encode(ended, settings.auth))
 
 
 async def test_a_form_sent_twice_acts_once_and_shows_its_first_outcome(

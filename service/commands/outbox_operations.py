@@ -72,9 +72,7 @@ async def start_replay_job(command: StartReplayJob, uow: UnitOfWork) -> ReplayJo
     async with uow.transaction() as session:
         rows = await session.replay_dead_events(dead_since=command.dead_since)
         event_ids = [row["id"] for row in sorted(rows, key=lambda row: row["seq"])]
-        job_id = await session.record_replay_job(
-            command.started_by, command.dead_since, event_ids
-        )
+        job_id = await session.record_replay_job(command.started_by, command.dead_since, event_ids)
         await _wake_relays(session, rows)
     return ReplayJob(job_id, event_ids)
 
