@@ -51,9 +51,10 @@ def _text(request: Request[Any, Any, Any], name: str) -> str | None:
     return value.strip() if isinstance(value, str) and value.strip() else None
 
 
-def _order_id(raw: str) -> int:
+def _id(raw: str, name: str) -> int:
+    """An order's or a payment's id from a form: a bigint from 1, or a 400 naming it."""
     if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_ORDER_ID:
-        raise ValidationException(f"order id must be a whole number from 1, not {raw[:40]!r}")
+        raise ValidationException(f"{name} must be a whole number from 1, not {raw[:40]!r}")
     return int(raw)
 
 
@@ -100,7 +101,7 @@ class ConsolePages(Controller):
         order id goes straight to that order's payment."""
         order = _text(request, "order_id")
         if order is not None:
-            found = await payment_by_order(read.reader, _order_id(order))
+            found = await payment_by_order(read.reader, _id(order, "order id"))
             if found is None:
                 raise NotFoundException(f"order {order} has no payment")
             return Redirect(f"/console/payments/{found.id}", status_code=303)
@@ -117,7 +118,7 @@ class ConsolePages(Controller):
             created_gte=parse_timestamp(_text(request, "created_gte"), "created from"),
             created_lt=parse_timestamp(_text(request, "created_lt"), "created before"),
             metadata=metadata,
-            starting_after=None if after is None else _order_id(after),
+            starting_after=None if after is None else _id(after, "starting_after"),
             limit=PAGE_SIZE,
         )
         found_page = await list_payments(read.reader, wanted)
