@@ -15,6 +15,8 @@ from litestar.plugins import CLIPlugin
 from litestar.plugins.prometheus import PrometheusConfig
 
 from service.api.auth import bearer_security, open_access_warning
+from service.api.console.rendering import template_config
+from service.api.console.routes import console_routes
 from service.api.dependencies import DEPENDENCIES
 from service.api.events import EventController
 from service.api.gateway_callbacks import GatewayCallbackController
@@ -92,6 +94,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             HealthController,
             MetricsController,
             docs_assets(),
+            # The operator console: its own sign-in and sessions (service/api/console/).
+            *console_routes(),
         ],
         middleware=[
             RequestIdMiddleware(),
@@ -107,5 +111,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         request_max_body_size=settings.server.max_body_bytes,
         openapi_config=openapi_config(settings),
         type_encoders=TYPE_ENCODERS,
+        template_config=template_config(),
         plugins=[ProjectCommands(), OpenAccessWarning(), YenSchemaPlugin()],
     )

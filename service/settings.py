@@ -155,6 +155,16 @@ class AuthSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return bool(self.tokens or self.read_only_tokens)
 
 
+class ConsoleSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    # How long a console session lasts after signing in (or, with no tokens, after the
+    # first page), whatever is done meanwhile.
+    session_hours: float = 8.0
+
+    def __post_init__(self) -> None:
+        if not self.session_hours > 0:
+            raise ValueError("console.session_hours must be positive")
+
+
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     server: ServerSettings = ServerSettings()
     database: DatabaseSettings = DatabaseSettings()
@@ -163,6 +173,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     outbox: OutboxSettings = OutboxSettings()
     idempotency: IdempotencySettings = IdempotencySettings()
     auth: AuthSettings = AuthSettings()
+    console: ConsoleSettings = ConsoleSettings()
 
 
 # Environment variable -> (section, key) of the contract's overrides.

@@ -5,68 +5,20 @@ assets the service serves itself, and "Try it out" creates a payment."""
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import shutil
-import tempfile
 from collections.abc import Iterator
-from urllib.parse import urlsplit
 
 import pytest
 
+from tests.support.browser import LOOPBACK, chromium, requested_hosts
 from tests.support.service import RunningService
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-LOOPBACK = {"127.0.0.1", "localhost"}
 
 pytestmark = pytest.mark.slow  # a browser start costs seconds
 
 
 @pytest.fixture
 def browser() -> Iterator[object]:
-    if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
-        if os.environ.get("CI"):
-            pytest.fail("CI must install Debian's chromium and chromium-driver (.ci/run does)")
-        pytest.skip("needs Debian's chromium and chromium-driver (apt-get install)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    profile = tempfile.mkdtemp(prefix="payments-chromium-")
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={profile}",
-        # No route beyond loopback: every other host name fails to resolve.
-        "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-    ):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
-    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
-    try:
+    with chromium() as driver:
         yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
-
-
-def requested_hosts(driver: object) -> set[str]:
-    hosts: set[str] = set()
-    for entry in driver.get_log("performance"):  # type: ignore[attr-defined]
-        message = json.loads(entry["message"])["message"]
-        if message.get("method") == "Network.requestWillBeSent":
-            url = message["params"]["request"]["url"]
-            if url.startswith("http"):
-                hosts.add(urlsplit(url).hostname or "")
-    return hosts
 
 
 def try_it_out(driver: object, docs_url: str) -> str:

@@ -59,7 +59,17 @@ def test_the_wheel_maps_sql_and_migrations_into_the_package() -> None:
     assert setuptools["package-data"] == {
         "service.sql": ["*.sql"],
         "service.migrations": ["*.sql"],
+        "service.api.console": ["templates/*.html", "static/*.css"],
     }
+
+
+def test_the_consoles_templates_and_stylesheet_are_package_data() -> None:
+    console = files("service.api.console")
+    shipped = {f"templates/{f.name}" for f in console.joinpath("templates").iterdir()}
+    shipped |= {f"static/{f.name}" for f in console.joinpath("static").iterdir()}
+    assert {"templates/base.html", "templates/payment.html", "static/console.css"} <= shipped
+    patterns = PYPROJECT["tool"]["setuptools"]["package-data"]["service.api.console"]
+    assert all(any(Path(name).match(p) for p in patterns) for name in shipped)
 
 
 def test_every_package_of_service_ships_in_the_wheel() -> None:

@@ -10,6 +10,7 @@ from service.commands.messages import (
     ReplayDeadEvents,
     RetryPayment,
     RetryWaitingEvents,
+    StartReplayJob,
 )
 
 __all__ = [
@@ -22,4 +23,5 @@ __all__ = [
     "ReplayDeadEvents",
     "RetryPayment",
     "RetryWaitingEvents",
+    "StartReplayJob",
 ]

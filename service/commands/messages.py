@@ -149,3 +149,12 @@ class RetryWaitingEvents(msgspec.Struct, frozen=True):
     order_id: int | None = None
     created_since: datetime | None = None
     all_waiting: bool = False
+
+
+class StartReplayJob(msgspec.Struct, frozen=True):
+    """Replay every dead event dead since a time, as a job kept with the events it made
+    due, so that its progress can be followed (the operator console)."""
+
+    dead_since: datetime
+    # Who: the fingerprint of the token that asked ('' on an open console).
+    started_by: str

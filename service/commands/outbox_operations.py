@@ -1,5 +1,6 @@
 """The operators' outbox commands: redeliver one event, replay dead ones, retry waiting
-ones (POST /api/v1/events/{id}/redeliver, `payments outbox replay|retry`).
+ones (POST /api/v1/events/{id}/redeliver, `payments outbox replay|retry`, the console),
+and replay dead ones as a job the console follows.
 
 Each runs in one transaction and wakes the relays with it: the NOTIFY is sent on commit,
 so relays never wake before the rows show, and they deliver at once, probing an Order
@@ -12,7 +13,12 @@ from uuid import UUID
 
 import msgspec
 
-from service.commands.messages import RedeliverEvent, ReplayDeadEvents, RetryWaitingEvents
+from service.commands.messages import (
+    RedeliverEvent,
+    ReplayDeadEvents,
+    RetryWaitingEvents,
+    StartReplayJob,
+)
 from service.db.queries import Row
 from service.db.rows import row_as
 from service.db.session import OPERATOR_WAKEUP, Session
@@ -45,12 +51,30 @@ class Redelivery(msgspec.Struct, frozen=True):
     sending: list[UUID]
 
 
+class ReplayJob(msgspec.Struct, frozen=True):
+    """A replay kept as a job: its id, and the dead events it made due."""
+
+    id: int
+    event_ids: list[UUID]
+
+
 async def replay_dead_events(command: ReplayDeadEvents, uow: UnitOfWork) -> list[ReplayedEvent]:
     """Dead events due now, with a fresh set of delivery attempts."""
     async with uow.transaction() as session:
         rows = await session.replay_dead_events(**msgspec.structs.asdict(command))
         await _wake_relays(session, rows)
     return [row_as(row, ReplayedEvent) for row in rows]
+
+
+async def start_replay_job(command: StartReplayJob, uow: UnitOfWork) -> ReplayJob:
+    """Replay every event dead since the command's time, and keep the job with the events
+    it made due, in the same transaction: a job never names events it did not replay."""
+    async with uow.transaction() as session:
+        rows = await session.replay_dead_events(dead_since=command.dead_since)
+        event_ids = [row["id"] for row in sorted(rows, key=lambda row: row["seq"])]
+        job_id = await session.record_replay_job(command.started_by, command.dead_since, event_ids)
+        await _wake_relays(session, rows)
+    return ReplayJob(job_id, event_ids)
 
 
 async def retry_waiting_events(command: RetryWaitingEvents, uow: UnitOfWork) -> list[RetriedEvent]:

@@ -47,7 +47,7 @@ T = TypeVar("T")
 
 class ReadSession:
     """The read side's statements (sql/payment_views.sql, sql/events.sql, sql/health.sql,
-    the outbox status) on one connection of the primary or the replica, typed."""
+    the outbox status, sql/console.sql) on one connection of the primary or the replica, typed."""
 
     def __init__(self, connection: Executor, queries: Queries) -> None:
         self.connection = connection
@@ -101,6 +101,39 @@ class ReadSession:
 
     async def outbox_status(self) -> Row:
         return await self._sql.outbox_status(self.connection)
+
+    # The operator console (sql/console.sql).
+
+    async def payment_totals(self) -> list[Row]:
+        return [row async for row in self._sql.console_payment_totals(self.connection)]
+
+    async def waiting_for_buyers(self) -> int:
+        return await self._sql.console_waiting_for_buyers(self.connection)
+
+    async def manual_review_count(self) -> int:
+        return await self._sql.count_manual_review(self.connection)
+
+    async def manual_review(self, max_rows: int) -> list[Row]:
+        rows = self._sql.console_manual_review(self.connection, max_rows=max_rows)
+        return [row async for row in rows]
+
+    async def payments_per_minute(self) -> list[Row]:
+        return [row async for row in self._sql.console_payments_per_minute(self.connection)]
+
+    async def delivery_lag_per_minute(self) -> list[Row]:
+        rows = self._sql.console_delivery_lag_per_minute(self.connection)
+        return [row async for row in rows]
+
+    async def stuck_events(self, max_rows: int) -> list[Row]:
+        rows = self._sql.console_stuck_events(self.connection, max_rows=max_rows)
+        return [row async for row in rows]
+
+    async def replay_jobs(self, max_rows: int) -> list[Row]:
+        rows = self._sql.console_replay_jobs(self.connection, max_rows=max_rows)
+        return [row async for row in rows]
+
+    async def replay_job(self, job_id: int) -> Row | None:
+        return await self._sql.console_replay_job(self.connection, job_id=job_id)
 
 
 # What a query handler reads of a session: one answer (a row, or what a few statements

@@ -2,9 +2,9 @@
 
 Every write of the service reaches `sql/` through a `Session`: the payments (charging,
 settling, retrying, refunding, reconciling), the gateway's callbacks, the idempotency
-keys, and the operators' outbox commands. Nothing outside service/db/ names a query;
-the read side has its own sessions (service/db/reader.py), the relay its store
-(service/db/relay_store.py).
+keys, and the operators' outbox commands (the console's replay jobs among them). Nothing
+outside service/db/ names a query; the read side has its own sessions
+(service/db/reader.py), the relay its store (service/db/relay_store.py).
 """
 
 from __future__ import annotations
@@ -331,6 +331,14 @@ class Session:
 
     async def reopen_event(self, event_id: UUID) -> list[Row]:
         return [row async for row in self._sql.reopen_event(self.connection, event_id=event_id)]
+
+    async def record_replay_job(
+        self, started_by: str, dead_since: datetime, event_ids: Sequence[UUID]
+    ) -> int:
+        """Keep a console job that replayed these dead events; its id."""
+        return await self._sql.record_replay_job(
+            self.connection, started_by=started_by, dead_since=dead_since, event_ids=event_ids
+        )
 
     async def wake_relays(self, sender: str) -> None:
         """NOTIFY the relays (sent when the transaction commits); `sender` lets a relay
