@@ -2,7 +2,7 @@
 
 cli → app → api → {commands, queries, outbox} → db → {gateway, domain, settings}
 Operator tools (ops, importer, outbox CLI) sit beside the CLI; small shared
-modules (signing, metrics, logging, request context, waiting) sit at the bottom.
+modules (signing, metrics, logging, request context, waiting, backoff) sit at the bottom.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ LAYERS: dict[str, int] = {
     "metrics": 0,
     "request_context": 0,
     "waiting": 0,
+    "backoff": 0,
 }
 
 

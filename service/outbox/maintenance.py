@@ -13,7 +13,6 @@ import msgspec
 from asyncpg.pool import PoolConnectionProxy
 
 from service.db.housekeeping import purge_in_batches
-from service.db.pool import BoundedPool
 from service.db.queries import Queries
 from service.db.rows import row_as
 from service.db.unit_of_work import UnitOfWork
@@ -21,8 +20,6 @@ from service.outbox.wakeup import OPERATOR_SENDER
 
 log = logging.getLogger(__name__)
 PURGE_CHUNK = 5000
-# How often a relay runs retention; one relay at a time does the work.
-RETENTION_INTERVAL_SECONDS = 300.0
 # A plain connection (the CLI) or a pooled one (the relay).
 Connection = asyncpg.Connection | PoolConnectionProxy
 
@@ -199,11 +196,3 @@ async def purge_delivered(
         ),
         chunk,
     )
-
-
-async def purge_delivered_now(queries: Queries, pool: BoundedPool, retention_days: float) -> None:
-    """One round of retention, for the relay's periodic loop."""
-    async with pool.connection() as connection:
-        purged = await purge_delivered(queries, connection, retention_days)
-    if purged:
-        log.info("outbox retention deleted %d delivered events", purged)

@@ -18,6 +18,8 @@ import threading
 import time
 from collections.abc import Sequence
 
+from service.backoff import Backoff
+
 log = logging.getLogger(__name__)
 # The workers read this: relays run beside them, not inside them (service/settings.py).
 IN_PROCESS_RELAY_VARIABLE = "PAYMENTS_OUTBOX_RELAY_IN_PROCESS"
@@ -42,16 +44,21 @@ class RelayProcesses:
         return self
 
     def _watch(self) -> None:
-        delays = [RESTART_MIN_SECONDS] * len(self._children)
+        restarts = [Backoff(RESTART_MIN_SECONDS, RESTART_MAX_SECONDS) for _ in self._children]
         while not self._stopping.wait(RESTART_MIN_SECONDS):
             for slot, child in enumerate(self._children):
                 # 0: stopped as asked (SIGINT or SIGTERM reach the whole process group).
                 if child is None or child.poll() in (None, 0):
                     continue
-                log.error("relay process %d failed (%s); restarting", child.pid, child.returncode)
-                if self._stopping.wait(delays[slot]):
+                delay = restarts[slot].failed()
+                log.error(
+                    "relay process %d failed (%s); restarting in %.1fs",
+                    child.pid,
+                    child.returncode,
+                    delay,
+                )
+                if self._stopping.wait(delay):
                     return
-                delays[slot] = min(delays[slot] * 2, RESTART_MAX_SECONDS)
                 self._children[slot] = subprocess.Popen(self._command)
 
     def stop(self) -> None:

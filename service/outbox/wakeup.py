@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from service.db.database import Database
 from service.db.errors import DATABASE_ERRORS
+from service.db.relay_store import RelayStore
 
 log = logging.getLogger(__name__)
 # At most one NOTIFY per this many seconds while rows keep committing.
@@ -47,12 +48,12 @@ class OutboxWakeup:
 
     async def notify_other_processes(self, db: Database) -> None:
         """Until cancelled: one NOTIFY per burst of commits, for relays elsewhere."""
+        store = RelayStore(db.pool, db.queries)
         while True:
             await self._pending.wait()
             self._pending.clear()
             try:
-                async with db.pool.connection() as connection:
-                    await db.queries.wake_relays(connection, sender=PROCESS_SENDER)
+                await store.wake_relays(PROCESS_SENDER)
             except DATABASE_ERRORS as exc:
                 # The other relays poll; the database being away is reported elsewhere.
                 log.debug("could not notify other relays: %s", exc)
