@@ -87,3 +87,29 @@ def test_the_cqrs_split_is_visible_in_the_tree() -> None:
     assert not not_packages, f"not packages: {not_packages}"
     empty = [package for package, names in modules.items() if not names]
     assert not empty, f"layers without a module of their own: {empty}"
+
+
+# The relay's statements (sql/outbox.sql): its modules run them through RelayStore
+# (service/db/relay_store.py), never by name. The operators' side (maintenance.py, cli.py)
+# is outside this rule for now.
+RELAY_STATEMENTS = {
+    "claim_due_events",
+    "claim_probe_event",
+    "record_outcomes",
+    "release_claims_of_relay",
+    "wake_relays",
+    "relay_listener_ping",
+    "try_lock_outbox_retention",
+    "purge_delivered_events",
+}
+RELAY_MODULES = ("relay", "delivery", "breaker", "schedule", "listener", "wakeup", "processes")
+
+
+def test_the_relay_reaches_its_statements_only_through_its_store() -> None:
+    named: list[str] = []
+    for module in RELAY_MODULES:
+        path = SERVICE / "outbox" / f"{module}.py"
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Attribute) and node.attr in RELAY_STATEMENTS:
+                named.append(f"service/outbox/{module}.py:{node.lineno} {node.attr}")
+    assert named == [], "statements named outside service/db/:\n" + "\n".join(named)

@@ -58,7 +58,7 @@ class RelayStore:
         self.pool = pool
         self._sql = queries
 
-    async def claim_due_events(
+    async def claim(
         self, relay_id: str, *, lease_seconds: float, max_events: int
     ) -> list[ClaimedEvent]:
         """Up to `max_events` due events, leased to `relay_id`, oldest first, never an
@@ -69,7 +69,7 @@ class RelayStore:
             )
             return [_claimed(row) async for row in rows]
 
-    async def claim_probe_event(self, relay_id: str, *, lease_seconds: float) -> list[ClaimedEvent]:
+    async def claim_probe(self, relay_id: str, *, lease_seconds: float) -> list[ClaimedEvent]:
         """The event due the longest, to probe a down Order Service with (none: nothing due)."""
         async with self.pool.connection() as connection:
             rows = self._sql.claim_probe_event(
@@ -77,7 +77,7 @@ class RelayStore:
             )
             return [_claimed(row) async for row in rows]
 
-    async def record_outcomes(self, relay_id: str, outcomes: Sequence[Outcome]) -> None:
+    async def record(self, relay_id: str, outcomes: Sequence[Outcome]) -> None:
         """What the sends came to, in one statement; idempotent, so it may be retried."""
         if not outcomes:
             return
@@ -110,7 +110,7 @@ class RelayStore:
                 PURGE_CHUNK,
             )
 
-    async def wake_relays(self, sender: str) -> None:
+    async def notify_relays(self, sender: str) -> None:
         """NOTIFY every listening relay; `sender` lets a process skip its own wake-up."""
         async with self.pool.connection() as connection:
             await self._sql.wake_relays(connection, sender=sender)

@@ -233,16 +233,12 @@ class OutboxRelay:
     ) -> list[ClaimedEvent]:
         lease = self._outbox.lease_seconds
         if not probe:
-            return await self._store.claim_due_events(
-                self.relay_id, lease_seconds=lease, max_events=wanted
-            )
+            return await self._store.claim(self.relay_id, lease_seconds=lease, max_events=wanted)
         # Probes alternate between the oldest due event and the one due the longest.
         if breaker.probe_in_turn():
-            events = await self._store.claim_probe_event(self.relay_id, lease_seconds=lease)
+            events = await self._store.claim_probe(self.relay_id, lease_seconds=lease)
         else:
-            events = await self._store.claim_due_events(
-                self.relay_id, lease_seconds=lease, max_events=1
-            )
+            events = await self._store.claim(self.relay_id, lease_seconds=lease, max_events=1)
         for event in events:
             breaker.probing(event.id)
         return events
@@ -293,7 +289,7 @@ class OutboxRelay:
         if not self._ended:
             return
         outcomes = list(self._ended)
-        await self._store.record_outcomes(self.relay_id, outcomes)
+        await self._store.record(self.relay_id, outcomes)
         del self._ended[: len(outcomes)]
         now = time.monotonic()
         for outcome in outcomes:

@@ -53,7 +53,7 @@ class OutboxWakeup:
             await self._pending.wait()
             self._pending.clear()
             try:
-                await store.wake_relays(PROCESS_SENDER)
+                await store.notify_relays(PROCESS_SENDER)
             except DATABASE_ERRORS as exc:
                 # The other relays poll; the database being away is reported elsewhere.
                 log.debug("could not notify other relays: %s", exc)
