@@ -12,6 +12,7 @@ them after the workers.
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 import threading
@@ -26,6 +27,22 @@ IN_PROCESS_RELAY_VARIABLE = "PAYMENTS_OUTBOX_RELAY_IN_PROCESS"
 RESTART_MIN_SECONDS = 0.5
 RESTART_MAX_SECONDS = 30.0
 STOP_SECONDS = 20.0  # a relay finishes its in-flight sends and releases its claims
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, as a container's limit sets it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def relay_processes_for(workers: int, cores: int) -> int:
+    """`payments serve`'s default number of relay processes ([server] relay_processes =
+    "auto"): one, where the machine has a core beyond the workers' and one more (for
+    PostgreSQL, or whatever else runs there); none, a relay inside each worker, where it
+    has not: there a relay process only takes its core from the workers or PostgreSQL."""
+    return 1 if cores >= workers + 2 else 0
 
 
 class RelayProcesses:

@@ -21,7 +21,7 @@ from service.db.relay_store import RelayStore
 
 log = logging.getLogger(__name__)
 # At most one NOTIFY per this many seconds while rows keep committing.
-NOTIFY_EVERY_SECONDS = 0.02
+NOTIFY_EVERY_SECONDS = 0.002
 # The payload of this process's NOTIFYs: its own relay, woken directly, skips them.
 PROCESS_SENDER = uuid.uuid4().hex
 # The payload of an operator's retry or replay: relays deliver at once, and probe an
