@@ -100,10 +100,10 @@ RETURNING o.id, o.order_id,
 --     was in flight (reopen_event): the send does not count, the event stays
 --     undelivered and goes again after that one.
 --   failed: a delivery attempt counted, the error kept, due again after delay_seconds,
---     or dead after the last attempt.
+--     or dead after the last delivery attempt.
 --   deferred: failed while the Order Service as a whole was failing (the relay's
---     circuit breaker is open): the error is kept for operators, but no attempt is
---     counted, so an outage never uses up an event's attempts; due again after its
+--     circuit breaker is open): the error is kept for operators, but no delivery
+--     attempt is counted, so an outage never uses up an event's attempts; due again after its
 --     delay (0 for a send caught in the outage, the scheduled one for a failed probe,
 --     so that claim_probe_event takes another event first).
 --   released: not sent (the relay is stopping, its lease was too close to its end, or

@@ -38,7 +38,7 @@ class Result(enum.Enum):
     DELIVERED = "delivered"
     # A delivery attempt spent: due again after delay_seconds, or dead.
     FAILED = "failed"
-    # Failed while the Order Service as a whole was failing: no attempt counted.
+    # Failed while the Order Service as a whole was failing: no delivery attempt counted.
     DEFERRED = "deferred"
     # Not sent: handed back as it was (stopping, a lease too close to its end, or the
     # Order Service down and this event not the probe).

@@ -15,7 +15,7 @@ each of their events spends its delivery attempts as before and dies on its sche
 
 Probes alternate between the oldest due event (an Order Service that is back gets the
 longest-waiting order first) and the event due the longest. A failed probe is due
-again only after its scheduled delay (still without counting an attempt), so the
+again only after its scheduled delay (still without counting a delivery attempt), so the
 latter kind takes the waiting events in turn: an event that fails on its own (its
 order breaks the handler) cannot keep the breaker open while others would get through.
 """
@@ -39,9 +39,9 @@ class Failure(enum.Enum):
 
     # The event's own: it spends a delivery attempt (the Order Service was not shown down).
     OWN = "own"
-    # Within an outage: no attempt counted; the event stays due.
+    # Within an outage: no delivery attempt counted; the event stays due.
     OUTAGE = "outage"
-    # The probe of an outage: no attempt counted; the event waits for its scheduled
+    # The probe of an outage: no delivery attempt counted; the event waits for its scheduled
     # delay, so that the next probe takes another one.
     PROBE = "probe"
 
@@ -130,7 +130,7 @@ class EndpointBreaker:
                 self._min_pause,
                 self._max_pause,
             )
-        # The sends that opened it spend an attempt: they told the outage apart.
+        # The sends that opened it spend a delivery attempt: they told the outage apart.
         return Failure.OWN
 
     def probe_now(self) -> None:

@@ -119,7 +119,7 @@ class WebhookSender:
         except TimeoutError:
             error = f"timed out after {self._timeout:g}s"
             return self._endpoint_failed(event, error, unreachable=False)
-        # Whatever stops us from getting an answer is a failed attempt, to be retried.
+        # Whatever stops us from getting an answer is a failed delivery attempt, to be retried.
         except Exception as exc:
             error = f"{type(exc).__name__}: {_excerpt(str(exc))}"
             return self._endpoint_failed(event, error, unreachable=True)
@@ -148,7 +148,7 @@ class WebhookSender:
         failure = self._breaker.failed(event.id, event.order_id, unreachable=unreachable)
         if failure is Failure.OWN:
             return self._failed(event, error, status, retry_after)
-        # The delay the attempt would have waited for, though none is counted.
+        # The delay the delivery attempt would have waited for, though none is counted.
         delay = 0.0
         if failure is Failure.PROBE:
             delay = retry_delay(

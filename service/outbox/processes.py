@@ -1,10 +1,9 @@
 """Relays in processes of their own beside `payments serve`'s HTTP workers (`--relays N`).
 
-A relay inside an HTTP worker shares that worker's core of Python with the requests.
-Where other cores are idle, relay processes use them (5,000 orders while the machine
-was busy with other work: last webhook 15.7 s in process, 8.7 s with a relay process);
-on a quiet 2-core machine they were no faster and added webhook latency, so the
-default stays in process. `payments serve --relays N` runs them as
+A relay inside an HTTP worker shares that worker's core of Python with the requests; a
+relay process takes a core of its own, if there is one to take. On a 2-core machine
+neither won outright (README, Performance), so `payments serve` runs one only where the
+machine has cores beyond the workers' (relay_processes_for). It runs them as
 `python -m service.outbox` children, restarts one that fails (with backoff), and stops
 them after the workers.
 """

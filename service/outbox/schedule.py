@@ -34,7 +34,8 @@ def retry_delay(
     status: int | None = None,
     retry_after: str | None = None,
 ) -> float:
-    """The delay before the next attempt; a 429/503's Retry-After overrides the schedule."""
+    """The delay before the next delivery attempt; a 429/503's Retry-After overrides
+    the schedule."""
     if status in RETRY_AFTER_STATUSES:
         requested = parse_retry_after(retry_after)
         if requested is not None:

@@ -20,7 +20,8 @@ from service.db.errors import DATABASE_ERRORS
 from service.db.relay_store import RelayStore
 
 log = logging.getLogger(__name__)
-# At most one NOTIFY per this many seconds while rows keep committing.
+# At most one NOTIFY per this many seconds while rows keep committing: a relay in another
+# process hears of a commit no sooner, so this is what its webhooks may wait for.
 NOTIFY_EVERY_SECONDS = 0.002
 # The payload of this process's NOTIFYs: its own relay, woken directly, skips them.
 PROCESS_SENDER = uuid.uuid4().hex
