@@ -29,6 +29,7 @@ def parse_args() -> tuple[Options, Path]:
     parser.add_argument("--bulk", type=int, help="orders of the bulk phase (10000)")
     parser.add_argument("--import-rows", type=int, help="rows of the import phase (--bulk)")
     parser.add_argument("--workers", type=int, help="service processes (1)")
+    parser.add_argument("--relays", type=int, help="relay processes beside them (0: in-process)")
     parser.add_argument("--webhook-rate", type=float, help="payments/s, webhook phase (200)")
     parser.add_argument("--webhook-seconds", type=float, help="length of that phase (10)")
     args = vars(parser.parse_args())
@@ -42,7 +43,7 @@ async def run(options: Options) -> dict[str, Any]:
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     phases: dict[str, Any] = {}
-    async with started(options.workers) as stack:
+    async with started(options.workers, options.relays) as stack:
         bench = Bench(options, stack, Meter(stack.pids))
         for label, phase in PHASES:
             print(f"[bench] {label}", file=sys.stderr, flush=True)

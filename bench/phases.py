@@ -37,6 +37,7 @@ class Options(msgspec.Struct, kw_only=True):
     bulk: int = 10_000
     import_rows: int = 0  # 0: --bulk
     workers: int = 1
+    relays: int = 0  # relay processes beside the workers (0: a relay inside each worker)
     webhook_rate: float = 200.0
     webhook_seconds: float = 10.0
 
@@ -123,7 +124,8 @@ async def batch(bench: Bench) -> dict[str, Any]:
         return lambda i: msgspec.json.encode({"payments": [*map(payment, ids[i])]})
 
     data = await paid_until_webhooks(bench, BATCH, bodies, -(-n // size), n, BATCH_CONCURRENCY)
-    return data | {"creates_per_s": round(n / data["answered_s"], 1) if data["answered_s"] else 0}
+    per_s = round(n / data["answered_s"], 1) if data["answered_s"] else 0
+    return data | {"creates_per_s": per_s, "ratio_to_limit": round(per_s / bench.limit_per_s, 3)}
 
 
 async def webhook_latency(bench: Bench) -> dict[str, Any]:

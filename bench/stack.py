@@ -23,7 +23,10 @@ ROOT = Path(__file__).resolve().parents[1]
 # Webhooks are signed, as in production (the benchmark's own key, not a secret).
 WEBHOOK_SECRET = "whsec_YmVuY2htYXJrLW9ubHktc2lnbmluZy1rZXktMDAwMDAwMDA="
 # No reconciliation: each payment is settled by its own request.
-CONFIG = "[server]\nworkers = {workers}\n[gateway]\nreconcile_after_seconds = 86400.0\n"
+CONFIG = (
+    "[server]\nworkers = {workers}\nrelay_processes = {relays}\n"
+    "[gateway]\nreconcile_after_seconds = 86400.0\n"
+)
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,7 @@ async def stop_process(process: asyncio.subprocess.Process) -> None:
 
 
 @asynccontextmanager
-async def started(workers: int) -> AsyncIterator[Stack]:
+async def started(workers: int, relays: int = 0) -> AsyncIterator[Stack]:
     async with AsyncExitStack() as stop:
         tmp = Path(stop.enter_context(tempfile.TemporaryDirectory(prefix="payments-bench-")))
         postgres = TestPostgres()
@@ -75,7 +78,7 @@ async def started(workers: int) -> AsyncIterator[Stack]:
             raise RuntimeError("the order stub did not start:\n" + (tmp / "stub.log").read_text())
         stub_url = f"http://127.0.0.1:{port}"
 
-        (config := tmp / "bench.toml").write_text(CONFIG.format(workers=workers))
+        (config := tmp / "bench.toml").write_text(CONFIG.format(workers=workers, relays=relays))
         env = service_env(config, urls[0], stub_url) | {"PAYMENTS_WEBHOOK_SECRET": WEBHOOK_SECRET}
         service = ServiceProcess(port=free_port(), env=env, log=tmp / "service.log")
         stop.callback(service.stop)

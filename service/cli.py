@@ -25,7 +25,12 @@ from service.db.embedded import NoEmbeddedCluster, bin_dir, database_url, existi
 from service.db.libpq_env import UnsupportedURL, libpq_environment
 from service.db.migrate import MigrationError, migrate
 from service.db.pool import direct_url
-from service.outbox.processes import IN_PROCESS_RELAY_VARIABLE, RelayProcesses
+from service.outbox.processes import (
+    IN_PROCESS_RELAY_VARIABLE,
+    RelayProcesses,
+    relay_processes_for,
+    usable_cores,
+)
 from service.settings import ConfigError, load_settings
 
 log = logging.getLogger(__name__)
@@ -98,7 +103,10 @@ def allow_open_files(wanted: int) -> None:
 @click.option("--port", type=int, default=None, help="Port (default: [server] port).")
 @click.option("--workers", type=int, default=None, help="Processes (default: [server] workers).")
 @click.option(
-    "--relays", type=int, default=None, help="Relay processes (default: [server] relay_processes)."
+    "--relays",
+    type=int,
+    default=None,
+    help="Relay processes (default: [server] relay_processes; auto: by the machine's cores).",
 )
 def serve(host: str | None, port: int | None, workers: int | None, relays: int | None) -> None:
     """Serve with granian, the faster ASGI server (Rust HTTP stack), and the outbox relays
@@ -114,7 +122,9 @@ def serve(host: str | None, port: int | None, workers: int | None, relays: int |
     if warning := open_access_warning(settings.auth, address, port):
         log.warning(warning)
     allow_open_files(server.max_connections + SPARE_FILES)
-    relays = server.relay_processes if relays is None else relays
+    workers = workers or server.workers
+    wanted = server.relay_processes if relays is None else relays
+    relays = relay_processes_for(workers, usable_cores()) if wanted == "auto" else wanted
     relay_processes = None
     if relays > 0 and settings.outbox.relay_in_process:
         # The workers leave the webhooks to these processes (read by load_settings).
@@ -127,7 +137,7 @@ def serve(host: str | None, port: int | None, workers: int | None, relays: int |
             interface=Interfaces.ASGI,
             address=address,
             port=port,
-            workers=workers or server.workers,
+            workers=workers,
             # HTTP/1.1 only: granian times out unfinished HTTP/1 headers, while an HTTP/2
             # (h2c) connection could hold its slot without ever finishing a request.
             http=HTTPModes.http1,

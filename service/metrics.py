@@ -25,8 +25,9 @@ GATEWAY_CALLBACKS = Counter(
 )
 WEBHOOK_ATTEMPTS = Counter(
     "payments_webhook_attempts_total",
-    "Order webhook delivery attempts by outcome: delivered, retry (failed, will retry), dead, "
-    "outage (failed while the Order Service was down: not counted against the event)",
+    "Order webhook sends by outcome: delivered, retry (a failed delivery attempt, will "
+    "retry), dead (the last delivery attempt failed), outage (failed while the Order "
+    "Service was down: no delivery attempt counted against the event)",
     ["outcome"],
 )
 OUTBOX_PENDING = Gauge("payments_outbox_pending", "Undelivered, live outbox events")

@@ -22,7 +22,8 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     workers: int = 1
     max_body_bytes: int = 16384
     max_batch_body_bytes: int = 1048576
-    relay_processes: int = 0
+    # "auto": by the machine's cores (service/outbox/processes.py relay_processes_for).
+    relay_processes: int | Literal["auto"] = "auto"
     header_read_timeout_seconds: float = 5.0
     body_read_timeout_seconds: float = 5.0
     max_connections: int = 8192

@@ -1,5 +1,6 @@
--- The outbox relay: claiming, recording attempts, waking, retention and the
--- operators' status and replay. Readable and runnable from psql.
+-- The outbox relay: claiming, recording delivery attempts, waking, retention and the
+-- operators' status and replay. Readable and runnable from psql. An event's `attempts`
+-- are its delivery attempts (sends that counted), not a payment's charge attempts.
 
 -- name: claim_due_events(relay_id, lease_seconds, max_events)
 -- Leases up to max_events due events to one relay, oldest first. An event is
@@ -14,7 +15,8 @@
 -- (outbox_next_of_order, migrations/0016), since this statement reads the earlier
 -- events as of its start and a redelivery committed since may have reopened one;
 -- the claim clears the mark. SKIP LOCKED lets any number of relays claim at once
--- without waiting.
+-- without waiting. The body is the exact text to send (migrations/0023; rendered from
+-- the jsonb for events queued before body_text existed).
 UPDATE outbox AS o
    SET claimed_until = now() + make_interval(secs => CAST(:lease_seconds AS float8)),
        claimed_by = :relay_id,
@@ -43,13 +45,17 @@ UPDATE outbox AS o
          ORDER BY c.seq
          LIMIT :max_events
            FOR UPDATE SKIP LOCKED)
-RETURNING o.id, o.seq, o.order_id, o.body::text AS body, o.attempts, o.request_id;
+RETURNING o.id, o.order_id,
+          COALESCE(o.body_text,
+                   order_webhook_text(o.body->>'payment_status',
+                                      CAST(o.body->>'transaction_id' AS uuid))) AS body,
+          o.attempts AS delivery_attempts, o.request_id;
 
 -- name: claim_probe_event(relay_id, lease_seconds)
 -- Leases one due event to a relay that holds the Order Service for down, to probe it
 -- with (every other probe; the others take the oldest, claim_due_events): the one due
 -- the longest, by the same rules as claim_due_events. A failed probe is due again only
--- after its scheduled delay (record_deferrals), so these probes take the due events in
+-- after its scheduled delay (record_outcomes), so these probes take the due events in
 -- turn, and one the Order Service refuses on its own (a bug for that order) cannot keep
 -- the relay paused while the others would get through.
 UPDATE outbox AS o
@@ -80,67 +86,55 @@ UPDATE outbox AS o
          ORDER BY c.next_attempt_at, c.seq
          LIMIT 1
            FOR UPDATE SKIP LOCKED)
-RETURNING o.id, o.seq, o.order_id, o.body::text AS body, o.attempts, o.request_id;
+RETURNING o.id, o.order_id,
+          COALESCE(o.body_text,
+                   order_webhook_text(o.body->>'payment_status',
+                                      CAST(o.body->>'transaction_id' AS uuid))) AS body,
+          o.attempts AS delivery_attempts, o.request_id;
 
--- name: record_deliveries(ids)!
--- Marks events accepted by the Order Service (2xx), one statement per batch.
--- Idempotent, so a batch retried after a lost connection counts no attempt twice.
--- An event marked send_again had an earlier event of its order redelivered while this
--- send was in flight (reopen_event): the send does not count, the event stays
--- undelivered, its claim released, and goes again after that one.
-UPDATE outbox
-   SET delivered_at = CASE WHEN send_again THEN NULL ELSE now() END,
-       attempts = attempts + CASE WHEN send_again THEN 0 ELSE 1 END,
-       last_attempt_at = now(),
-       claimed_until = NULL,
-       claimed_by = NULL
- WHERE id = ANY(CAST(:ids AS uuid[]))
-   AND delivered_at IS NULL;
-
--- name: record_failures(relay_id, ids, errors, delays_seconds, dead)!
--- Records failed attempts, one statement per batch: the error, when to try
--- again, or dead after the last attempt. Only while this relay still holds the
--- claim: once its lease expired another relay may own the event.
+-- name: record_outcomes(relay_id, ids, results, errors, delays_seconds, dead)!
+-- Records what a relay's sends came to, one statement per batch, one element of each
+-- array per claimed event:
+--   delivered: accepted by the Order Service (2xx); a delivery attempt counted. An event
+--     marked send_again had an earlier event of its order redelivered while this send
+--     was in flight (reopen_event): the send does not count, the event stays
+--     undelivered and goes again after that one.
+--   failed: a delivery attempt counted, the error kept, due again after delay_seconds,
+--     or dead after the last delivery attempt.
+--   deferred: failed while the Order Service as a whole was failing (the relay's
+--     circuit breaker is open): the error is kept for operators, but no delivery
+--     attempt is counted, so an outage never uses up an event's attempts; due again after its
+--     delay (0 for a send caught in the outage, the scheduled one for a failed probe,
+--     so that claim_probe_event takes another event first).
+--   released: not sent (the relay is stopping, its lease was too close to its end, or
+--     the Order Service is down and another event probes it): given back as it was,
+--     so that any relay can take it at once.
+-- Every kind ends the claim. All but a delivery only while this relay still holds the
+-- claim (once its lease expired another relay may own the event); a delivery always,
+-- since the Order Service has it. Idempotent (delivered events are left alone), so a
+-- batch retried after a lost connection counts nothing twice.
 UPDATE outbox AS o
-   SET attempts = o.attempts + 1,
-       last_error = f.error,
-       last_attempt_at = now(),
-       next_attempt_at = now() + make_interval(secs => f.delay_seconds),
-       dead_at = CASE WHEN f.dead THEN now() END,
+   SET delivered_at = CASE WHEN f.result = 'delivered' AND NOT o.send_again THEN now()
+                           ELSE o.delivered_at END,
+       attempts = o.attempts + CASE WHEN f.result = 'failed' THEN 1
+                                    WHEN f.result = 'delivered' AND NOT o.send_again THEN 1
+                                    ELSE 0 END,
+       last_error = CASE WHEN f.result IN ('failed', 'deferred') THEN f.error
+                         ELSE o.last_error END,
+       last_attempt_at = CASE WHEN f.result = 'released' THEN o.last_attempt_at
+                              ELSE now() END,
+       next_attempt_at = CASE WHEN f.result IN ('failed', 'deferred')
+                              THEN now() + make_interval(secs => f.delay_seconds)
+                              ELSE o.next_attempt_at END,
+       dead_at = CASE WHEN f.result = 'failed' AND f.dead THEN now() ELSE o.dead_at END,
        claimed_until = NULL,
        claimed_by = NULL
-  FROM unnest(CAST(:ids AS uuid[]), CAST(:errors AS text[]),
+  FROM unnest(CAST(:ids AS uuid[]), CAST(:results AS text[]), CAST(:errors AS text[]),
               CAST(:delays_seconds AS float8[]), CAST(:dead AS boolean[]))
-       AS f(id, error, delay_seconds, dead)
+       AS f(id, result, error, delay_seconds, dead)
  WHERE o.id = f.id
-   AND o.claimed_by = :relay_id
-   AND o.delivered_at IS NULL;
-
--- name: record_deferrals(relay_id, ids, errors, delays_seconds)!
--- Records sends that failed while the Order Service as a whole was failing (the
--- relay's circuit breaker is open): the error is kept for operators, but no attempt
--- is counted, so an outage never uses up an event's attempts. The event is due again
--- after its delay: 0 for a send caught in the outage, the scheduled one for a failed
--- probe (claim_probe_event then takes another event first).
-UPDATE outbox AS o
-   SET last_error = f.error,
-       last_attempt_at = now(),
-       next_attempt_at = now() + make_interval(secs => f.delay_seconds),
-       claimed_until = NULL,
-       claimed_by = NULL
-  FROM unnest(CAST(:ids AS uuid[]), CAST(:errors AS text[]),
-              CAST(:delays_seconds AS float8[])) AS f(id, error, delay_seconds)
- WHERE o.id = f.id
-   AND o.claimed_by = :relay_id
-   AND o.delivered_at IS NULL;
-
--- name: release_events(relay_id, ids)!
--- Gives back claimed events this relay will not send (stopping, or a lease too
--- close to expiry), so another relay can take them at once.
-UPDATE outbox
-   SET claimed_until = NULL, claimed_by = NULL
- WHERE id = ANY(CAST(:ids AS uuid[]))
-   AND claimed_by = :relay_id;
+   AND o.delivered_at IS NULL
+   AND (f.result = 'delivered' OR o.claimed_by = :relay_id);
 
 -- name: release_claims_of_relay(relay_id)$
 -- On shutdown: gives back everything this relay still holds; returns how many.

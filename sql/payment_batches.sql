@@ -84,8 +84,9 @@ WITH decided AS (
       FROM settled
      WHERE payment_attempts.transaction_id = settled.transaction_id
 ), queued AS (
-    INSERT INTO outbox (order_id, payment_id, body, request_id)
-    SELECT order_id, id, order_webhook_body(status, transaction_id), request_id
+    INSERT INTO outbox (order_id, payment_id, body, body_text, request_id)
+    SELECT order_id, id, order_webhook_body(status, transaction_id),
+           order_webhook_text(status, transaction_id), request_id
       FROM settled
      ORDER BY id
     RETURNING payment_id

@@ -20,8 +20,9 @@ WITH refunded AS (
     SELECT id, amount, :reason, 'COMPLETED' FROM refunded
     RETURNING id, payment_id, amount, reason, status, created_at
 ), queued AS (
-    INSERT INTO outbox (order_id, payment_id, body, request_id)
-    SELECT order_id, id, order_webhook_body('REFUNDED', transaction_id), :request_id
+    INSERT INTO outbox (order_id, payment_id, body, body_text, request_id)
+    SELECT order_id, id, order_webhook_body('REFUNDED', transaction_id),
+           order_webhook_text('REFUNDED', transaction_id), :request_id
       FROM refunded
     RETURNING id
 )

@@ -16,7 +16,7 @@ import pytest
 
 from service.db.sql import load_queries
 from service.domain.rules import PaymentStatus
-from service.outbox.maintenance import purge_delivered
+from service.db.housekeeping import purge_delivered_events
 from tests.support.order_stub import Answer, OrderServiceStub, ReceivedWebhook
 from tests.support.payments import insert_processing, settle
 from tests.support.problems import assert_problem
@@ -332,7 +332,7 @@ async def test_an_event_past_retention_is_neither_listed_nor_redelivered(
     await pay(svc.client, 1)
     [old] = await listed(svc.client, 1, "delivered")
     await load_test_queries().age_delivered_event(db, event_id=old["id"], days=8)
-    assert await purge_delivered(load_queries(), db, retention_days=7) == 1
+    assert await purge_delivered_events(load_queries(), db, retention_days=7) == 1
 
     assert await page(svc.client) == {"data": [], "has_more": False}
     missing = await svc.client.post(f"{EVENTS}/{old['id']}/redeliver")

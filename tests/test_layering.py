@@ -2,7 +2,7 @@
 
 cli → app → api → {commands, queries, outbox} → db → {gateway, domain, settings}
 Operator tools (ops, importer, outbox CLI) sit beside the CLI; small shared
-modules (signing, metrics, logging, request context, waiting) sit at the bottom.
+modules (signing, metrics, logging, request context, waiting, backoff) sit at the bottom.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ LAYERS: dict[str, int] = {
     "metrics": 0,
     "request_context": 0,
     "waiting": 0,
+    "backoff": 0,
 }
 
 
@@ -120,3 +121,28 @@ def test_no_modules_import_each_other() -> None:
     for module in sorted(graph):
         found = circle_from(module, [])
         assert found is None, "modules that import each other: " + " -> ".join(found)
+
+
+# The relay's statements (sql/outbox.sql): its modules run them through RelayStore
+# (service/db/relay_store.py), never by name.
+RELAY_STATEMENTS = {
+    "claim_due_events",
+    "claim_probe_event",
+    "record_outcomes",
+    "release_claims_of_relay",
+    "wake_relays",
+    "relay_listener_ping",
+    "try_lock_outbox_retention",
+    "purge_delivered_events",
+}
+RELAY_MODULES = ("relay", "delivery", "breaker", "schedule", "listener", "wakeup", "processes")
+
+
+def test_the_relay_reaches_its_statements_only_through_its_store() -> None:
+    named: list[str] = []
+    for module in RELAY_MODULES:
+        path = SERVICE / "outbox" / f"{module}.py"
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Attribute) and node.attr in RELAY_STATEMENTS:
+                named.append(f"service/outbox/{module}.py:{node.lineno} {node.attr}")
+    assert named == [], "statements named outside service/db/:\n" + "\n".join(named)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import time
 
 import asyncpg
@@ -17,10 +18,12 @@ from tests.support.payments import find_payment
 from tests.support.relay_helpers import (
     all_events,
     create_payments,
+    refund,
     relay_settings,
     running_relay,
     wait_all_delivered,
 )
+from tests.support.sql import load_test_queries
 
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"order-service-test-secret-0123456").decode()
 
@@ -161,3 +164,42 @@ def test_body_is_the_contract_body_only() -> None:
     )
     expected = b'{"payment_status":"refunded","transaction_id":"%s"}' % tx.encode()
     assert msgspec.json.encode(body) == expected
+
+
+async def test_the_stored_body_is_sent_and_signed_byte_for_byte(
+    database_url: str, order_stub: OrderServiceStub, db: asyncpg.Connection
+) -> None:
+    checks = load_test_queries()
+    _, refunded = await create_payments(database_url, [21, 22])
+    await refund(db, refunded)
+    first, second, third = await all_events(db)
+    # Queued compact, as sent: what the events API shows as `data`, without the spaces.
+    stored = await checks.event_body_text(db, event_id=first["id"])
+    assert stored.encode() == json.dumps(json.loads(first["body"]), separators=(",", ":")).encode()
+    # The same JSON in another key order: the relay posts the stored text as it is,
+    # never a re-encoding of it.
+    transaction_id = json.loads(first["body"])["transaction_id"]
+    reordered = f'{{"transaction_id":"{transaction_id}","payment_status":"completed"}}'
+    await checks.set_event_body_text(db, event_id=first["id"], body_text=reordered)
+    # As an event queued before the column existed (or by the release before it): sent
+    # compact, as the relay always sent it.
+    await checks.set_event_body_text(db, event_id=third["id"], body_text=None)
+
+    settings = relay_settings(database_url, order_stub.url, webhook_secret=WEBHOOK_SECRET)
+    async with running_relay(database_url, settings):
+        await order_stub.wait_for_accepted(3)
+        await wait_all_delivered(db)
+
+    sent = {call.webhook_id: call for call in order_stub.accepted}
+    assert sent[str(first["id"])].raw_body == reordered.encode()
+    for event in (second, third):
+        compact = json.dumps(json.loads(event["body"]), separators=(",", ":"))
+        assert sent[str(event["id"])].raw_body == compact.encode()
+    for call in sent.values():
+        verify(
+            secret_key(WEBHOOK_SECRET),
+            call.headers["webhook-id"],
+            call.headers["webhook-timestamp"],
+            call.headers["webhook-signature"],
+            call.raw_body,
+        )

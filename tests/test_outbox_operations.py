@@ -11,11 +11,11 @@ from typing import Any
 import asyncpg
 from click.testing import CliRunner, Result
 
+from service.db.housekeeping import purge_delivered_events
 from service.db.pool import create_pool
 from service.db.sql import load_queries
 from service.ops.outbox import outbox_group
 from service.outbox import OutboxRelay
-from service.outbox.maintenance import purge_delivered
 from tests.support.order_stub import Answer, OrderServiceStub
 from tests.support.relay_helpers import (
     all_events,
@@ -126,12 +126,12 @@ async def test_retention_deletes_only_old_delivered_events(
     for event, days in ((old_a, 10), (old_b, 10), (recent_a, 1)):
         await checks.age_delivered_event(db, event_id=event["id"], days=days)
 
-    assert await purge_delivered(load_queries(), db, retention_days=30) == 0
+    assert await purge_delivered_events(load_queries(), db, retention_days=30) == 0
     purged = await cli(database_url, "purge", "--json")  # litestar.toml: 7 days
     assert json.loads(purged.output) == {"purged": 2, "busy": False}
     left = {e["id"] for e in await all_events(db)}
     assert {recent_a["id"], recent_b["id"]} <= left and len(left) == 3
-    assert await purge_delivered(load_queries(), db, retention_days=0.5) == 1
+    assert await purge_delivered_events(load_queries(), db, retention_days=0.5) == 1
 
     # The relay runs retention by itself.
     pool = await create_pool(database_url, settings.database)

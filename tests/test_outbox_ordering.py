@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import asyncpg
 
@@ -84,11 +85,22 @@ async def test_a_redelivery_behind_an_event_in_flight_waits_for_that_send_and_re
         rows = sql.claim_due_events(db, relay_id=relay_id, lease_seconds=60.0, max_events=10)
         return [row["body"] async for row in rows]
 
+    async def record_delivery(event_id: Any) -> None:
+        await sql.record_outcomes(
+            db,
+            relay_id="any",
+            ids=[event_id],
+            results=["delivered"],
+            errors=[""],
+            delays_seconds=[0.0],
+            dead=[False],
+        )
+
     [payment_id] = await create_payments(database_url, [5])
     await refund(db, payment_id)
     completed, refunded = await all_events(db)
     assert len(await claim("first")) == 1
-    await sql.record_deliveries(db, ids=[completed["id"]])
+    await record_delivery(completed["id"])
     assert len(await claim("first")) == 1  # refunded, now being sent
 
     async with db.transaction():
@@ -96,14 +108,14 @@ async def test_a_redelivery_behind_an_event_in_flight_waits_for_that_send_and_re
     # Not while refunded is in flight: one send at a time per order.
     assert await claim("second") == []
     # That send started before the redelivery: it does not count.
-    await sql.record_deliveries(db, ids=[refunded["id"]])
+    await record_delivery(refunded["id"])
     assert [e["delivered_at"] is None for e in await all_events(db)] == [True, True]
     sent = await claim("second")
     assert [json.loads(body)["payment_status"] for body in sent] == ["completed"]
-    await sql.record_deliveries(db, ids=[completed["id"]])
+    await record_delivery(completed["id"])
     sent = await claim("second")
     assert [json.loads(body)["payment_status"] for body in sent] == ["refunded"]
-    await sql.record_deliveries(db, ids=[refunded["id"]])
+    await record_delivery(refunded["id"])
     events = await all_events(db)
     assert all(e["delivered_at"] is not None for e in events)
     assert [e["attempts"] for e in events] == [1, 1]  # fresh attempts for both, each sent once

@@ -6,7 +6,8 @@ import random
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
-from service.outbox.schedule import backoff, is_dead, parse_retry_after, retry_delay
+from service.backoff import parse_retry_after
+from service.outbox.schedule import is_dead, retry_delay, scheduled_delay
 from service.settings import OutboxSettings
 
 SCHEDULE = (5.0, 30.0, 120.0)
@@ -15,7 +16,7 @@ SCHEDULE = (5.0, 30.0, 120.0)
 def test_backoff_follows_the_schedule_within_twenty_percent() -> None:
     rng = random.Random(1)
     for attempts, base in enumerate(SCHEDULE, start=1):
-        delays = [backoff(attempts, SCHEDULE, rng) for _ in range(200)]
+        delays = [scheduled_delay(attempts, SCHEDULE, rng) for _ in range(200)]
         assert all(0.8 * base <= d <= 1.2 * base for d in delays)
         assert len(set(delays)) > 100  # spread, not lockstep
 

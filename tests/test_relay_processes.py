@@ -13,7 +13,7 @@ import httpx
 import psutil
 import pytest
 
-from service.outbox.processes import IN_PROCESS_RELAY_VARIABLE
+from service.outbox.processes import IN_PROCESS_RELAY_VARIABLE, relay_processes_for
 from service.settings import load_settings
 from tests.support.order_stub import OrderServiceStub
 from tests.support.processes import ServiceProcess, service_env
@@ -101,3 +101,17 @@ def test_the_workers_are_told_to_leave_the_relay_to_those_processes(tmp_path: Pa
     (tmp_path / "none.toml").write_text("", encoding="utf-8")
     assert load_settings(env=env).outbox.relay_in_process is False
     assert load_settings(env={**env, IN_PROCESS_RELAY_VARIABLE: "1"}).outbox.relay_in_process
+
+
+def test_serve_runs_a_relay_process_by_default_only_where_there_are_cores_to_spare(
+    tmp_path: Path,
+) -> None:
+    (config := tmp_path / "payments.toml").write_text("", encoding="utf-8")
+    assert load_settings(config, env={}).server.relay_processes == "auto"
+    # One worker: on 2 cores the relay stays in it; from 3 cores on it gets a process.
+    assert [relay_processes_for(1, cores) for cores in (1, 2, 3, 8)] == [0, 0, 1, 1]
+    # As many workers as cores: each keeps its relay.
+    assert relay_processes_for(4, 4) == 0 and relay_processes_for(4, 6) == 1
+    # A number given is kept as it is.
+    config.write_text("[server]\nrelay_processes = 2\n", encoding="utf-8")
+    assert load_settings(config, env={}).server.relay_processes == 2

@@ -73,6 +73,21 @@ async def purge_gateway_events(
     )
 
 
+async def purge_delivered_events(
+    queries: Queries, connection: Executor, retention_days: float, *, batch: int = PURGE_BATCH
+) -> int | None:
+    """Delete the outbox events delivered more than `retention_days` ago (the relays'
+    retention, and `payments outbox purge`); undelivered events, pending or dead, never."""
+    return await purge_in_batches(
+        connection,
+        lambda: queries.try_lock_outbox_retention(connection),
+        lambda limit: queries.purge_delivered_events(
+            connection, retention_days=retention_days, max_events=limit
+        ),
+        batch,
+    )
+
+
 async def purge_expired(
     queries: Queries, pool: BoundedPool, callback_retention_days: float
 ) -> None:

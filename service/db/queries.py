@@ -167,28 +167,16 @@ class OutboxQueries(Protocol):
         self, conn: Executor, *, relay_id: str, lease_seconds: float, max_events: int
     ) -> Rows: ...
     def claim_probe_event(self, conn: Executor, *, relay_id: str, lease_seconds: float) -> Rows: ...
-    async def record_deliveries(self, conn: Executor, *, ids: Sequence[UUID]) -> str: ...
-    async def record_failures(
+    async def record_outcomes(
         self,
         conn: Executor,
         *,
         relay_id: str,
         ids: Sequence[UUID],
+        results: Sequence[str],
         errors: Sequence[str],
         delays_seconds: Sequence[float],
         dead: Sequence[bool],
-    ) -> str: ...
-    async def record_deferrals(
-        self,
-        conn: Executor,
-        *,
-        relay_id: str,
-        ids: Sequence[UUID],
-        errors: Sequence[str],
-        delays_seconds: Sequence[float],
-    ) -> str: ...
-    async def release_events(
-        self, conn: Executor, *, relay_id: str, ids: Sequence[UUID]
     ) -> str: ...
     async def release_claims_of_relay(self, conn: Executor, *, relay_id: str) -> int: ...
     async def wake_relays(self, conn: Executor, *, sender: str) -> bool: ...

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import aiohttp
 import httpx
 
-from service.waiting import jittered, parse_retry_after
+from service.backoff import Backoff, parse_retry_after
 
 # The request may not have reached the service, or its answer was lost: safe to send again,
 # because every create carries an Idempotency-Key.
@@ -47,7 +47,7 @@ class RetryPolicy:
         A Retry-After the service sent (503 does), in seconds or as a date, is a
         floor, within the cap.
         """
-        wait = jittered(min(self.cap_seconds, self.base_seconds * 2**attempt), self.rng)
+        wait = Backoff(self.base_seconds, self.cap_seconds, self.rng).delay(attempt + 1)
         requested = parse_retry_after(retry_after)
         if requested is not None:
             wait = max(wait, min(requested, self.cap_seconds))

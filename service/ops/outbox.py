@@ -15,12 +15,12 @@ import msgspec
 from service.commands import ReplayDeadEvents, RetryWaitingEvents
 from service.commands.outbox_operations import replay_dead_events, retry_waiting_events
 from service.db.embedded import NoEmbeddedCluster, existing_database_url
+from service.db.housekeeping import purge_delivered_events
 from service.db.pool import connect, create_pool
 from service.db.queries import Queries
 from service.db.reader import ReadSession
 from service.db.sql import load_queries
 from service.db.unit_of_work import UnitOfWork
-from service.outbox.maintenance import purge_delivered
 from service.queries.outbox_health import OutboxStatus, outbox_status
 from service.settings import DatabaseSettings, load_settings
 
@@ -159,7 +159,7 @@ def purge_command(days: float | None, as_json: bool) -> None:
     """Delete delivered events older than the retention; never undelivered ones."""
     retention = load_settings().outbox.retention_days if days is None else days
     purged = _with_connection(
-        lambda queries, connection: purge_delivered(queries, connection, retention)
+        lambda queries, connection: purge_delivered_events(queries, connection, retention)
     )
     if as_json:
         _echo_json({"purged": purged or 0, "busy": purged is None})

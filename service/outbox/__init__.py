@@ -1,6 +1,5 @@
 """The outbox relay: order webhooks delivered at least once, in order, signed."""
 
-from service.outbox.relay import OutboxRelay
-from service.outbox.runner import RelayHandle, start_relay
+from service.outbox.relay import OutboxRelay, RelayHandle, start_relay
 
 __all__ = ["OutboxRelay", "RelayHandle", "start_relay"]

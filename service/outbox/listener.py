@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Callable
 
 import asyncpg
 
+from service.backoff import Backoff
 from service.db.errors import DATABASE_ERRORS
-from service.db.queries import Queries
+from service.db.relay_store import RelayStore
 from service.outbox.wakeup import OPERATOR_SENDER, PROCESS_SENDER
 from service.waiting import wait_for_event
 
@@ -39,17 +39,17 @@ class NotifyListener:
     def __init__(
         self,
         url: str,
-        queries: Queries,
+        store: RelayStore,
         on_notify: Callable[[], None],
         *,
         on_operator: Callable[[], None] | None = None,
     ) -> None:
         self._url = url
-        self._sql = queries
+        self._store = store
         self._on_notify = on_notify
         self._on_operator = on_operator or on_notify
         self.connections = 0
-        self._delay = RECONNECT_MIN_SECONDS
+        self._reconnects = Backoff(RECONNECT_MIN_SECONDS, RECONNECT_MAX_SECONDS)
 
     async def run(self) -> None:
         """Listen until cancelled, reconnecting with capped exponential backoff.
@@ -61,13 +61,12 @@ class NotifyListener:
             try:
                 await self._listen_once()
             except DATABASE_ERRORS as exc:
-                log.warning(
-                    "outbox listener unavailable (%r); reconnecting in %.1fs", exc, self._delay
-                )
+                delay = self._reconnects.failed()
+                log.warning("outbox listener unavailable (%r); reconnecting in %.1fs", exc, delay)
             except Exception:
-                log.exception("outbox listener failed; reconnecting in %.1fs", self._delay)
-            await asyncio.sleep(self._delay * random.uniform(0.5, 1.0))
-            self._delay = min(self._delay * 2, RECONNECT_MAX_SECONDS)
+                delay = self._reconnects.failed()
+                log.exception("outbox listener failed; reconnecting in %.1fs", delay)
+            await asyncio.sleep(delay)
 
     async def _listen_once(self) -> None:
         connection = await asyncpg.connect(
@@ -80,7 +79,7 @@ class NotifyListener:
         try:
             await connection.add_listener(CHANNEL, self._notified)
             self.connections += 1
-            self._delay = RECONNECT_MIN_SECONDS
+            self._reconnects.succeeded()
             self._on_notify()
             while not connection.is_closed():
                 await wait_for_event(lost, PING_INTERVAL_SECONDS)
@@ -88,7 +87,7 @@ class NotifyListener:
                     break
                 # asyncio.timeout, not wait_for, for the reason wait_for_event gives.
                 async with asyncio.timeout(PING_TIMEOUT_SECONDS):
-                    await self._sql.relay_listener_ping(connection)
+                    await self._store.ping(connection)
             raise ConnectionError("connection lost")
         finally:
             connection.terminate()

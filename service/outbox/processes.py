@@ -1,10 +1,9 @@
 """Relays in processes of their own beside `payments serve`'s HTTP workers (`--relays N`).
 
-A relay inside an HTTP worker shares that worker's core of Python with the requests.
-Where other cores are idle, relay processes use them (5,000 orders while the machine
-was busy with other work: last webhook 15.7 s in process, 8.7 s with a relay process);
-on a quiet 2-core machine they were no faster and added webhook latency, so the
-default stays in process. `payments serve --relays N` runs them as
+A relay inside an HTTP worker shares that worker's core of Python with the requests; a
+relay process takes a core of its own, if there is one to take. On a 2-core machine
+neither won outright (README, Performance), so `payments serve` runs one only where the
+machine has cores beyond the workers' (relay_processes_for). It runs them as
 `python -m service.outbox` children, restarts one that fails (with backoff), and stops
 them after the workers.
 """
@@ -12,11 +11,14 @@ them after the workers.
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Sequence
+
+from service.backoff import Backoff
 
 log = logging.getLogger(__name__)
 # The workers read this: relays run beside them, not inside them (service/settings.py).
@@ -24,6 +26,22 @@ IN_PROCESS_RELAY_VARIABLE = "PAYMENTS_OUTBOX_RELAY_IN_PROCESS"
 RESTART_MIN_SECONDS = 0.5
 RESTART_MAX_SECONDS = 30.0
 STOP_SECONDS = 20.0  # a relay finishes its in-flight sends and releases its claims
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, as a container's limit sets it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def relay_processes_for(workers: int, cores: int) -> int:
+    """`payments serve`'s default number of relay processes ([server] relay_processes =
+    "auto"): one, where the machine has a core beyond the workers' and one more (for
+    PostgreSQL, or whatever else runs there); none, a relay inside each worker, where it
+    has not: there a relay process only takes its core from the workers or PostgreSQL."""
+    return 1 if cores >= workers + 2 else 0
 
 
 class RelayProcesses:
@@ -42,16 +60,21 @@ class RelayProcesses:
         return self
 
     def _watch(self) -> None:
-        delays = [RESTART_MIN_SECONDS] * len(self._children)
+        restarts = [Backoff(RESTART_MIN_SECONDS, RESTART_MAX_SECONDS) for _ in self._children]
         while not self._stopping.wait(RESTART_MIN_SECONDS):
             for slot, child in enumerate(self._children):
                 # 0: stopped as asked (SIGINT or SIGTERM reach the whole process group).
                 if child is None or child.poll() in (None, 0):
                     continue
-                log.error("relay process %d failed (%s); restarting", child.pid, child.returncode)
-                if self._stopping.wait(delays[slot]):
+                delay = restarts[slot].failed()
+                log.error(
+                    "relay process %d failed (%s); restarting in %.1fs",
+                    child.pid,
+                    child.returncode,
+                    delay,
+                )
+                if self._stopping.wait(delay):
                     return
-                delays[slot] = min(delays[slot] * 2, RESTART_MAX_SECONDS)
                 self._children[slot] = subprocess.Popen(self._command)
 
     def stop(self) -> None:

@@ -5,10 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-from service.waiting import jittered, parse_retry_after
-
-__all__ = ["backoff", "is_dead", "parse_retry_after", "retry_delay"]
-
+from service.backoff import jittered, parse_retry_after
 
 # Answers whose Retry-After header is a request to wait, not a hint.
 RETRY_AFTER_STATUSES = frozenset({429, 503})
@@ -17,30 +14,31 @@ RETRY_AFTER_STATUSES = frozenset({429, 503})
 MIN_RETRY_AFTER_CAP = 60.0
 
 
-def is_dead(attempts_made: int, schedule: Sequence[float]) -> bool:
-    """The schedule has one delay per retry, so len(schedule) + 1 attempts in all."""
-    return attempts_made > len(schedule)
+def is_dead(delivery_attempts: int, schedule: Sequence[float]) -> bool:
+    """The schedule has one delay per retry, so len(schedule) + 1 delivery attempts in all."""
+    return delivery_attempts > len(schedule)
 
 
-def backoff(attempts_made: int, schedule: Sequence[float], rng: random.Random) -> float:
-    """The scheduled delay after `attempts_made` attempts, spread by +-20% so that
+def scheduled_delay(delivery_attempts: int, schedule: Sequence[float], rng: random.Random) -> float:
+    """The schedule's delay after `delivery_attempts` attempts, spread by +-20% so that
     events which failed together (an Order Service outage) do not retry in lockstep."""
-    base = schedule[min(attempts_made, len(schedule)) - 1] if schedule else 0.0
+    base = schedule[min(delivery_attempts, len(schedule)) - 1] if schedule else 0.0
     return jittered(base, rng)
 
 
 def retry_delay(
-    attempts_made: int,
+    delivery_attempts: int,
     schedule: Sequence[float],
     rng: random.Random,
     *,
     status: int | None = None,
     retry_after: str | None = None,
 ) -> float:
-    """The delay before the next attempt; a 429/503's Retry-After overrides the schedule."""
+    """The delay before the next delivery attempt; a 429/503's Retry-After overrides
+    the schedule."""
     if status in RETRY_AFTER_STATUSES:
         requested = parse_retry_after(retry_after)
         if requested is not None:
             cap = max(max(schedule, default=0.0), MIN_RETRY_AFTER_CAP)
             return min(requested, cap)
-    return backoff(attempts_made, schedule, rng)
+    return scheduled_delay(delivery_attempts, schedule, rng)

@@ -17,11 +17,13 @@ from collections.abc import Callable
 
 from service.db.database import Database
 from service.db.errors import DATABASE_ERRORS
+from service.db.relay_store import RelayStore
 from service.db.session import OPERATOR_WAKEUP
 
 log = logging.getLogger(__name__)
-# At most one NOTIFY per this many seconds while rows keep committing.
-NOTIFY_EVERY_SECONDS = 0.02
+# At most one NOTIFY per this many seconds while rows keep committing: a relay in another
+# process hears of a commit no sooner, so this is what its webhooks may wait for.
+NOTIFY_EVERY_SECONDS = 0.002
 # The payload of this process's NOTIFYs: its own relay, woken directly, skips them.
 PROCESS_SENDER = uuid.uuid4().hex
 # The payload of an operator's retry or replay (service/db/session.py).
@@ -47,12 +49,12 @@ class OutboxWakeup:
 
     async def notify_other_processes(self, db: Database) -> None:
         """Until cancelled: one NOTIFY per burst of commits, for relays elsewhere."""
+        store = RelayStore(db.pool, db.queries)
         while True:
             await self._pending.wait()
             self._pending.clear()
             try:
-                async with db.pool.connection() as connection:
-                    await db.queries.wake_relays(connection, sender=PROCESS_SENDER)
+                await store.notify_relays(PROCESS_SENDER)
             except DATABASE_ERRORS as exc:
                 # The other relays poll; the database being away is reported elsewhere.
                 log.debug("could not notify other relays: %s", exc)

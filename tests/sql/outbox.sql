@@ -109,3 +109,12 @@ LOCK TABLE outbox IN ACCESS EXCLUSIVE MODE;
 INSERT INTO outbox (order_id, payment_id, body)
 SELECT 1000000000 + n, :payment_id, order_webhook_body('COMPLETED', gen_random_uuid())
   FROM generate_series(1, :count) AS n;
+
+-- name: event_body_text(event_id)$
+-- The exact text the relay will send for an event (NULL: rendered from body at claim).
+SELECT body_text FROM outbox WHERE id = CAST(:event_id AS uuid);
+
+-- name: set_event_body_text(event_id, body_text)!
+-- Sets the exact text to send for one event by hand (NULL: as an event queued before
+-- migrations/0023, or by the release before it, is).
+UPDATE outbox SET body_text = :body_text WHERE id = CAST(:event_id AS uuid);
