@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import hmac
 import io
+import itertools
 import json
 import logging
 import secrets
@@ -40,7 +41,7 @@ from service.gateway.contract import (
     RefundOutcome,
     RefundRequest,
 )
-from service.gateway.stripe import StripeGateway
+from service.gateway.stripe import RequestPacer, StripeGateway
 from service.signing import SignatureError
 from tests.support import localstripe as launcher
 from tests.support.localstripe import LocalStripe
@@ -646,6 +647,25 @@ async def test_a_call_whose_turn_comes_after_its_time_limit_fails_at_once() -> N
     assert isinstance(second, GatewayUnavailable)
     assert "rate limit" in str(second)
     assert len(server.received) == 1
+
+
+async def test_a_held_up_event_loop_releases_no_burst_of_requests() -> None:
+    """The requests due while the event loop was held up (a long computation, a pause)
+    go one by one afterwards: a burst would meet Stripe's own limit."""
+    pacer = RequestPacer(20)
+    loop = asyncio.get_running_loop()
+    released: list[float] = []
+
+    async def one() -> None:
+        await pacer.wait(loop.time() + 60)
+        released.append(loop.time())
+
+    waiting = [asyncio.create_task(one()) for _ in range(12)]
+    await asyncio.sleep(0.12)
+    time.sleep(0.4)  # noqa: ASYNC251  (holds the event loop up: eight turns come due)
+    await asyncio.gather(*waiting)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(released)]
+    assert min(gaps) >= 1 / 20
 
 
 async def test_secrets_appear_in_no_message_repr_or_log(caplog: pytest.LogCaptureFixture) -> None:

@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Any, Literal, TypeVar
+from urllib.parse import quote
 from uuid import UUID
 
 import msgspec
@@ -154,11 +155,16 @@ class _Refused(Exception):
 
 
 class RequestPacer:
-    """At most `per_second` requests a second, evenly spaced, over every call that shares
-    it: a token bucket of one token, so that no burst reaches the gateway either.
+    """At most `per_second` requests a second over every call that shares it, one at a
+    time and evenly spaced: a token bucket of one token, so that no burst reaches the
+    gateway either.
 
-    A request takes the next free send time. One whose turn would come after its call's
-    deadline takes none and fails at once, instead of waiting to be cut off.
+    Each request waits its turn in line, then for `1 / per_second` after the one before it
+    was let go, as measured when it was: an event loop held up for a while lets the
+    requests due meanwhile go one by one afterwards, not all at once (the price: each
+    sleep's lateness adds up, and the rate reached is a few percent under `per_second`).
+    A request whose turn would come after its call's deadline does not queue and fails at
+    once, instead of waiting to be cut off.
     """
 
     def __init__(self, per_second: float) -> None:
@@ -166,17 +172,30 @@ class RequestPacer:
             raise ValueError("max_requests_per_second must be positive")
         self._interval = 1.0 / per_second
         self._next_send = 0.0
+        self._line = asyncio.Lock()
+        self._waiting = 0
 
     async def wait(self, deadline: float) -> None:
-        now = asyncio.get_running_loop().time()
-        send_at = max(now, self._next_send)
-        if send_at >= deadline:
+        loop = asyncio.get_running_loop()
+        turn = max(loop.time(), self._next_send) + self._waiting * self._interval
+        if turn >= deadline:
             raise GatewayUnavailable(
                 "Stripe: the client-side rate limit has no turn left within the time limit"
             )
-        self._next_send = send_at + self._interval
-        if send_at > now:
-            await asyncio.sleep(send_at - now)
+        self._waiting += 1
+        in_line = True
+        try:
+            async with self._line:
+                self._waiting -= 1
+                in_line = False
+                delay = self._next_send - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                self._next_send = loop.time() + self._interval
+        finally:
+            # Cut off (its call's time limit) before its turn came.
+            if in_line:
+                self._waiting -= 1
 
 
 class StripeGateway:
@@ -226,7 +245,7 @@ class StripeGateway:
         )
 
     async def aclose(self) -> None:
-        await self._http.close_async()  # type: ignore[no-untyped-call]  # the library's own
+        await self._http.close_async()  # type: ignore[no-untyped-call]  # untyped in stripe
 
     # Charges
 
@@ -242,7 +261,7 @@ class StripeGateway:
                 return await self._create_payment_intent(request, deadline)
             try:
                 body = await self._request(
-                    "get", f"/v1/payment_intents/{request.reference}", deadline
+                    "get", f"/v1/payment_intents/{quote(request.reference, safe='')}", deadline
                 )
             except _Refused as refused:
                 raise _unavailable("the PaymentIntent could not be read", refused) from None
@@ -251,13 +270,13 @@ class StripeGateway:
     async def cancel(self, request: ChargeRequest) -> ChargeDecision:
         if request.reference is None:
             raise ValueError("only a charge the gateway answered can be cancelled")
-        path = f"/v1/payment_intents/{request.reference}"
+        path = f"/v1/payment_intents/{quote(request.reference, safe='')}"
         async with self._time_limit() as deadline:
             try:
                 body = await self._request("post", f"{path}/cancel", deadline)
             except _Refused as refused:
                 if refused.status != 400:
-                    raise _unavailable("the PaymentIntent not cancelled", refused) from None
+                    raise _unavailable("the cancel was refused", refused) from None
                 # Not cancellable any more: the buyer authenticated (or it failed) first,
                 # and what it is now is the answer.
                 try:
@@ -308,7 +327,8 @@ class StripeGateway:
         async with self._time_limit() as deadline:
             if request.reference is not None:
                 try:
-                    body = await self._request("get", f"/v1/refunds/{request.reference}", deadline)
+                    path = f"/v1/refunds/{quote(request.reference, safe='')}"
+                    body = await self._request("get", path, deadline)
                 except _Refused as refused:
                     raise _unavailable("the refund could not be read", refused) from None
                 return refund_decision(_decode(body, _Refund))
