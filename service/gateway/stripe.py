@@ -376,7 +376,7 @@ class StripeGateway:
             raise _unavailable("the refunds could not be listed", refused) from None
         ours = _refund_metadata(request)
         for made in _decode(body, _Refunds).data:
-            if made.metadata.get("refund_id") == ours["refund_id"]:
+            if all(made.metadata.get(key) == ours[key] for key in ("refund_id", "transaction_id")):
                 return made
         return None
 
