@@ -23,7 +23,7 @@ from service.db.reader import Reader
 from service.db.replica_probe import ReplicaProbe
 from service.db.sql import load_queries
 from service.db.unit_of_work import UnitOfWork
-from service.gateway import LimitedGateway, SimulatedGateway
+from service.gateway import configured_gateway
 from service.outbox import start_relay
 from service.outbox.wakeup import OutboxWakeup
 from service.queries.outbox_health import SharedBacklog
@@ -37,8 +37,10 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     if not settings.order_service.webhook_secrets:
         log.warning("PAYMENTS_WEBHOOK_SECRET is not set: order webhooks are sent unsigned")
-    if not settings.gateway.callback_secrets:
+    if settings.gateway.kind == "simulator" and not settings.gateway.callback_secrets:
         log.warning("PAYMENTS_GATEWAY_SECRET is not set: every gateway callback is refused")
+    if settings.gateway.kind == "stripe" and not settings.gateway.stripe_webhook_secrets:
+        log.warning("PAYMENTS_STRIPE_WEBHOOK_SECRET is not set: every Stripe event is refused")
     # Each resource is released (last first) however far start-up got: a failed step
     # must not leave pools open or the embedded PostgreSQL running.
     async with AsyncExitStack() as resources:
@@ -67,9 +69,7 @@ async def _serving(
     queries = db.queries
     wakeup = OutboxWakeup()
     uow = UnitOfWork(db.pool, queries, on_webhooks_queued=wakeup.committed)
-    gateway = LimitedGateway(
-        SimulatedGateway(settings.gateway), settings.gateway.charge_timeout_seconds
-    )
+    gateway = configured_gateway(settings.gateway)
     relay = await start_relay(url, queries, settings) if settings.outbox.relay_in_process else None
     if relay is not None:
         # This process's relay hears of its commits directly, not through a NOTIFY.
@@ -89,6 +89,7 @@ async def _serving(
         # One round per interval per process: a claim lasts until the next round.
         lease_seconds=settings.gateway.reconcile_interval_seconds,
         manual_review_after_seconds=settings.gateway.manual_review_after_seconds,
+        authentication_timeout_seconds=settings.gateway.authentication_timeout_seconds,
     )
 
     async def reconcile_stuck() -> None:
@@ -122,6 +123,7 @@ async def _serving(
             await relay.stop()
         notifier.cancel()
         await asyncio.gather(*tasks, notifier, return_exceptions=True)
+        await gateway.aclose()
 
 
 async def open_reader(db: Database, settings: DatabaseSettings) -> Reader:

@@ -62,6 +62,7 @@ def configure_logging(level: str = "INFO", json: bool | None = None) -> None:
     handler._payments = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
-    # Chatty libraries: httpx logs every request at INFO.
-    for name in ("httpx", "httpcore", "pgserver", "aiohttp.access"):
+    # Chatty libraries: httpx logs every request at INFO; stripe logs answers (a
+    # PaymentIntent's client secret among them) at DEBUG.
+    for name in ("httpx", "httpcore", "pgserver", "aiohttp.access", "stripe"):
         logging.getLogger(name).setLevel(logging.WARNING)

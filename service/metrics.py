@@ -19,7 +19,11 @@ MANUAL_REVIEW = Gauge(
     "payments_manual_review",
     "PROCESSING payments the gateway has left undecided past manual_review_after_seconds",
 )
-REFUNDS = Counter("payments_refunds_total", "Refunds made")
+WAITING_FOR_BUYER = Gauge(
+    "payments_waiting_for_buyer",
+    "PENDING payments: waiting for their buyer to authenticate (3-D Secure)",
+)
+REFUNDS = Counter("payments_refunds_total", "Refunds completed")
 GATEWAY_CALLBACKS = Counter(
     "payments_gateway_callbacks_total", "Gateway callbacks by outcome", ["outcome"]
 )

@@ -67,6 +67,17 @@ class DatabaseSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             )
 
 
+def _masked(struct: msgspec.Struct, secrets: tuple[str, ...]) -> str:
+    """A repr that names every field but shows none of the secrets: settings end up in
+    tracebacks and debugger output, and a key must never be there."""
+    fields = []
+    for name in struct.__struct_fields__:
+        value = getattr(struct, name)
+        shown = "'***'" if name in secrets and value else repr(value)
+        fields.append(f"{name}={shown}")
+    return f"{type(struct).__name__}({', '.join(fields)})"
+
+
 class OrderServiceSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     url: str = "http://localhost:8000"
     # One secret, or several while the Order Service moves from the old to the new one.
@@ -76,16 +87,32 @@ class OrderServiceSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=Tr
     def webhook_secrets(self) -> tuple[str, ...]:
         return split_secrets(self.webhook_secret)
 
+    def __repr__(self) -> str:
+        return _masked(self, ("webhook_secret",))
+
 
 # A failure code is a stable machine word (service/domain/failures.py lists the known ones).
 FAILURE_CODE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 
 class GatewaySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    # "simulator" (built in, the default) or "stripe" (service/gateway/stripe.py).
+    kind: Literal["simulator", "stripe"] = "simulator"
     mode: Literal["sync", "async"] = "sync"
     decline_amounts: tuple[int, ...] = ()
     # Amount (whole yen, as a TOML key) -> the failure code the simulator declines it with.
     decline_codes: dict[str, str] = {}
+    # Payment amounts (whole yen) whose refund the simulator refuses.
+    refuse_refund_amounts: tuple[int, ...] = ()
+    # Stripe: the secret key, the API's base URL, and the webhook endpoint's secrets (one,
+    # or several while rotating).
+    stripe_api_key: str = ""
+    stripe_api_base: str = "https://api.stripe.com"
+    stripe_webhook_secret: str | tuple[str, ...] = ""
+    # Requests a second to the gateway at most, shared by every call of a process.
+    max_requests_per_second: float = 25.0
+    # A payment waiting for its buyer (PENDING) this long is cancelled at the gateway.
+    authentication_timeout_seconds: float = 3600.0
     # One secret, or several while the gateway moves from the old to the new one.
     callback_secret: str | tuple[str, ...] = ""
     callback_tolerance_seconds: int = 300
@@ -99,7 +126,23 @@ class GatewaySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     def callback_secrets(self) -> tuple[str, ...]:
         return split_secrets(self.callback_secret)
 
+    @property
+    def stripe_webhook_secrets(self) -> tuple[str, ...]:
+        return split_secrets(self.stripe_webhook_secret)
+
+    def __repr__(self) -> str:
+        return _masked(self, ("callback_secret", "stripe_api_key", "stripe_webhook_secret"))
+
     def __post_init__(self) -> None:
+        if self.kind == "stripe" and not self.stripe_api_key:
+            raise ValueError(
+                "gateway.kind is stripe: set the secret key (PAYMENTS_STRIPE_API_KEY, "
+                "[gateway] stripe_api_key)"
+            )
+        if self.max_requests_per_second <= 0:
+            raise ValueError("gateway.max_requests_per_second must be positive")
+        if self.authentication_timeout_seconds <= 0:
+            raise ValueError("gateway.authentication_timeout_seconds must be positive")
         for amount, code in self.decline_codes.items():
             # ASCII digits only: isdigit() also takes "²" and other scripts' digits.
             if not (amount.isascii() and amount.isdigit()):
@@ -155,6 +198,9 @@ class AuthSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         """Any token of either kind turns authentication on."""
         return bool(self.tokens or self.read_only_tokens)
 
+    def __repr__(self) -> str:
+        return _masked(self, ("tokens", "read_only_tokens"))
+
 
 class ConsoleSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # How long a console session lasts after signing in (or, with no tokens, after the
@@ -186,6 +232,10 @@ ENV_OVERRIDES = {
     "PAYMENTS_ORDER_SERVICE_URL": ("order_service", "url"),
     "PAYMENTS_WEBHOOK_SECRET": ("order_service", "webhook_secret"),
     "PAYMENTS_GATEWAY_SECRET": ("gateway", "callback_secret"),
+    "PAYMENTS_GATEWAY_KIND": ("gateway", "kind"),
+    "PAYMENTS_STRIPE_API_KEY": ("gateway", "stripe_api_key"),
+    "PAYMENTS_STRIPE_API_BASE": ("gateway", "stripe_api_base"),
+    "PAYMENTS_STRIPE_WEBHOOK_SECRET": ("gateway", "stripe_webhook_secret"),
 }
 # Comma-separated list variables -> (section, key).
 ENV_LIST_OVERRIDES = {

@@ -16,10 +16,6 @@ SELECT status,
  GROUP BY status
  ORDER BY status;
 
--- name: console_waiting_for_buyers()$
--- How many payments are PENDING, waiting for their buyer (3-D Secure), whenever created.
-SELECT count(*) FROM payments WHERE status = 'PENDING';
-
 -- name: console_manual_review(max_rows)
 -- The payments flagged for manual review, longest undecided first
 -- (view ops.payments_for_manual_review).

@@ -23,6 +23,12 @@ SELECT payment_id, order_id, amount_jpy, transaction_id, processing_since, flagg
   FROM ops.payments_for_manual_review
  ORDER BY processing_since;
 
+-- name: ops_payments_waiting_for_buyer()
+-- Which payments wait for their buyer to authenticate (3-D Secure), longest first?
+SELECT payment_id, order_id, amount_jpy, gateway_reference, waiting_since, waiting
+  FROM ops.payments_waiting_for_buyer
+ ORDER BY waiting_since;
+
 -- name: ops_refunds_by_day(since_days)
 -- How many refunds, for how many yen, by day over the last since_days days?
 SELECT day, count, total_jpy

@@ -1,8 +1,8 @@
 -- The two steps of creating payments, each one statement for many payments: the
 -- items of a batch (POST /api/v1/payments/batch), or the single creates that arrive
 -- together (service/db/group_commit.py). Every row is an ordinary payment of one order.
--- settle_payments settles every payment, one or many: creates, retries
--- (service/commands/retry_payment.py), gateway callbacks and the reconciler.
+-- settle_payments settles every payment, one or many: creates, retries, the gateway's
+-- events and the reconciler (service/commands/charging.py and its callers).
 
 -- name: insert_processing_many(items)
 -- Step 1 for many orders at once: record each payment as PROCESSING, with its first
@@ -24,15 +24,16 @@ WITH item AS (
       FROM jsonb_array_elements(CAST(:items AS jsonb)) WITH ORDINALITY AS e(item, n)
      CROSS JOIN LATERAL jsonb_populate_record(NULL::payments, e.item->'payment') AS p
 ), created AS (
-    INSERT INTO payments (order_id, amount, currency, metadata, status)
-    SELECT order_id, amount, currency, COALESCE(metadata, '{}'), 'PROCESSING'
+    INSERT INTO payments (order_id, amount, currency, metadata, payment_method_token, status)
+    SELECT order_id, amount, currency, COALESCE(metadata, '{}'), payment_method_token,
+           'PROCESSING'
       FROM item
      ORDER BY order_id, n
     ON CONFLICT (order_id) DO NOTHING
     RETURNING *
 ), attempted AS (
-    INSERT INTO payment_attempts (payment_id, transaction_id, created_at)
-    SELECT id, transaction_id, created_at
+    INSERT INTO payment_attempts (payment_id, transaction_id, payment_method_token, created_at)
+    SELECT id, transaction_id, payment_method_token, created_at
       FROM created
      ORDER BY id
 ), tied AS (
@@ -51,36 +52,52 @@ WITH item AS (
 )
 SELECT * FROM created;
 
--- name: settle_payments(payment_ids, transaction_ids, statuses, failure_codes, failure_messages, request_ids, from_statuses)
--- Moves each payment to its status (COMPLETED, or FAILED with its failure_code and
--- failure_message), ends its attempt and queues its order webhook, if its status is
--- still one of from_statuses (the state machine's sources of those statuses,
--- service/domain/rules.py: PROCESSING) and its transaction_id still its latest
+-- name: settle_payments(payment_ids, transaction_ids, statuses, gateway_references, next_actions, failure_codes, failure_messages, request_ids, from_statuses)
+-- Records what the gateway said of each payment's latest charge attempt: COMPLETED, or
+-- FAILED with its failure_code and failure_message, ends the attempt and queues the
+-- order webhook; PENDING (waiting for its buyer) keeps next_action (JSON text) for the
+-- buyer's page;
+-- PROCESSING keeps the gateway's reference of an attempt it has not decided. Applies
+-- only while the payment's status is one of from_statuses (what the gateway has not
+-- decided yet, service/domain/rules.py UNDECIDED), the move is one of
+-- payment_transitions (or the status stays), and its transaction_id is still its latest
 -- attempt's (a decision about an attempt a retry superseded changes nothing). Returns a
--- row per payment settled; one that had moved on (settled by a callback or the
--- reconciler, or retried since) returns none: settling is idempotent. No NOTIFY here:
--- it would serialise commits (service/outbox/wakeup.py wakes the relays after the
--- commit instead). request_ids: each webhook carries the id of the API call that
--- caused it.
+-- row per payment changed; one that had moved on (settled by a callback or the
+-- reconciler, or retried since) returns none: settling is idempotent. No NOTIFY here: it
+-- would serialise commits (service/outbox/wakeup.py wakes the relays after the commit
+-- instead). request_ids: each webhook carries the id of the API call that caused it.
 WITH decided AS (
-    SELECT item.id, item.transaction_id, item.status, item.failure_code, item.failure_message,
-           item.request_id
+    SELECT *
       FROM unnest(CAST(:payment_ids AS bigint[]), CAST(:transaction_ids AS uuid[]),
-                  CAST(:statuses AS text[]), CAST(:failure_codes AS text[]),
+                  CAST(:statuses AS text[]), CAST(:gateway_references AS text[]),
+                  CAST(:next_actions AS text[]), CAST(:failure_codes AS text[]),
                   CAST(:failure_messages AS text[]), CAST(:request_ids AS text[]))
-           AS item(id, transaction_id, status, failure_code, failure_message, request_id)
+           AS item(id, transaction_id, status, gateway_reference, next_action, failure_code,
+                   failure_message, request_id)
 ), settled AS (
     UPDATE payments
-       SET status = decided.status, failure_code = decided.failure_code,
-           failure_message = decided.failure_message, updated_at = now()
+       SET status = decided.status,
+           gateway_reference = COALESCE(decided.gateway_reference, payments.gateway_reference),
+           next_action = CAST(decided.next_action AS jsonb),
+           failure_code = decided.failure_code,
+           failure_message = decided.failure_message,
+           -- Since when it is in its status: the reconciler's ages count from there.
+           updated_at = CASE WHEN payments.status = decided.status THEN payments.updated_at
+                             ELSE now() END
       FROM decided
      WHERE payments.id = decided.id
        AND payments.transaction_id = decided.transaction_id
        AND payments.status = ANY(CAST(:from_statuses AS text[]))
+       AND (payments.status = decided.status
+            OR EXISTS (SELECT FROM payment_transitions AS t
+                        WHERE t.from_status = payments.status
+                          AND t.to_status = decided.status))
  RETURNING decided.request_id, payments.*
 ), ended AS (
     UPDATE payment_attempts
-       SET status = settled.status, failure_code = settled.failure_code, settled_at = now()
+       SET status = settled.status, failure_code = settled.failure_code,
+           gateway_reference = settled.gateway_reference,
+           settled_at = CASE WHEN settled.status IN ('COMPLETED', 'FAILED') THEN now() END
       FROM settled
      WHERE payment_attempts.transaction_id = settled.transaction_id
 ), queued AS (
@@ -88,11 +105,10 @@ WITH decided AS (
     SELECT order_id, id, order_webhook_body(status, transaction_id),
            order_webhook_text(status, transaction_id), request_id
       FROM settled
+     WHERE status IN ('COMPLETED', 'FAILED')
      ORDER BY id
-    RETURNING payment_id
 )
-SELECT settled.*
-  FROM settled JOIN queued ON queued.payment_id = settled.id;
+SELECT * FROM settled;
 
 -- name: find_payments(payment_ids)
 -- The payments as the write side sees them (no refunds), by id: how a batch reports

@@ -18,7 +18,8 @@ import httpx
 import pytest
 
 from service.api.dependencies import WriteSide
-from service.gateway import ChargeDecision, ChargeRequest, PaymentGateway
+from service.gateway import ChargeDecision, ChargeRequest, Gateway
+from tests.support.gateways import GatewayAround
 from tests.support.order_stub import OrderServiceStub
 from tests.support.problems import PROBLEMS, assert_problem
 from tests.support.relay_helpers import wait_until
@@ -366,20 +367,17 @@ async def test_racing_batches_with_overlapping_orders_pay_each_order_once(
     assert await webhooks_per_order(order_stub, 400) == paid
 
 
-class FailingGateway:
+class FailingGateway(GatewayAround):
     """The simulator, except that charging `amount` raises, as a gateway outage would."""
 
-    def __init__(self, inner: PaymentGateway, amount: int) -> None:
-        self._inner = inner
+    def __init__(self, inner: Gateway, amount: int) -> None:
+        super().__init__(inner)
         self._amount = Decimal(amount)
 
     async def charge(self, request: ChargeRequest) -> ChargeDecision:
         if request.amount == self._amount:
             raise ConnectionError("gateway unreachable")
         return await self._inner.charge(request)
-
-    async def charge_status(self, request: ChargeRequest) -> ChargeDecision:
-        return await self._inner.charge_status(request)
 
 
 async def test_items_the_gateway_failed_stay_processing_until_the_reconciler_settles_them(

@@ -44,6 +44,8 @@ PAYMENT_FIELDS = {
     "failure_code",
     "failure_message",
     "metadata",  # CONTRACT.md, "Metadata": everywhere the payment is
+    "gateway_reference",  # CONTRACT.md, "A real payment gateway": the gateway's reference
+    "next_action",  # and what the buyer's page does next while PENDING
 }
 
 

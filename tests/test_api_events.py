@@ -14,9 +14,9 @@ import asyncpg
 import httpx
 import pytest
 
+from service.db.housekeeping import purge_delivered_events
 from service.db.sql import load_queries
 from service.domain.rules import PaymentStatus
-from service.db.housekeeping import purge_delivered_events
 from tests.support.order_stub import Answer, OrderServiceStub, ReceivedWebhook
 from tests.support.payments import insert_processing, settle
 from tests.support.problems import assert_problem

@@ -27,7 +27,17 @@ JSON_HEADERS = {"content-type": "application/json"}
 REASON = "Order cancelled by customer"
 AMOUNT = 5000
 DECLINED_AMOUNT = 666
-REFUND_FIELDS = {"id", "payment_id", "amount", "reason", "status", "created_at"}
+# The resource, and why the gateway refused it (null unless FAILED: CONTRACT.md, refunds).
+REFUND_FIELDS = {
+    "id",
+    "payment_id",
+    "amount",
+    "reason",
+    "status",
+    "created_at",
+    "failure_code",
+    "failure_message",
+}
 
 
 # --- helpers ---------------------------------------------------------------------------------

@@ -205,7 +205,16 @@ def test_a_refund_amount_could_be_a_payment_amount_exactly_when_a_create_takes_i
 
 ALL_PAIRS = list(itertools.product(PaymentStatus, PaymentStatus))
 SAME = [(current, reported) for current, reported in ALL_PAIRS if current == reported]
-APPLIES = [(S.PROCESSING, S.COMPLETED), (S.PROCESSING, S.FAILED)]
+# What the gateway has not decided yet (PROCESSING, or PENDING: waiting for the buyer's
+# authentication) it may settle, hold for the buyer, or take back to processing.
+APPLIES = [
+    (S.PROCESSING, S.COMPLETED),
+    (S.PROCESSING, S.FAILED),
+    (S.PROCESSING, S.PENDING),
+    (S.PENDING, S.COMPLETED),
+    (S.PENDING, S.FAILED),
+    (S.PENDING, S.PROCESSING),
+]
 # The charge of a refunded payment did complete: the gateway saying so is old news.
 WENT_PAST = [(S.REFUNDED, S.COMPLETED)]
 REFUSED = [pair for pair in ALL_PAIRS if pair not in SAME + APPLIES + WENT_PAST]
@@ -230,7 +239,7 @@ def test_reporting_a_status_the_payment_went_past_is_a_no_op(
 
 
 @pytest.mark.parametrize(("current", "reported"), APPLIES, ids=str)
-def test_a_processing_payment_is_settled_by_the_gateway(
+def test_an_undecided_payment_is_settled_by_the_gateway(
     current: PaymentStatus, reported: PaymentStatus
 ) -> None:
     assert gateway_outcome_applies(current, reported) is True

@@ -27,7 +27,8 @@ from service.db.session import KeyClaim, NewPayment, Session
 from service.db.sql import load_queries
 from service.domain.model import Yen
 from service.domain.rules import PaymentStatus
-from service.gateway import ChargeDecision, ChargeRequest, PaymentGateway
+from service.gateway import ChargeDecision, ChargeRequest, Gateway
+from tests.support.gateways import GatewayAround
 from tests.support.order_stub import OrderServiceStub
 from tests.support.payments import settle
 from tests.support.problems import PROBLEMS, assert_problem
@@ -48,19 +49,16 @@ checks: Any = load_test_queries()
 BeforeCharge = Callable[[int, Decimal], Awaitable[None]]
 
 
-class ControlledGateway:
+class ControlledGateway(GatewayAround):
     """The simulator, with `before_charge` run first (it may raise, wait, or lock rows)."""
 
-    def __init__(self, inner: PaymentGateway, before_charge: BeforeCharge) -> None:
-        self._inner = inner
+    def __init__(self, inner: Gateway, before_charge: BeforeCharge) -> None:
+        super().__init__(inner)
         self._before_charge = before_charge
 
     async def charge(self, request: ChargeRequest) -> ChargeDecision:
         await self._before_charge(request.order_id, request.amount)
         return await self._inner.charge(request)
-
-    async def charge_status(self, request: ChargeRequest) -> ChargeDecision:
-        return await self._inner.charge_status(request)
 
 
 @asynccontextmanager
@@ -422,10 +420,11 @@ async def test_the_statement_that_creates_payments_records_them_on_their_key(
             NewPayment(CreatePayment(5, Yen(1000)), taken_over),
         ]
     )
-    ids = {payment.order_id: payment.id for payment in created}
+    payments = [charge.payment for charge in created]
+    ids = {payment.order_id: payment.id for payment in payments}
 
     assert sorted(ids) == [1, 2, 3, 4, 5]
-    assert [payment.amount for payment in created if payment.order_id == 1] == [1000]
+    assert [payment.amount for payment in payments if payment.order_id == 1] == [1000]
     assert await tied_to(db, "single") == [ids[1]]
     assert await tied_to(db, "batch") == [ids[2], ids[3]]
     assert await tied_to(db, "stale") == []
@@ -435,13 +434,14 @@ async def test_the_statement_that_retries_a_payment_records_it_on_the_key(
     db: asyncpg.Connection,
 ) -> None:
     await prepare_connection(db)  # as the service's connections are
-    [payment] = await Session(db, load_queries()).insert_processing_many(
+    [charge] = await Session(db, load_queries()).insert_processing_many(
         [NewPayment(CreatePayment(7, Yen(1000)))]
     )
+    payment = charge.payment
     await settle(db, payment.id, payment.transaction_id, PaymentStatus.FAILED)
     key = await claimed(db, "retry")
 
-    retried = await Session(db, load_queries()).start_retry(payment.id, key)
+    retried = await Session(db, load_queries()).start_retry(payment.id, None, key)
 
-    assert retried is not None and retried.status == PaymentStatus.PROCESSING
+    assert retried is not None and retried.payment.status == PaymentStatus.PROCESSING
     assert await tied_to(db, "retry") == [payment.id]

@@ -31,6 +31,7 @@ LAYERS: dict[str, int] = {
     "settings": 1,
     "log_config": 1,
     "signing": 0,
+    "exact_json": 0,
     "metrics": 0,
     "request_context": 0,
     "waiting": 0,

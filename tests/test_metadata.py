@@ -10,7 +10,8 @@ import httpx
 import pytest
 
 from service.api.dependencies import WriteSide
-from service.gateway import ChargeDecision, ChargeRequest, PaymentGateway
+from service.gateway import ChargeDecision, ChargeRequest, Gateway
+from tests.support.gateways import GatewayAround
 from tests.support.listing import LIST, listed
 from tests.support.order_stub import OrderServiceStub
 from tests.support.problems import assert_problem
@@ -22,19 +23,16 @@ DECLINED = 4040
 TAGS = {"customer": "c-4711", "campaign": "winter.2026", "note": ""}
 
 
-class RecordingGateway:
+class RecordingGateway(GatewayAround):
     """The simulator, keeping every charge request it was given."""
 
-    def __init__(self, inner: PaymentGateway) -> None:
-        self._inner = inner
+    def __init__(self, inner: Gateway) -> None:
+        super().__init__(inner)
         self.charged: list[ChargeRequest] = []
 
     async def charge(self, request: ChargeRequest) -> ChargeDecision:
         self.charged.append(request)
         return await self._inner.charge(request)
-
-    async def charge_status(self, request: ChargeRequest) -> ChargeDecision:
-        return await self._inner.charge_status(request)
 
 
 @pytest.fixture

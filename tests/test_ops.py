@@ -22,11 +22,12 @@ from click.testing import CliRunner, Result
 
 from service.db.embedded import bin_dir
 from service.db.sql import SQL_DIR, load_queries
+from service.domain.rules import PaymentStatus
 from service.ops import ops_group
 from service.ops.cli import parse_value
 from service.ops.queries import ops_queries
 from tests.support.order_stub import OrderServiceStub
-from tests.support.payments import find_payment, insert_processing
+from tests.support.payments import find_payment, insert_processing, payment_in
 from tests.support.processes import clean_env
 from tests.support.service import serve
 from tests.support.settings import make_settings
@@ -39,6 +40,7 @@ VIEWS = {
     "payments_by_status_day", "processing_payments", "stuck_payments", "refunds_by_day",
     "outbox_backlog", "undelivered_events", "dead_events", "delivery_attempts_by_order",
     "order_timeline", "payments_for_manual_review", "declines_by_code_day",
+    "payments_waiting_for_buyer",
 }  # fmt: skip
 
 
@@ -154,6 +156,22 @@ async def test_payments_for_manual_review(populated: Populated) -> None:
     assert review[0]["flagged_at"] is not None
 
 
+async def test_payments_waiting_for_buyer(populated: Populated) -> None:
+    db = populated.db
+    assert await rows(sql.ops_payments_waiting_for_buyer, db) == []
+    for order_id, age in [(107, 60), (108, 900)]:
+        payment_id = await payment_in(db, order_id, PaymentStatus.PENDING, Decimal(order_id))
+        await checks.age_payment(db, payment_id=payment_id, seconds=age)
+
+    waiting = await rows(sql.ops_payments_waiting_for_buyer, db)
+    assert [(r["order_id"], r["amount_jpy"]) for r in waiting] == [
+        (108, Decimal(108)),
+        (107, Decimal(107)),
+    ]
+    assert waiting[0]["waiting"] >= timedelta(seconds=900)
+    assert waiting[1]["waiting"] < timedelta(seconds=900)
+
+
 async def test_outbox_backlog(populated: Populated) -> None:
     backlog = dict(await sql.ops_outbox_backlog(populated.db))
     age, seconds = backlog.pop("oldest_pending_age"), backlog.pop("oldest_pending_seconds")
@@ -260,6 +278,7 @@ def test_every_ops_query_is_tested_above() -> None:
         "ops_payments_by_status_day", "ops_stuck_payments", "ops_refunds_by_day",
         "ops_outbox_backlog", "ops_undelivered_events", "ops_dead_events",
         "ops_delivery_attempts", "ops_order_timeline", "ops_payments_for_manual_review",
+        "ops_payments_waiting_for_buyer",
     }  # fmt: skip
     assert all(query.question for query in ops_queries().values())
 

@@ -69,7 +69,9 @@ async def test_keyword_parameters_reach_the_statement_in_their_places(database_u
             statuses=["FAILED"],
             transaction_ids=[row["transaction_id"]],
             failure_codes=["the_code"],
+            next_actions=[None],
             payment_ids=[row["id"]],
+            gateway_references=["the_reference"],
         )
         [failed] = [payment async for payment in settled]
     finally:
@@ -81,3 +83,4 @@ async def test_keyword_parameters_reach_the_statement_in_their_places(database_u
         "the message",
     )
     assert failed["request_id"] == "r"
+    assert failed["gateway_reference"] == "the_reference"

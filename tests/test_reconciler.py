@@ -252,7 +252,6 @@ async def test_a_payment_older_than_the_age_is_settled_as_the_gateway_says(
 
 async def test_settled_payments_are_not_touched(uow: UnitOfWork, db: asyncpg.Connection) -> None:
     settled_statuses = [
-        PaymentStatus.PENDING,
         PaymentStatus.COMPLETED,
         PaymentStatus.FAILED,
         PaymentStatus.REFUNDED,
@@ -264,6 +263,31 @@ async def test_settled_payments_are_not_touched(uow: UnitOfWork, db: asyncpg.Con
     settled = await reconcile_stuck_payments(command(older_than_seconds=60), uow, simulator())
 
     assert settled == []
+
+
+async def test_a_payment_whose_buyer_never_authenticated_is_cancelled_after_the_timeout(
+    uow: UnitOfWork, db: asyncpg.Connection
+) -> None:
+    waiting = await payment_in(db, 1, PaymentStatus.PENDING)
+    await checks.age_payment(db, payment_id=waiting, seconds=3000)
+    abandoned = await payment_in(db, 2, PaymentStatus.PENDING)
+    await checks.age_payment(db, payment_id=abandoned, seconds=3700)
+    timeout = ReconcileStuckPayments(
+        older_than_seconds=60,
+        lease_seconds=60,
+        manual_review_after_seconds=86400,
+        authentication_timeout_seconds=3600,
+    )
+
+    settled = await reconcile_stuck_payments(timeout, uow, simulator())
+
+    assert [(p.id, p.status, p.failure_code) for p in settled] == [
+        (abandoned, PaymentStatus.FAILED, "authentication_required")
+    ]
+    assert await stored_status(db, waiting) == "PENDING"
+    [failed] = await outbox_bodies(db, abandoned)
+    assert failed["payment_status"] == "failed"
+    assert await outbox_bodies(db, waiting) == []
 
 
 async def test_running_the_reconciler_twice_settles_once(

@@ -86,7 +86,7 @@ async def test_refunding_by_hand_takes_the_refund_row_in_the_same_transaction(
     """Checked at commit, so the order of the two statements does not matter."""
     alone, first, second = [await payment_in(db, n, PaymentStatus.COMPLETED) for n in (1, 2, 3)]
 
-    with pytest.raises(asyncpg.CheckViolationError, match="REFUNDED without a refund row"):
+    with pytest.raises(asyncpg.CheckViolationError, match="REFUNDED without a completed refund"):
         await checks.hand_typed_status_change(db, payment_id=alone, status="REFUNDED")
     await refund_by_hand(db, first)
     async with db.transaction():

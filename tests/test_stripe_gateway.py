@@ -672,6 +672,8 @@ async def test_secrets_appear_in_no_message_repr_or_log(caplog: pytest.LogCaptur
     api_key = "sk_test_" + secrets.token_hex(16)
     webhook_secret = "whsec_" + secrets.token_hex(16)
     caplog.set_level(logging.DEBUG)
+    # Its own logger too: a service started earlier in this process quiets it (log_config).
+    caplog.set_level(logging.DEBUG, logger="stripe")
     seen: list[str] = []
     async with (
         ScriptedStripe() as server,
@@ -861,6 +863,7 @@ async def test_events_of_the_payment_intents_canceled_and_the_refunds(
         charge_reference=charged.reference,
         transaction_id=charge.transaction_id,
         refund_reference=refunded.reference,
+        refund_id=refund_request(charge, charged.reference).refund_id,
         refund=refunded,
     )
 

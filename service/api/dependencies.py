@@ -14,7 +14,7 @@ from litestar.di import Provide
 
 from service.db.reader import Reader
 from service.db.unit_of_work import UnitOfWork
-from service.gateway import PaymentGateway
+from service.gateway import Gateway
 from service.outbox import RelayHandle
 from service.queries.outbox_health import SharedBacklog
 from service.settings import Settings
@@ -25,7 +25,7 @@ class WriteSide:
     """What a command handler needs: its unit of work and the payment gateway."""
 
     uow: UnitOfWork
-    gateway: PaymentGateway
+    gateway: Gateway
     settings: Settings
 
 

@@ -1,24 +1,24 @@
-"""The payment gateway's signed callbacks."""
+"""The payment gateway's signed word, later: its events and callbacks."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-import msgspec
 from litestar import Controller, Request, post
 from litestar.di import NamedDependency
 from litestar.exceptions import ValidationException
 
-from service.api import exact_json
 from service.api.dependencies import WriteSide
-from service.api.nul_characters import check_json, check_text
 from service.api.openapi import GatewayCallbackOperation, problems
-from service.api.schemas import GatewayCallback, GatewayCallbackResponse
+from service.api.schemas import GatewayCallbackResponse
 from service.commands import ApplyGatewayEvent
 from service.commands.gateway_events import apply_gateway_event
-from service.signing import SignatureError, secret_keys, verify
+from service.domain.errors import PaymentNotFound
+from service.domain.model import Refund
+from service.gateway import MalformedEvent
 
-MAX_WEBHOOK_ID_LENGTH = 256
+log = logging.getLogger(__name__)
 
 
 class GatewayCallbackController(Controller):
@@ -32,7 +32,11 @@ class GatewayCallbackController(Controller):
         operation_class=GatewayCallbackOperation,
         responses=problems(
             (400, "invalid-request", "malformed body or webhook-id"),
-            (401, "invalid-signature", "bad, missing or stale Standard Webhooks signature"),
+            (
+                401,
+                "invalid-signature",
+                "bad, missing or stale signature (Standard Webhooks/Stripe)",
+            ),
             (404, "payment-not-found", "unknown transaction_id"),
             (409, "transition-not-allowed", "the state machine forbids this change"),
             (503, "database-unavailable", "the database is unreachable; retry"),
@@ -43,53 +47,32 @@ class GatewayCallbackController(Controller):
         request: Request[Any, Any, Any],
         write: NamedDependency[WriteSide],
     ) -> GatewayCallbackResponse:
-        """Settle a payment from a Standard Webhooks-signed gateway callback.
+        """Apply the gateway's signed word on a charge attempt or a refund: the simulator's
+        Standard Webhooks callback (`{"transaction_id": uuid, "status": "completed" |
+        "failed"}`, headers webhook-id, webhook-timestamp, webhook-signature), or Stripe's
+        event (header Stripe-Signature) with `[gateway] kind = "stripe"`.
 
-        Body `{"transaction_id": uuid, "status": "completed" | "failed"}`. The signature
-        is checked on the raw body before anything is parsed. A repeated webhook-id,
-        the status the payment already has, or "completed" for a payment refunded
-        since, is a 200 no-op.
+        The signature is checked on the raw body before anything is parsed. A repeated
+        event id, the status the payment already has, or "completed" for a payment
+        refunded since, is a 200 no-op; so is a Stripe event of a type the service does
+        not act on, or about a PaymentIntent it did not create.
         """
         body = await request.body()
-        settings = write.settings
-        secrets = settings.gateway.callback_secrets
-        if not secrets:
-            raise SignatureError("gateway callbacks are disabled: no gateway secret is configured")
-        webhook_id = request.headers.get("webhook-id")
-        if webhook_id is not None:
-            # Stored as the callback's identity (gateway_events), once verified.
-            if len(webhook_id) > MAX_WEBHOOK_ID_LENGTH:
-                raise ValidationException(
-                    f"webhook-id longer than {MAX_WEBHOOK_ID_LENGTH} characters"
-                )
-            check_text(webhook_id, "header webhook-id")
-        verify(
-            # Any of them: the gateway may sign with the old or the new one while it rotates.
-            secret_keys(secrets),
-            webhook_id,
-            request.headers.get("webhook-timestamp"),
-            request.headers.get("webhook-signature"),
-            body,
-            tolerance_seconds=settings.gateway.callback_tolerance_seconds,
-        )
+        gateway = write.gateway
         try:
-            # The exact decode, as for the API's bodies: a signed body with a key twice
-            # (say "status") must not settle a payment by whichever value a parser keeps.
-            decoded = exact_json.decode(body)
-        except exact_json.MalformedJSON as exc:
-            raise ValidationException(f"malformed gateway callback: {exc}") from exc
-        check_json(decoded)
+            event = gateway.parse_event(body, request.headers)
+        except MalformedEvent as exc:
+            raise ValidationException(str(exc)) from exc
+        if event is None:
+            return GatewayCallbackResponse(ignored="an event type the service does not act on")
         try:
-            callback = msgspec.convert(decoded, GatewayCallback)
-        except msgspec.ValidationError as exc:
-            raise ValidationException(f"malformed gateway callback: {exc}") from exc
-        assert webhook_id is not None  # verify() refused a missing one
-        payment = await apply_gateway_event(
-            ApplyGatewayEvent(
-                webhook_id=webhook_id,
-                transaction_id=callback.transaction_id,
-                status=callback.status,
-            ),
-            write.uow,
-        )
-        return GatewayCallbackResponse(payment_id=payment.id, status=payment.status)
+            result = await apply_gateway_event(ApplyGatewayEvent(event), write.uow)
+        except PaymentNotFound as exc:
+            if write.settings.gateway.kind == "simulator":
+                raise  # the callback named a transaction_id: the caller's mistake, a 404
+            # A PaymentIntent of the same Stripe account that is not the service's.
+            log.info("gateway event %s ignored: %s", event.event_id, exc.detail)
+            return GatewayCallbackResponse(ignored="not about a payment of this service")
+        if isinstance(result, Refund):
+            return GatewayCallbackResponse(result.payment_id, result.status, refund_id=result.id)
+        return GatewayCallbackResponse(result.id, result.status)

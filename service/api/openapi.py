@@ -163,16 +163,29 @@ class IdempotentOperation(PaymentsOperation):
 
 @dataclass
 class RetryOperation(IdempotentOperation):
-    """The retry reads its (empty) body itself, so the document declares it here."""
+    """The retry reads its body itself (it may be absent), so the document declares it."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self.request_body = RequestBody(
             required=False,
-            description="Nothing to say: `{}`, or no body at all.",
+            description="`{}` or no body: charge the payment method of the attempt before; "
+            '`{"payment_method_token": "pm_…"}`: the buyer\'s new one.',
             content={
                 "application/json": OpenAPIMediaType(
-                    schema=Schema(type=OpenAPIType.OBJECT, max_properties=0), example={}
+                    schema=Schema(
+                        type=OpenAPIType.OBJECT,
+                        additional_properties=False,
+                        properties={
+                            "payment_method_token": Schema(
+                                type=OpenAPIType.STRING,
+                                min_length=1,
+                                max_length=255,
+                                pattern=r"^[!-~]+$",
+                            )
+                        },
+                    ),
+                    example={},
                 )
             },
         )

@@ -44,6 +44,7 @@ from service.api.schemas import (
     CreatePaymentsRequest,
     CreatePaymentsResponse,
     RefundRequest,
+    RetryRequest,
 )
 from service.api.strict_body import (
     CreatePaymentBody,
@@ -56,7 +57,7 @@ from service.commands import CreatePayment, CreatePayments, RetryPayment
 from service.commands.charging import PaymentResult, create_payment, create_payments, retry_payment
 from service.commands.refunding import refund_payment
 from service.domain.errors import PaymentNotFound
-from service.domain.model import Payment, Refund
+from service.domain.model import Payment, Refund, RefundStatus
 from service.domain.rules import MAX_ORDER_ID, PaymentStatus
 from service.queries.payments import (
     PaymentFilter,
@@ -211,20 +212,32 @@ class PaymentController(PaymentsAPI):
         operation_class=IdempotentOperation,
         responses=problems(
             (400, "invalid-request", "the body is not a valid refund request"),
-            (400, "not-refundable", "the payment is not COMPLETED (or already REFUNDED)"),
+            (
+                400,
+                "not-refundable",
+                "the payment is not COMPLETED (or already REFUNDED), or a refund of it is PENDING",
+            ),
             (400, "refund-amount-mismatch", "an amount other than the payment's (full only)"),
             (400, "invalid-refund", "empty or too long reason"),
+            (402, "refund-failed", "refused by the gateway: stored FAILED, payment COMPLETED"),
             (404, "payment-not-found", "no payment with that id"),
-            *COMMON_WRITE_PROBLEMS,
+            (503, "gateway-unavailable", "no gateway answer; the refund stays PENDING"),
+            *WRITE_PROBLEMS,
         ),
     )
     async def refund(
         self,
         data: JSONBody[RefundRequest],
         write: NamedDependency[WriteSide],
-    ) -> Refund:
-        """Full refund of a COMPLETED payment (once)."""
-        return await refund_payment(data, write.uow)
+    ) -> Response[Refund]:
+        """Full refund of a COMPLETED payment, through the gateway: 201 the refund COMPLETED
+        (the payment REFUNDED), 202 PENDING (the gateway decides later: its event or the
+        reconciler settles it), 402 refused (the refund FAILED, with failure_code and
+        failure_message; the payment stays COMPLETED and may be refunded again), 503 when
+        the gateway did not answer (the refund stays PENDING and is reconciled)."""
+        refund = await refund_payment(data, write.uow, write.gateway)
+        status = 202 if refund.status is RefundStatus.PENDING else 201
+        return Response(refund, status_code=status)
 
     @post(
         "/{payment_id:str}/retry",
@@ -253,13 +266,12 @@ class PaymentController(PaymentsAPI):
         declined again (stored FAILED, with failure_code and failure_message), 400
         not-retryable for any other status. Each charge attempt sends its own order webhook.
         """
-        check_empty_body(await request.body(), request.headers.get("content-type"))
+        body = retry_body(await request.body(), request.headers.get("content-type"))
         parsed = parse_id(payment_id)
         if parsed is None:
             raise PaymentNotFound(f"payment {payment_id[:40]} does not exist")
-        return await retry_payment(
-            RetryPayment(payment_id=parsed), write.uow, write.gateway, current_claim()
-        )
+        command = RetryPayment(parsed, body.payment_method_token)
+        return await retry_payment(command, write.uow, write.gateway, current_claim())
 
 
 class PaymentBatchController(PaymentsAPI):
@@ -341,13 +353,12 @@ def batch_router(settings: Settings) -> Router:
     )
 
 
-def check_empty_body(body: bytes, content_type: str | None) -> None:
-    """No body, or exactly an empty JSON object: anything else is a 400 (415 for
-    another media type), so that a client that thinks the retry takes a new amount or
-    card learns that it does not."""
+def retry_body(body: bytes, content_type: str | None) -> RetryRequest:
+    """No body, `{}`, or `{"payment_method_token": …}`: anything else is a 400 (415 for
+    another media type), so that a client that thinks the retry takes a new amount
+    learns that it does not."""
     if not body.strip():
-        return
+        return RetryRequest()
     data = decode_json(body, content_type)
     check_json(data)
-    if data != {}:
-        raise ValidationException("the body must be {} or absent: a retry takes no fields")
+    return strictly(data, RetryRequest)

@@ -34,6 +34,7 @@ DOMAIN_PROBLEMS: dict[type[errors.DomainError], tuple[int, str, str]] = {
     errors.InvalidRefund: (400, "invalid-refund", "Refund request breaks a business rule"),
     errors.TransitionNotAllowed: (409, "transition-not-allowed", "Status change not allowed"),
     errors.GatewayUnavailable: (503, "gateway-unavailable", "Payment gateway unavailable"),
+    errors.RefundFailed: (402, "refund-failed", "Refund refused by the gateway"),
 }
 
 # The service's own HTTP-level errors -> (slug, title): chosen by class, so that

@@ -5,8 +5,7 @@ own shapes (service/domain/model.py, service/queries/payments.py)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
-from uuid import UUID
+from typing import Annotated, Any
 
 import msgspec
 from litestar.openapi.spec import Schema
@@ -15,6 +14,7 @@ from litestar.plugins import OpenAPISchemaPlugin
 from msgspec import Meta
 
 from service.commands import CreatePayment, RefundPayment
+from service.commands.messages import PaymentMethodToken
 from service.domain.model import Payment, Yen, yen_to_json
 from service.domain.rules import MAX_AMOUNT, MIN_AMOUNT
 
@@ -73,15 +73,22 @@ class CreatePaymentsResponse(msgspec.Struct, frozen=True):
     results: Annotated[list[BatchItemResult], Meta(description="One per entry, in request order.")]
 
 
+class RetryRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The body of POST /api/v1/payments/{payment_id}/retry: `{}` (or none) to charge the
+    payment method of the attempt before, or the buyer's new one."""
+
+    payment_method_token: PaymentMethodToken | None = None
+
+
 class RefundRequest(RefundPayment, frozen=True, forbid_unknown_fields=True):
     """The body of POST /api/v1/payments/refund."""
 
 
-class GatewayCallback(msgspec.Struct, frozen=True):
-    transaction_id: UUID
-    status: Literal["completed", "failed"]
+class GatewayCallbackResponse(msgspec.Struct, frozen=True, omit_defaults=True):
+    """What an applied event left: the payment (and the refund it was about), or why the
+    event changed nothing (`ignored`)."""
 
-
-class GatewayCallbackResponse(msgspec.Struct, frozen=True):
-    payment_id: int
-    status: str
+    payment_id: int | None = None
+    status: str | None = None
+    refund_id: int | None = None
+    ignored: str | None = None

@@ -21,7 +21,8 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.spec import Reference, Schema
 from litestar.typing import FieldDefinition
 
-from service.api import exact_json, nul_characters
+from service import exact_json
+from service.api import nul_characters
 from service.api.schemas import (
     MAX_BATCH_ITEMS,
     CreatePaymentRequest,

@@ -10,9 +10,13 @@ each a list of charges, and each goes through the design's sequence (section 4):
    without a record;
 2. ask the gateway for every charge at once (its limits, service/gateway/limits.py,
    bound the calls in flight and count the wait toward the time limit);
-3. settle what the gateway decided, with the order webhooks, in one UPDATE with every
-   settlement that arrives meanwhile. Gateway callbacks and the reconciler settle
-   through the same step (`settlement_of`, then Session.settle_many).
+3. settle what the gateway said, with the order webhooks, in one UPDATE with every
+   settlement that arrives meanwhile: COMPLETED or FAILED (with the webhook), or PENDING
+   while the buyer authenticates (3-D Secure: the payment carries what the buyer's page
+   does next, and its webhook waits for the outcome). A gateway that has not decided
+   (PROCESSING) leaves the payment as it is, for its event or the reconciler. The
+   gateway's events and the reconciler settle through the same step (`settlement_of`,
+   then Session.settle_many).
 
 Each charge ends as the single call would answer it (`PaymentResult`): the payment
 (201), a domain error (400, 503), or both (402: the FAILED payment).
@@ -34,7 +38,7 @@ from typing import NamedTuple
 import msgspec
 
 from service.commands.messages import CreatePayment, CreatePayments, RetryPayment
-from service.db.session import KeyClaim, NewPayment, Settlement
+from service.db.session import Charge, KeyClaim, NewPayment, Settlement
 from service.db.unit_of_work import UnitOfWork
 from service.domain.errors import (
     DomainError,
@@ -47,15 +51,18 @@ from service.domain.errors import (
 from service.domain.failures import GENERIC_DECLINE, failure_message
 from service.domain.model import Payment
 from service.domain.rules import PaymentStatus, payment_amount, retry_refusal
-from service.gateway import ChargeDecision, ChargeOutcome, ChargeRequest, PaymentGateway
+from service.gateway import ChargeDecision, ChargeOutcome, ChargeRequest, Gateway
 from service.metrics import PAYMENTS
 from service.request_context import current_request_id
 
 log = logging.getLogger(__name__)
 
-SETTLED_STATUS = {
+# The payment's status once the gateway has said so.
+STATUS_OF = {
     ChargeOutcome.APPROVED: PaymentStatus.COMPLETED,
     ChargeOutcome.DECLINED: PaymentStatus.FAILED,
+    ChargeOutcome.REQUIRES_ACTION: PaymentStatus.PENDING,
+    ChargeOutcome.PROCESSING: PaymentStatus.PROCESSING,
 }
 
 
@@ -75,7 +82,7 @@ class PaymentResult(NamedTuple):
 
 
 async def create_payment(
-    command: CreatePayment, uow: UnitOfWork, gateway: PaymentGateway, claim: KeyClaim | None
+    command: CreatePayment, uow: UnitOfWork, gateway: Gateway, claim: KeyClaim | None
 ) -> Payment:
     """Pay one order: a list of one charge, group-committed with its neighbours."""
     [result] = await create_payments(CreatePayments((command,)), uow, gateway, claim)
@@ -83,7 +90,7 @@ async def create_payment(
 
 
 async def create_payments(
-    command: CreatePayments, uow: UnitOfWork, gateway: PaymentGateway, claim: KeyClaim | None
+    command: CreatePayments, uow: UnitOfWork, gateway: Gateway, claim: KeyClaim | None
 ) -> list[PaymentResult]:
     """Pay each order of the command as its own payment; one result per item, in order.
 
@@ -97,6 +104,11 @@ async def create_payments(
     for index, item in enumerate(command.payments):
         try:
             amount = payment_amount(item.amount, item.currency)
+            if gateway.needs_payment_method and item.payment_method_token is None:
+                raise InvalidPayment(
+                    "payment_method_token is required: the gateway charges the buyer's "
+                    "payment method"
+                )
         except InvalidPayment as exc:
             results[index] = PaymentResult(error=exc)
             continue
@@ -110,13 +122,13 @@ async def create_payments(
             new.append((index, NewPayment(checked, claim)))
 
     created = await uow.insert_processing([payment for _, payment in new]) if new else []
-    started: list[tuple[int, Payment]] = []
-    for (index, asked), payment in zip(new, created, strict=True):
-        if payment is None:
+    started: list[tuple[int, Charge]] = []
+    for (index, asked), charge in zip(new, created, strict=True):
+        if charge is None:
             results[index] = _duplicate(asked.payment.order_id)
         else:
-            started.append((index, payment))
-    charged = await _charge([payment for _, payment in started], uow, gateway)
+            started.append((index, charge))
+    charged = await _charge([charge for _, charge in started], uow, gateway)
     for (index, _), result in zip(started, charged, strict=True):
         results[index] = result
         # Creates only: a retry's charge attempt is not a payment created.
@@ -128,9 +140,10 @@ async def create_payments(
 
 
 async def retry_payment(
-    command: RetryPayment, uow: UnitOfWork, gateway: PaymentGateway, claim: KeyClaim | None
+    command: RetryPayment, uow: UnitOfWork, gateway: Gateway, claim: KeyClaim | None
 ) -> Payment:
-    """Charge a FAILED payment again: its next charge attempt, a list of one charge.
+    """Charge a FAILED payment again: its next charge attempt, a list of one charge, with
+    the buyer's new payment method if the command gives one (else the previous one).
 
     The first step is a compare-and-set on FAILED, so of two concurrent retries one
     runs and the other is NotRetryable.
@@ -139,69 +152,86 @@ async def retry_payment(
         if earlier.id == command.payment_id:
             return _as_it_stands(earlier).answer()
     async with uow.connection() as session:
-        retried = await session.start_retry(command.payment_id, claim)
+        retried = await session.start_retry(command.payment_id, command.payment_method_token, claim)
         current = await session.find_payment(command.payment_id) if retried is None else None
     if retried is None:
         if current is None:
             raise PaymentNotFound(f"payment {command.payment_id} does not exist")
         raise retry_refusal(current.status)
-    fields = {"payment_id": retried.id, "order_id": retried.order_id}
+    fields = {"payment_id": retried.payment.id, "order_id": retried.payment.order_id}
     log.info("payment %s of order %s retried", *fields.values(), extra=fields)
     [result] = await _charge([retried], uow, gateway)
     return result.answer()
 
 
-def charge_request(payment: Payment) -> ChargeRequest:
+def charge_request(charge: Charge) -> ChargeRequest:
     """What the gateway is asked about the payment's latest charge attempt: the payment's
-    fields the request has, by name."""
+    fields the request has, by name, and the buyer's payment method."""
+    payment = charge.payment
     fields = msgspec.structs.asdict(payment)
-    # The gateway takes a plain Decimal: Yen is the API's way of writing one.
-    fields.update(payment_id=payment.id, amount=Decimal(payment.amount))
+    fields.update(
+        payment_id=payment.id,
+        # The gateway takes a plain Decimal: Yen is the API's way of writing one.
+        amount=Decimal(payment.amount),
+        reference=payment.gateway_reference,
+        payment_method_token=charge.payment_method_token,
+    )
     return msgspec.convert(fields, ChargeRequest)
 
 
 def settlement_of(payment: Payment, decision: ChargeDecision, request_id: str | None) -> Settlement:
-    """The settlement of the payment's latest charge attempt that a decided answer asks
+    """The settlement of the payment's latest charge attempt that the gateway's word asks
     for: a decline with its code (the generic one when the gateway gave none) and the
-    gateway's message, or the service's own for that code."""
-    status = SETTLED_STATUS[decision.outcome]
-    if status is PaymentStatus.COMPLETED:
-        return Settlement(payment.id, payment.transaction_id, status, request_id)
-    code = decision.failure_code or GENERIC_DECLINE
-    message = decision.failure_message or failure_message(code)
-    return Settlement(payment.id, payment.transaction_id, status, request_id, code, message)
+    gateway's message, or the service's own for that code; what the buyer's page does
+    next while PENDING; the gateway's reference always."""
+    status = STATUS_OF[decision.outcome]
+    settlement = Settlement(
+        payment.id,
+        payment.transaction_id,
+        status,
+        request_id,
+        gateway_reference=decision.reference,
+    )
+    if status is PaymentStatus.FAILED:
+        code = decision.failure_code or GENERIC_DECLINE
+        message = decision.failure_message or failure_message(code)
+        return settlement._replace(failure_code=code, failure_message=message)
+    if status is PaymentStatus.PENDING and decision.next_action is not None:
+        return settlement._replace(next_action=msgspec.structs.asdict(decision.next_action))
+    return settlement
 
 
 async def _charge(
-    payments: Sequence[Payment], uow: UnitOfWork, gateway: PaymentGateway
+    charges: Sequence[Charge], uow: UnitOfWork, gateway: Gateway
 ) -> list[PaymentResult]:
     """Steps 2 and 3 for payments just committed PROCESSING: one result each, in order.
 
-    PROCESSING (the gateway decides later) leaves a payment as it is, to a callback or
-    the reconciler; no answer is GatewayUnavailable (503), the reconciler settles it.
+    No answer is GatewayUnavailable (503): the payment stays PROCESSING, the reconciler
+    settles it.
     """
-    if not payments:
+    if not charges:
         return []
     request_id = current_request_id()
     answers = await asyncio.gather(
-        *(gateway.charge(charge_request(payment)) for payment in payments),
+        *(gateway.charge(charge_request(charge)) for charge in charges),
         return_exceptions=True,
     )
     results: list[PaymentResult] = []
     decided: list[tuple[int, Settlement]] = []
-    for payment, answer in zip(payments, answers, strict=True):
+    for charge, answer in zip(charges, answers, strict=True):
         if isinstance(answer, BaseException):
-            results.append(PaymentResult(error=_gateway_unavailable(payment, answer)))
+            results.append(PaymentResult(error=_gateway_unavailable(charge.payment, answer)))
         elif answer.outcome is ChargeOutcome.PROCESSING:
-            results.append(PaymentResult(payment))
+            # Nothing to write: its event (or the reconciler) settles it, reference and all.
+            results.append(PaymentResult(charge.payment))
         else:
-            decided.append((len(results), settlement_of(payment, answer, request_id)))
-            results.append(PaymentResult(payment))
+            decided.append((len(results), settlement_of(charge.payment, answer, request_id)))
+            results.append(PaymentResult(charge.payment))
     if not decided:
         return results
 
     settled = await uow.settle([settlement for _, settlement in decided])
-    # None: a gateway callback or the reconciler settled it first; report that outcome.
+    # None: a gateway event or the reconciler settled it first; report that outcome.
     others = [s.payment_id for (_, s), done in zip(decided, settled, strict=True) if done is None]
     current: dict[int, Payment] = {}
     if others:

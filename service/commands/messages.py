@@ -16,6 +16,7 @@ from msgspec import Meta
 
 from service.domain.model import Yen
 from service.domain.rules import MAX_ORDER_ID, MAX_REASON_LENGTH
+from service.gateway import GatewayEvent
 
 # An order's or a payment's id: a PostgreSQL bigint from 1.
 Id = Annotated[int, Meta(ge=1, le=MAX_ORDER_ID)]
@@ -64,6 +65,22 @@ def metadata_problem(metadata: dict[str, Any]) -> str | None:
     return None
 
 
+# The buyer's payment method as the gateway's own client library made it in the buyer's
+# browser or app (Stripe's pm_…): required where the gateway charges one (Stripe), ignored
+# by the simulator.
+PaymentMethodToken = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=255,
+        pattern=r"^[!-~]+$",
+        description="The gateway's reference of the buyer's payment method (Stripe `pm_…`), "
+        "made by the gateway's client library; required with Stripe, ignored by the simulator.",
+        examples=["pm_card_visa"],
+    ),
+]
+
+
 class CreatePayment(msgspec.Struct, frozen=True):
     """Pay one order: its one payment, charged through the design's sequence."""
 
@@ -74,6 +91,7 @@ class CreatePayment(msgspec.Struct, frozen=True):
     ]
     currency: Literal["JPY"] = "JPY"
     metadata: Metadata = {}
+    payment_method_token: PaymentMethodToken | None = None
 
     def __post_init__(self) -> None:
         # Refused as the body's 400 (a batch entry's own), naming the key.
@@ -88,9 +106,11 @@ class CreatePayments(msgspec.Struct, frozen=True):
 
 
 class RetryPayment(msgspec.Struct, frozen=True):
-    """Charge a FAILED payment again, under a new transaction_id (its order stays 1:1)."""
+    """Charge a FAILED payment again, under a new transaction_id (its order stays 1:1),
+    with the buyer's new payment method when given (they chose another card)."""
 
     payment_id: int
+    payment_method_token: PaymentMethodToken | None = None
 
 
 class RefundPayment(msgspec.Struct, frozen=True):
@@ -107,21 +127,23 @@ class RefundPayment(msgspec.Struct, frozen=True):
 
 
 class ApplyGatewayEvent(msgspec.Struct, frozen=True):
-    """A verified gateway callback: the outcome of one charge attempt."""
+    """A verified event of the gateway (a Stripe event, a simulator's callback): what a
+    charge attempt or a refund now is."""
 
-    webhook_id: str
-    transaction_id: UUID
-    status: Literal["completed", "failed"]
+    event: GatewayEvent
 
 
 class ReconcileStuckPayments(msgspec.Struct, frozen=True):
-    """Ask the gateway about payments PROCESSING for over older_than_seconds, each once
-    per lease_seconds across all processes; flag for manual review those it has still
-    not decided after manual_review_after_seconds."""
+    """Ask the gateway about payments PROCESSING for over older_than_seconds (and refunds
+    PENDING as long), each once per lease_seconds across all processes; flag for manual
+    review those it has still not decided after manual_review_after_seconds; cancel at the
+    gateway the payments whose buyer has not authenticated within
+    authentication_timeout_seconds."""
 
     older_than_seconds: float
     lease_seconds: float
     manual_review_after_seconds: float
+    authentication_timeout_seconds: float = 3600.0
     max_payments: int = 100
 
 

@@ -39,6 +39,7 @@ class PaymentQueries(Protocol):
         *,
         payment_id: int,
         from_statuses: Sequence[str],
+        payment_method_token: str | None,
         key_caller: str | None,
         key_endpoint: str | None,
         key_name: str | None,
@@ -47,14 +48,21 @@ class PaymentQueries(Protocol):
     async def lock_payment_by_transaction(
         self, conn: Executor, *, transaction_id: UUID
     ) -> Row | None: ...
-    def claim_stuck_processing(
-        self, conn: Executor, *, older_than_seconds: float, lease_seconds: float, max_rows: int
+    def claim_undecided_payments(
+        self,
+        conn: Executor,
+        *,
+        status: str,
+        older_than_seconds: float,
+        lease_seconds: float,
+        max_rows: int,
     ) -> Rows: ...
+    async def count_waiting_for_buyer(self, conn: Executor) -> int: ...
     async def flag_for_manual_review(
         self, conn: Executor, *, payment_id: int, older_than_seconds: float
     ) -> int | None: ...
     async def count_manual_review(self, conn: Executor) -> int: ...
-    async def refund_payment(
+    async def start_refund(
         self,
         conn: Executor,
         *,
@@ -64,6 +72,25 @@ class PaymentQueries(Protocol):
         reason: str,
         request_id: str | None,
     ) -> Row | None: ...
+    def settle_refunds(
+        self,
+        conn: Executor,
+        *,
+        refund_ids: Sequence[int],
+        statuses: Sequence[str],
+        gateway_references: Sequence[str | None],
+        failure_codes: Sequence[str | None],
+        failure_messages: Sequence[str | None],
+        from_statuses: Sequence[str],
+    ) -> Rows: ...
+    def claim_pending_refunds(
+        self, conn: Executor, *, older_than_seconds: float, lease_seconds: float, max_rows: int
+    ) -> Rows: ...
+    async def lock_refund_of_event(
+        self, conn: Executor, *, transaction_id: UUID, refund_id: int | None
+    ) -> Row | None: ...
+    def find_refunds(self, conn: Executor, *, refund_ids: Sequence[int]) -> Rows: ...
+    async def live_refund_of_payment(self, conn: Executor, *, payment_id: int) -> int | None: ...
     async def record_gateway_event(
         self, conn: Executor, *, webhook_id: str, transaction_id: UUID, status: str
     ) -> str | None: ...
@@ -86,6 +113,8 @@ class PaymentBatchQueries(Protocol):
         payment_ids: Sequence[int],
         transaction_ids: Sequence[UUID],
         statuses: Sequence[str],
+        gateway_references: Sequence[str | None],
+        next_actions: Sequence[str | None],
         failure_codes: Sequence[str | None],
         failure_messages: Sequence[str | None],
         request_ids: Sequence[str | None],
@@ -226,7 +255,6 @@ class ConsoleQueries(Protocol):
     """sql/console.sql: the operator console's figures, its events to act on, its jobs."""
 
     def console_payment_totals(self, conn: Executor) -> Rows: ...
-    async def console_waiting_for_buyers(self, conn: Executor) -> int: ...
     def console_manual_review(self, conn: Executor, *, max_rows: int) -> Rows: ...
     def console_payments_per_minute(self, conn: Executor) -> Rows: ...
     def console_delivery_lag_per_minute(self, conn: Executor) -> Rows: ...

@@ -108,7 +108,7 @@ class ReadSession:
         return [row async for row in self._sql.console_payment_totals(self.connection)]
 
     async def waiting_for_buyers(self) -> int:
-        return await self._sql.console_waiting_for_buyers(self.connection)
+        return await self._sql.count_waiting_for_buyer(self.connection)
 
     async def manual_review_count(self) -> int:
         return await self._sql.count_manual_review(self.connection)

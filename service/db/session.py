@@ -9,7 +9,7 @@ outside service/db/ names a query; the read side has its own sessions
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, NamedTuple, Protocol, TypeAlias
@@ -19,13 +19,15 @@ import msgspec
 
 from service.db.queries import Queries, Row
 from service.db.rows import row_as
-from service.domain.model import Payment, Refund
-from service.domain.rules import RETRY_SOURCES, PaymentStatus, sources_of
+from service.domain.model import Payment, Refund, RefundStatus
+from service.domain.rules import RETRY_SOURCES, UNDECIDED, PaymentStatus, sources_of
 
 if TYPE_CHECKING:
     from service.db.queries import Executor
 
 REFUND_SOURCES = sources_of(PaymentStatus.REFUNDED)
+# The statuses whose order webhook a settlement queues.
+SETTLED = (PaymentStatus.COMPLETED, PaymentStatus.FAILED)
 # The NOTIFY payload of an operator's retry, replay or redelivery: relays deliver at once,
 # and probe an Order Service they hold for down without waiting for the pause to end.
 OPERATOR_WAKEUP = "operator"
@@ -71,14 +73,50 @@ class NewPayment(NamedTuple):
     claim: KeyClaim | None = None
 
 
+class Charge(NamedTuple):
+    """A payment's latest charge attempt as the gateway is asked about it: the payment,
+    and the buyer's payment method the attempt was made with (kept with the payment so
+    that the same request can be sent again, never part of the resource)."""
+
+    payment: Payment
+    payment_method_token: str | None
+
+
 class Settlement(NamedTuple):
-    """COMPLETED or FAILED (with why) for one payment's charge attempt `transaction_id`,
-    asked for by the API call `request_id`."""
+    """What the gateway said of one payment's charge attempt `transaction_id`, asked for
+    by the API call `request_id`: COMPLETED, or FAILED (with why), the order webhook's
+    events; PENDING, waiting for the buyer (with what the buyer's page does next); or
+    PROCESSING still, with the gateway's reference of it."""
 
     payment_id: int
     transaction_id: UUID
     status: PaymentStatus
     request_id: str | None
+    failure_code: str | None = None
+    failure_message: str | None = None
+    gateway_reference: str | None = None
+    next_action: Mapping[str, str] | None = None
+
+
+class RefundInFlight(NamedTuple):
+    """A refund as the gateway is asked about it: the refund, and its payment's order,
+    latest charge attempt and the gateway's reference of that charge."""
+
+    refund: Refund
+    order_id: int
+    transaction_id: UUID
+    charge_reference: str | None
+    # The gateway's reference of the refund itself, once it answered.
+    reference: str | None
+
+
+class RefundSettlement(NamedTuple):
+    """What the gateway said of a refund: COMPLETED, FAILED (with why), or PENDING still
+    (with the gateway's reference of it)."""
+
+    refund_id: int
+    status: RefundStatus
+    gateway_reference: str | None = None
     failure_code: str | None = None
     failure_message: str | None = None
 
@@ -103,7 +141,7 @@ class Session:
 
     # Charging: the two steps of every charge (service/commands/charging.py).
 
-    async def insert_processing_many(self, payments: Sequence[NewPayment]) -> list[Payment]:
+    async def insert_processing_many(self, payments: Sequence[NewPayment]) -> list[Charge]:
         """The new PROCESSING payments; an order that already has one gets none."""
         items = [
             dict(zip(KEY_ITEM_FIELDS, _key_fields(new.claim), strict=True), payment=new.payment)
@@ -111,45 +149,51 @@ class Session:
         ]
         # Bound as jsonb: the connection writes it (service/db/codecs.py).
         rows = self._sql.insert_processing_many(self.connection, items=items)
-        return [row_as(row, Payment) async for row in rows]
+        return [_charge(row) async for row in rows]
 
-    async def start_retry(self, payment_id: int, claim: KeyClaim | None = None) -> Payment | None:
+    async def start_retry(
+        self, payment_id: int, payment_method_token: str | None, claim: KeyClaim | None = None
+    ) -> Charge | None:
         """The payment back in PROCESSING under a new transaction_id, its new charge attempt
-        started (and recorded on the claim's key); None when it was not FAILED (or another
-        retry took it first)."""
+        started with `payment_method_token` (None: the previous attempt's) and recorded on
+        the claim's key; None when it was not FAILED (or another retry took it first)."""
         caller, endpoint, key, token = _key_fields(claim)
         row = await self._sql.start_retry(
             self.connection,
             payment_id=payment_id,
             from_statuses=RETRY_SOURCES,
+            payment_method_token=payment_method_token,
             key_caller=caller,
             key_endpoint=endpoint,
             key_name=key,
             key_token=token,
         )
-        return None if row is None else row_as(row, Payment)
+        return None if row is None else _charge(row)
 
     async def settle_many(self, settlements: Sequence[Settlement]) -> list[Payment]:
-        """Each payment settled with its order webhook queued; one that could no longer
-        move there (someone else settled it, and that stands) or whose charge attempt is
-        no longer its latest (a retry superseded it) is left out."""
+        """Each payment as the gateway's word leaves it (COMPLETED and FAILED with their
+        order webhook queued); one that could no longer move there (someone else settled
+        it, and that stands) or whose charge attempt is no longer its latest (a retry
+        superseded it) is left out."""
         if not settlements:
             return []
-        targets = {settlement.status for settlement in settlements}
-        # Every row is checked against the sources all its batch's targets share.
-        sources = set.intersection(*(set(sources_of(status)) for status in targets))
         rows = self._sql.settle_payments(
             self.connection,
             payment_ids=[s.payment_id for s in settlements],
             transaction_ids=[s.transaction_id for s in settlements],
             statuses=[s.status.value for s in settlements],
+            gateway_references=[s.gateway_reference for s in settlements],
+            next_actions=[
+                None if s.next_action is None else msgspec.json.encode(s.next_action).decode()
+                for s in settlements
+            ],
             failure_codes=[s.failure_code for s in settlements],
             failure_messages=[s.failure_message for s in settlements],
             request_ids=[s.request_id for s in settlements],
-            from_statuses=sorted(sources),
+            from_statuses=UNDECIDED,
         )
         settled = [row_as(row, Payment) async for row in rows]
-        if settled:
+        if any(payment.status in SETTLED for payment in settled):
             self.queued_webhooks = True
         return settled
 
@@ -161,13 +205,14 @@ class Session:
         found = await self.find_payments([payment_id])
         return found[0] if found else None
 
-    # Refunds.
+    # Refunds: the two steps of every refund (service/commands/refunding.py).
 
-    async def refund(
+    async def start_refund(
         self, payment_id: int, amount: Decimal | None, reason: str, request_id: str | None
-    ) -> Refund | None:
-        """REFUNDED, the refund and its order webhook; None when the refund does not apply."""
-        row = await self._sql.refund_payment(
+    ) -> RefundInFlight | None:
+        """The refund committed PENDING; None when the payment cannot be refunded now (not
+        COMPLETED, another amount, or a refund of it is PENDING)."""
+        row = await self._sql.start_refund(
             self.connection,
             payment_id=payment_id,
             from_statuses=REFUND_SOURCES,
@@ -175,10 +220,54 @@ class Session:
             reason=reason,
             request_id=request_id,
         )
-        if row is None:
-            return None
-        self.queued_webhooks = True
-        return row_as(row, Refund)
+        return None if row is None else _refund_in_flight(row)
+
+    async def settle_refunds(self, settlements: Sequence[RefundSettlement]) -> list[Refund]:
+        """Each refund as the gateway's word leaves it (COMPLETED with its payment REFUNDED
+        and the `refunded` order webhook queued); one settled before is left out."""
+        rows = self._sql.settle_refunds(
+            self.connection,
+            refund_ids=[s.refund_id for s in settlements],
+            statuses=[s.status.value for s in settlements],
+            gateway_references=[s.gateway_reference for s in settlements],
+            failure_codes=[s.failure_code for s in settlements],
+            failure_messages=[s.failure_message for s in settlements],
+            from_statuses=REFUND_SOURCES,
+        )
+        settled = [row_as(row, Refund) async for row in rows]
+        if any(refund.status is RefundStatus.COMPLETED for refund in settled):
+            self.queued_webhooks = True
+        return settled
+
+    async def claim_pending_refunds(
+        self, older_than_seconds: float, lease_seconds: float, max_rows: int
+    ) -> list[RefundInFlight]:
+        """The refunds this reconciler asks about now; no other asks until the lease ends."""
+        rows = self._sql.claim_pending_refunds(
+            self.connection,
+            older_than_seconds=older_than_seconds,
+            lease_seconds=lease_seconds,
+            max_rows=max_rows,
+        )
+        return [_refund_in_flight(row) async for row in rows]
+
+    async def lock_refund_of_event(
+        self, transaction_id: UUID, refund_id: int | None
+    ) -> RefundInFlight | None:
+        """The refund a gateway's event is about (its own id, or the payment's PENDING one),
+        locked until the transaction ends."""
+        row = await self._sql.lock_refund_of_event(
+            self.connection, transaction_id=transaction_id, refund_id=refund_id
+        )
+        return None if row is None else _refund_in_flight(row)
+
+    async def find_refunds(self, refund_ids: Sequence[int]) -> list[Refund]:
+        rows = self._sql.find_refunds(self.connection, refund_ids=refund_ids)
+        return [row_as(row, Refund) async for row in rows]
+
+    async def live_refund_of_payment(self, payment_id: int) -> int | None:
+        """The id of the payment's refund still PENDING, if any."""
+        return await self._sql.live_refund_of_payment(self.connection, payment_id=payment_id)
 
     # The gateway's callbacks, and the reconciler.
 
@@ -203,17 +292,22 @@ class Session:
         )
         return recorded is not None
 
-    async def claim_stuck_processing(
-        self, older_than_seconds: float, lease_seconds: float, max_rows: int
-    ) -> list[Payment]:
-        """The payments this reconciler asks about now; no other asks until the lease ends."""
-        rows = self._sql.claim_stuck_processing(
+    async def claim_undecided_payments(
+        self, status: PaymentStatus, older_than_seconds: float, lease_seconds: float, max_rows: int
+    ) -> list[Charge]:
+        """The payments in `status` (PROCESSING, PENDING) this reconciler asks about now; no
+        other asks until the lease ends."""
+        rows = self._sql.claim_undecided_payments(
             self.connection,
+            status=status.value,
             older_than_seconds=older_than_seconds,
             lease_seconds=lease_seconds,
             max_rows=max_rows,
         )
-        return [row_as(row, Payment) async for row in rows]
+        return [_charge(row) async for row in rows]
+
+    async def count_waiting_for_buyer(self) -> int:
+        return await self._sql.count_waiting_for_buyer(self.connection)
 
     async def flag_for_manual_review(self, payment_id: int, older_than_seconds: float) -> bool:
         """Whether the payment was flagged now (False: too young, flagged before, settled)."""
@@ -344,3 +438,17 @@ class Session:
         """NOTIFY the relays (sent when the transaction commits); `sender` lets a relay
         tell an operator's wake-up (OPERATOR_WAKEUP) from its own process's."""
         await self._sql.wake_relays(self.connection, sender=sender)
+
+
+def _charge(row: Row) -> Charge:
+    return Charge(row_as(row, Payment), row["payment_method_token"])
+
+
+def _refund_in_flight(row: Row) -> RefundInFlight:
+    return RefundInFlight(
+        row_as(row, Refund),
+        row["order_id"],
+        row["transaction_id"],
+        row["charge_reference"],
+        row["gateway_reference"],
+    )

@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from service.db.group_commit import GroupCommit
 from service.db.pool import BoundedPool
 from service.db.queries import Queries
-from service.db.session import NewPayment, Session, Settlement
+from service.db.session import Charge, NewPayment, Session, Settlement
 from service.domain.model import Payment
 
 
@@ -37,7 +37,7 @@ class UnitOfWork:
         self._inserts = GroupCommit(self._insert_group)
         self._settlements = GroupCommit(self._settle_group)
 
-    async def insert_processing(self, payments: Sequence[NewPayment]) -> list[Payment | None]:
+    async def insert_processing(self, payments: Sequence[NewPayment]) -> list[Charge | None]:
         """Each new PROCESSING payment, committed, or None for an order that already has one
         (of two items naming one order, the first gets it).
 
@@ -52,9 +52,9 @@ class UnitOfWork:
         arrive meanwhile."""
         return await self._settlements(settlements)
 
-    async def _insert_group(self, group: list[NewPayment]) -> list[Payment | None]:
+    async def _insert_group(self, group: list[NewPayment]) -> list[Charge | None]:
         async with self.connection() as session:
-            created = {p.order_id: p for p in await session.insert_processing_many(group)}
+            created = {c.payment.order_id: c for c in await session.insert_processing_many(group)}
         # Two creates of one order in one group: the first gets the payment, the other none.
         return [created.pop(new.payment.order_id, None) for new in group]
 

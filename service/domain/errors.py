@@ -51,4 +51,9 @@ class InvalidRefund(DomainError):
 
 
 class GatewayUnavailable(DomainError):
-    """The gateway did not answer; the payment stays PROCESSING until reconciled."""
+    """The gateway did not answer; the payment stays PROCESSING (a refund PENDING) until
+    reconciled."""
+
+
+class RefundFailed(DomainError):
+    """The gateway refused the refund; it is stored FAILED and the payment stays COMPLETED."""

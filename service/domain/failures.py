@@ -16,6 +16,13 @@ FAILURE_MESSAGES: dict[str, str] = {
     "incorrect_cvc": "The card's security code is incorrect.",
     "lost_or_stolen_card": "The card was reported lost or stolen.",
     "processing_error": "The payment could not be processed; trying again may succeed.",
+    # The buyer did not pass, or never took, the card issuer's authentication (3-D Secure).
+    "authentication_required": "The buyer did not complete the card's authentication.",
+    # The gateway refused the charge request itself (an unknown or unusable payment method):
+    # nothing was taken, and another payment method may be tried.
+    "invalid_request": "The gateway refused the payment method given for this payment.",
+    # A refund the gateway refused, for a reason of its own.
+    "refund_failed": "The payment gateway could not refund the payment.",
 }
 
 # The generic decline (card networks' "do not honour"): what a decline without a

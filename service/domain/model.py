@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from enum import StrEnum
+from typing import Any, Literal
 from uuid import UUID
 
 import msgspec
@@ -35,13 +36,32 @@ def yen_from_value(kind: type, value: Any) -> Any:
     raise NotImplementedError(f"no conversion to {kind!r}")
 
 
+class RefundStatus(StrEnum):
+    # Committed, the gateway not asked yet or not decided yet.
+    PENDING = "PENDING"
+    COMPLETED = "COMPLETED"
+    # The gateway refused it: the payment stays COMPLETED and may be refunded again.
+    FAILED = "FAILED"
+
+
 class Refund(msgspec.Struct, frozen=True):
     id: int
     payment_id: int
     amount: Yen
     reason: str
-    status: str
+    status: RefundStatus
     created_at: datetime
+    # Why the gateway refused it: set on a FAILED refund, null otherwise.
+    failure_code: str | None = None
+    failure_message: str | None = None
+
+
+class BuyerAction(msgspec.Struct, frozen=True):
+    """What the buyer's page does for a PENDING payment: hand `client_secret` to the
+    gateway's client library (Stripe.js handleNextAction), which runs 3-D Secure."""
+
+    type: Literal["authenticate"]
+    client_secret: str
 
 
 class Payment(msgspec.Struct, frozen=True):
@@ -59,6 +79,11 @@ class Payment(msgspec.Struct, frozen=True):
     failure_message: str | None
     # The client's own keys and values, given on create (CONTRACT.md, "Metadata").
     metadata: dict[str, str]
+    # The gateway's reference of the latest charge attempt (Stripe's pi_…): null until the
+    # gateway answered.
+    gateway_reference: str | None
+    # While PENDING, what the buyer's page does next; null otherwise.
+    next_action: BuyerAction | None
 
 
 class PaymentAttempt(msgspec.Struct, frozen=True):

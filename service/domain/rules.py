@@ -29,12 +29,17 @@ class PaymentStatus(StrEnum):
     REFUNDED = "REFUNDED"
 
 
-# The legal moves of the state machine. Refunds come only from COMPLETED;
-# a gateway may only settle what is still PROCESSING; a FAILED payment goes back to
-# PROCESSING when it is retried (a new attempt, under a new transaction_id).
+# The legal moves of the state machine. Refunds come only from COMPLETED; a gateway may
+# only settle what it has not decided yet (PROCESSING, or PENDING: waiting for the buyer
+# to authenticate, service/gateway/contract.py REQUIRES_ACTION); a FAILED payment goes
+# back to PROCESSING when it is retried (a new charge attempt, under a new transaction_id).
 TRANSITIONS: dict[PaymentStatus, frozenset[PaymentStatus]] = {
-    PaymentStatus.PENDING: frozenset({PaymentStatus.PROCESSING}),
-    PaymentStatus.PROCESSING: frozenset({PaymentStatus.COMPLETED, PaymentStatus.FAILED}),
+    PaymentStatus.PENDING: frozenset(
+        {PaymentStatus.PROCESSING, PaymentStatus.COMPLETED, PaymentStatus.FAILED}
+    ),
+    PaymentStatus.PROCESSING: frozenset(
+        {PaymentStatus.PENDING, PaymentStatus.COMPLETED, PaymentStatus.FAILED}
+    ),
     PaymentStatus.COMPLETED: frozenset({PaymentStatus.REFUNDED}),
     PaymentStatus.FAILED: frozenset({PaymentStatus.PROCESSING}),
     PaymentStatus.REFUNDED: frozenset(),
@@ -52,8 +57,11 @@ def sources_of(new: PaymentStatus) -> list[str]:
 
 
 # What a retry may start from: FAILED only. PENDING also moves to PROCESSING, but that
-# is a first attempt, which only a create makes.
+# is the gateway's word on the same attempt (the buyer authenticated), not a retry.
 RETRY_SOURCES = [PaymentStatus.FAILED.value]
+# What the gateway has not decided yet: the only statuses its word (an answer, an event,
+# the reconciler's question) moves a payment from.
+UNDECIDED = [PaymentStatus.PROCESSING.value, PaymentStatus.PENDING.value]
 
 
 def retry_refusal(status: PaymentStatus) -> NotRetryable:
@@ -104,7 +112,7 @@ def gateway_outcome_applies(current: PaymentStatus, reported: PaymentStatus) -> 
         return False
     if current is PaymentStatus.REFUNDED and reported is PaymentStatus.COMPLETED:
         return False
-    if current is PaymentStatus.PROCESSING and can_transition(current, reported):
+    if current in UNDECIDED and can_transition(current, reported):
         return True
     raise TransitionNotAllowed(
         f"payment is {current}; the gateway cannot move it to {reported}",
@@ -132,9 +140,20 @@ def superseded_attempt_applies(attempt_status: PaymentStatus, reported: PaymentS
 
 
 def refund_refusal(
-    status: PaymentStatus, payment_amount: Decimal, requested: Decimal | None
+    status: PaymentStatus,
+    payment_amount: Decimal,
+    requested: Decimal | None,
+    refund_in_progress: int | None = None,
 ) -> Exception:
-    """Why a refund of this payment is refused (called once the refund did not apply)."""
+    """Why a refund of this payment is refused (called once the refund did not apply):
+    `refund_in_progress` names its refund still PENDING, if it has one."""
+    if refund_in_progress is not None:
+        return NotRefundable(
+            f"refund {refund_in_progress} of this payment is in progress (PENDING): its "
+            "outcome comes from the gateway",
+            payment_status=str(status),
+            refund_id=refund_in_progress,
+        )
     if status is not PaymentStatus.COMPLETED:
         already = " (already refunded)" if status is PaymentStatus.REFUNDED else ""
         return NotRefundable(

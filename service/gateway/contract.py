@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from decimal import Decimal
 from enum import StrEnum
-from typing import Literal, Protocol
+from typing import ClassVar, Literal, Protocol, runtime_checkable
 from uuid import UUID
 
 import msgspec
@@ -52,13 +52,30 @@ class NextAction(msgspec.Struct, frozen=True):
 
 
 class ChargeDecision(msgspec.Struct, frozen=True):
+    """What the gateway answered about a charge attempt, and for a decline why: a failure
+    code (service/domain/failures.py's) and, when the gateway words it itself, a message
+    for people (without one the service stores its own sentence for the code; without a
+    code, the generic decline)."""
+
     outcome: ChargeOutcome
     reference: str | None = None
-    # A stable machine word (service/domain/failures.py's, or `authentication_required`,
-    # `invalid_request`) and the gateway's own sentence for people, on DECLINED only.
     failure_code: str | None = None
     failure_message: str | None = None
     next_action: NextAction | None = None
+
+    APPROVED: ClassVar[ChargeDecision]
+    PROCESSING: ClassVar[ChargeDecision]
+    DECLINED: ClassVar[ChargeDecision]
+
+    @classmethod
+    def declined(cls, code: str | None = None, message: str | None = None) -> ChargeDecision:
+        return cls(ChargeOutcome.DECLINED, failure_code=code, failure_message=message)
+
+
+ChargeDecision.APPROVED = ChargeDecision(ChargeOutcome.APPROVED)
+ChargeDecision.PROCESSING = ChargeDecision(ChargeOutcome.PROCESSING)
+# A decline without a reason of its own.
+ChargeDecision.DECLINED = ChargeDecision(ChargeOutcome.DECLINED)
 
 
 class RefundRequest(msgspec.Struct, frozen=True):
@@ -103,6 +120,8 @@ class GatewayEvent(msgspec.Struct, frozen=True):
     transaction_id: UUID | None
     charge: ChargeDecision | None = None
     refund_reference: str | None = None
+    # The refund's own id the service gave the gateway with it, when the event carries it.
+    refund_id: int | None = None
     refund: RefundDecision | None = None
 
 
@@ -116,9 +135,14 @@ class MalformedEvent(ValueError):
     """A correctly signed body that is not an event the gateway documents."""
 
 
+@runtime_checkable
 class Gateway(Protocol):
     """A gateway that moves real money. Each call ends within the adapter's time limit,
     with a decision or GatewayUnavailable."""
+
+    # Whether a charge needs the buyer's payment method (`payment_method_token`): a
+    # request without one is the client's 400 before anything is stored.
+    needs_payment_method: bool
 
     async def charge(self, request: ChargeRequest) -> ChargeDecision:
         """Charge the buyer's payment method, once, under the attempt's transaction_id."""

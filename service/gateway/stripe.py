@@ -208,6 +208,9 @@ class StripeGateway:
     log line or repr of the adapter.
     """
 
+    # A PaymentIntent is confirmed with the buyer's PaymentMethod (pm_…).
+    needs_payment_method = True
+
     def __init__(
         self,
         *,
@@ -408,6 +411,7 @@ class StripeGateway:
                         charge_reference=made.payment_intent,
                         transaction_id=_transaction_id(made.metadata),
                         refund_reference=made.id,
+                        refund_id=_refund_id(made.metadata),
                         refund=refund_decision(made),
                     )
                 case "charge.refunded":
@@ -620,6 +624,7 @@ def _refunded_charge_event(event_id: str, charge: _Charge) -> GatewayEvent | Non
         charge_reference=charge.payment_intent,
         transaction_id=_transaction_id(made.metadata if made else charge.metadata),
         refund_reference=made.id if made else None,
+        refund_id=_refund_id(made.metadata) if made else None,
         refund=refund_decision(made) if made else RefundDecision(RefundOutcome.SUCCEEDED),
     )
 
@@ -642,6 +647,13 @@ def _payment_intent_of(request: RefundRequest) -> str:
 def _transaction_id(metadata: Mapping[str, str]) -> UUID | None:
     try:
         return UUID(metadata["transaction_id"])
+    except (KeyError, ValueError):
+        return None
+
+
+def _refund_id(metadata: Mapping[str, str]) -> int | None:
+    try:
+        return int(metadata["refund_id"])
     except (KeyError, ValueError):
         return None
 

@@ -9,8 +9,7 @@ from uuid import UUID
 import asyncpg
 
 from service.db.sql import load_queries
-from service.domain.rules import RETRY_SOURCES, PaymentStatus, sources_of
-from tests.support.sql import load_test_queries
+from service.domain.rules import RETRY_SOURCES, UNDECIDED, PaymentStatus, sources_of
 
 
 async def insert_processing(
@@ -29,6 +28,7 @@ async def start_retry(conn: asyncpg.Connection, payment_id: int) -> asyncpg.Reco
         conn,
         payment_id=payment_id,
         from_statuses=RETRY_SOURCES,
+        payment_method_token=None,
         **dict.fromkeys(("key_caller", "key_endpoint", "key_name", "key_token")),
     )
 
@@ -48,13 +48,42 @@ async def settle(
         payment_ids=[payment_id],
         transaction_ids=[transaction_id],
         statuses=[status.value],
+        gateway_references=[None],
+        next_actions=[None],
         failure_codes=[failure_code],
         failure_messages=[None if failure_code is None else "declined for the test"],
         request_ids=[request_id],
-        from_statuses=sources_of(status),
+        from_statuses=UNDECIDED,
     )
     settled = [row async for row in rows]
     return settled[0] if settled else None
+
+
+async def refund(conn: asyncpg.Connection, payment_id: int, request_id: str | None = None) -> int:
+    """A full refund of a COMPLETED payment the gateway made at once, through the service's
+    two statements (the refund PENDING, then COMPLETED with the payment REFUNDED); its id."""
+    queries = load_queries()
+    started = await queries.start_refund(
+        conn,
+        payment_id=payment_id,
+        from_statuses=sources_of(PaymentStatus.REFUNDED),
+        amount=None,
+        reason="refunded for the test",
+        request_id=request_id,
+    )
+    assert started is not None, "the payment could not be refunded"
+    settled = queries.settle_refunds(
+        conn,
+        refund_ids=[started["id"]],
+        statuses=["COMPLETED"],
+        gateway_references=[None],
+        failure_codes=[None],
+        failure_messages=[None],
+        from_statuses=sources_of(PaymentStatus.REFUNDED),
+    )
+    assert [row async for row in settled], "the refund was not settled"
+    refund_id: int = started["id"]
+    return refund_id
 
 
 async def find_payment(conn: asyncpg.Connection, payment_id: int) -> asyncpg.Record:
@@ -67,18 +96,11 @@ async def payment_in(
     conn: asyncpg.Connection, order_id: int, status: PaymentStatus, amount: Decimal = Decimal(1000)
 ) -> int:
     """The id of a payment of this order that reached `status` through the state
-    machine's legal moves, made by the service's own statements (PENDING, which the
-    service never creates, is inserted so)."""
-    if status is PaymentStatus.PENDING:
-        payment_id: int = await load_test_queries().insert_payment_row(
-            conn, order_id=order_id, amount=amount, currency="JPY", status=status.value
-        )
-        return payment_id
-    queries = load_queries()
+    machine's legal moves, made by the service's own statements."""
     created = await insert_processing(conn, order_id, amount)
     payment_id = created["id"]
     settled = PaymentStatus.COMPLETED if status is PaymentStatus.REFUNDED else status
-    if settled is not PaymentStatus.PROCESSING:
+    if settled not in (PaymentStatus.PROCESSING, PaymentStatus.PENDING):
         failed = settled is PaymentStatus.FAILED
         await settle(
             conn,
@@ -87,13 +109,8 @@ async def payment_in(
             settled,
             failure_code="card_declined" if failed else None,
         )
+    if status is PaymentStatus.PENDING:
+        await settle(conn, payment_id, created["transaction_id"], status)
     if status is PaymentStatus.REFUNDED:
-        await queries.refund_payment(
-            conn,
-            payment_id=payment_id,
-            from_statuses=sources_of(status),
-            amount=None,
-            reason="refunded for the test",
-            request_id=None,
-        )
+        await refund(conn, payment_id)
     return payment_id

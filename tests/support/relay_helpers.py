@@ -22,6 +22,7 @@ from service.queries.outbox_health import OutboxStatus
 from service.queries.outbox_health import outbox_status as read_outbox_status
 from service.settings import DatabaseSettings, Settings
 from tests.support.payments import insert_processing, settle
+from tests.support.payments import refund as refund_payment
 from tests.support.settings import make_settings
 from tests.support.sql import load_test_queries
 
@@ -90,17 +91,9 @@ async def create_payments(
 
 
 async def refund(conn: asyncpg.Connection, payment_id: int) -> None:
-    q = load_queries()
-    row = await q.refund_payment(
-        conn,
-        payment_id=payment_id,
-        from_statuses=["COMPLETED"],
-        amount=None,
-        reason="r",
-        request_id="t",
-    )
-    assert row is not None
-    await q.wake_relays(conn, sender="tests")
+    """A refund of the payment, its `refunded` webhook queued, and the relays woken."""
+    await refund_payment(conn, payment_id, request_id="t")
+    await load_queries().wake_relays(conn, sender="tests")
 
 
 async def all_events(conn: asyncpg.Connection) -> list[asyncpg.Record]:

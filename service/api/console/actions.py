@@ -180,7 +180,7 @@ class ConsoleActions(Controller):
         async def act(claim: KeyClaim) -> Outcome:
             command = RefundPayment(payment_id=payment_id, reason=_form_text(form, "reason"))
             try:
-                return _refunded(await refund_payment(command, write.uow))
+                return _refunded(await refund_payment(command, write.uow, write.gateway))
             except DomainError as exc:
                 return _problem_outcome(exc, payment_id)
 
