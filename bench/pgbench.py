@@ -31,6 +31,8 @@ SETTLE |= {"from_statuses": "'{PROCESSING}'"}  # the compare-and-set's sources o
 # The attempt settled is the one insert started; an approval has no failure.
 SETTLE |= {"transaction_ids": "ARRAY[:p_transaction_id]"}
 SETTLE |= {"failure_codes": "'{NULL}'", "failure_messages": "'{NULL}'"}
+# The simulator's reference of the charge; nothing for the buyer to do next.
+SETTLE |= {"gateway_references": "ARRAY['sim_' || :p_transaction_id]", "next_actions": "'{NULL}'"}
 
 
 def statement(query: aiosql.types.QueryFn, values: dict[str, str]) -> str:

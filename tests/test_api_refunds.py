@@ -13,8 +13,12 @@ import asyncpg
 import httpx
 import pytest
 
+from service.api.dependencies import WriteSide
+from service.gateway import RefundDecision, RefundOutcome, RefundRequest
+from tests.support.gateways import GatewayAround
 from tests.support.order_stub import OrderServiceStub
 from tests.support.problems import assert_problem
+from tests.support.relay_helpers import wait_until
 from tests.support.service import RunningService, serve
 from tests.support.settings import make_settings
 from tests.support.sql import load_test_queries
@@ -358,3 +362,127 @@ async def test_twenty_concurrent_refunds_of_one_payment_refund_it_exactly_once(
     stored = await get_payment(service.client, payment_id)
     assert stored["status"] == "REFUNDED"
     assert [r["id"] for r in stored["refunds"]] == [winner["id"]]
+
+
+# --- the gateway's word on a refund ----------------------------------------------------------
+
+REFUSED_AMOUNT = 4321
+# The reconciler asks about refunds left PENDING half a second old, every tenth of one.
+FAST_RECONCILER = {
+    "charge_timeout_seconds": 0.25,
+    "reconcile_after_seconds": 0.5,
+    "reconcile_interval_seconds": 0.1,
+}
+
+
+class RefundsLater(GatewayAround):
+    """The simulator, except that a refund is accepted for later (PENDING), as a gateway
+    that settles refunds in the background answers. Asked again (the reconciler's
+    refund_status), the simulator's answer: refunded."""
+
+    async def refund(self, request: RefundRequest) -> RefundDecision:
+        return RefundDecision(RefundOutcome.PENDING, f"re_later_{request.refund_id}")
+
+
+class RefundsUnanswered(GatewayAround):
+    """The simulator, except that a refund gets no answer, as in a gateway outage."""
+
+    async def refund(self, request: RefundRequest) -> RefundDecision:
+        raise ConnectionError("gateway unreachable")
+
+
+def with_gateway(svc: RunningService, wrap: type[GatewayAround]) -> None:
+    """The API's gateway wrapped; the reconciler keeps the service's own."""
+    write: WriteSide = svc.app.state.write_side
+    svc.app.state.write_side = WriteSide(
+        uow=write.uow, gateway=wrap(write.gateway), settings=write.settings
+    )
+
+
+async def refund_statuses(client: httpx.AsyncClient, payment_id: int) -> list[str]:
+    return [r["status"] for r in (await get_payment(client, payment_id))["refunds"]]
+
+
+async def test_a_refund_the_gateway_refuses_is_402_failed_and_the_payment_stays_completed(
+    database_url: str, order_stub: OrderServiceStub, db: asyncpg.Connection
+) -> None:
+    refusing = {"refuse_refund_amounts": [REFUSED_AMOUNT]}
+    async with running(database_url, order_stub, gateway=refusing) as svc:
+        payment = await create_payment(svc.client, order_id=1, amount=REFUSED_AMOUNT)
+        problem = assert_problem(await refund(svc.client, payment["id"]), 402, "refund-failed")
+        stored = await get_payment(svc.client, payment["id"])
+
+    assert problem["payment_id"] == payment["id"]
+    assert problem["failure_code"] == "refund_failed"
+    assert stored["status"] == "COMPLETED"
+    [failed] = stored["refunds"]
+    assert set(failed) == REFUND_FIELDS
+    assert (failed["id"], failed["status"], failed["failure_code"]) == (
+        problem["refund_id"],
+        "FAILED",
+        "refund_failed",
+    )
+    assert failed["failure_message"] == problem["failure_message"] != ""
+    assert await webhook_statuses(db, payment["id"]) == ["completed"]
+
+    # The payment may be refunded again: here the gateway no longer refuses.
+    async with running(database_url, order_stub) as svc:
+        again = await refund(svc.client, payment["id"])
+        assert again.status_code == 201, again.text
+        assert await refund_statuses(svc.client, payment["id"]) == ["FAILED", "COMPLETED"]
+        assert (await get_payment(svc.client, payment["id"]))["status"] == "REFUNDED"
+    assert await webhook_statuses(db, payment["id"]) == ["completed", "refunded"]
+
+
+async def test_a_refund_the_gateway_decides_later_is_202_pending_then_settled(
+    database_url: str, order_stub: OrderServiceStub, db: asyncpg.Connection
+) -> None:
+    async with running(database_url, order_stub, gateway=FAST_RECONCILER) as svc:
+        with_gateway(svc, RefundsLater)
+        payment = await create_payment(svc.client, order_id=1)
+
+        response = await refund(svc.client, payment["id"])
+        while_pending = await get_payment(svc.client, payment["id"])
+        second = await refund(svc.client, payment["id"], reason="again")
+
+        async def refunded() -> bool:
+            return (await get_payment(svc.client, payment["id"]))["status"] == "REFUNDED"
+
+        await wait_until(refunded, what="the reconciler settling the PENDING refund")
+        settled = await get_payment(svc.client, payment["id"])
+
+    assert response.status_code == 202, response.text
+    pending = response.json()
+    assert (pending["status"], pending["failure_code"]) == ("PENDING", None)
+    assert while_pending["status"] == "COMPLETED"
+    assert [r["status"] for r in while_pending["refunds"]] == ["PENDING"]
+    refused = assert_problem(second, 400, "not-refundable")
+    assert refused["refund_id"] == pending["id"]
+    assert [(r["id"], r["status"]) for r in settled["refunds"]] == [(pending["id"], "COMPLETED")]
+    assert await webhook_statuses(db, payment["id"]) == ["completed", "refunded"]
+
+
+async def test_a_refund_the_gateway_does_not_answer_is_503_pending_then_reconciled(
+    database_url: str, order_stub: OrderServiceStub, db: asyncpg.Connection
+) -> None:
+    async with running(database_url, order_stub, gateway=FAST_RECONCILER) as svc:
+        with_gateway(svc, RefundsUnanswered)
+        payment = await create_payment(svc.client, order_id=1)
+
+        problem = assert_problem(
+            await refund(svc.client, payment["id"]), 503, "gateway-unavailable"
+        )
+        left = await refund_statuses(svc.client, payment["id"])
+
+        async def refunded() -> bool:
+            return (await get_payment(svc.client, payment["id"]))["status"] == "REFUNDED"
+
+        await wait_until(refunded, what="the reconciler settling the unanswered refund")
+        settled = await get_payment(svc.client, payment["id"])
+
+    assert problem["payment_id"] == payment["id"]
+    assert left == ["PENDING"]
+    assert [(r["id"], r["status"]) for r in settled["refunds"]] == [
+        (problem["refund_id"], "COMPLETED")
+    ]
+    assert await webhook_statuses(db, payment["id"]) == ["completed", "refunded"]

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import io
 import itertools
 import json
@@ -45,6 +43,13 @@ from service.gateway.stripe import RequestPacer, StripeGateway
 from service.signing import SignatureError
 from tests.support import localstripe as launcher
 from tests.support.localstripe import LocalStripe
+from tests.support.stripe_fakes import (
+    STRIPE_DECLINES,
+    ScriptedStripe,
+    card_error,
+    event_body,
+    signature,
+)
 
 # Stripe's library hands httpx the encoded form as `data=`, which httpx asks to be `content=`.
 pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
@@ -341,11 +346,11 @@ async def test_status_without_reference_sends_the_same_create_under_the_same_key
     """A charge whose answer never came is asked about by sending the very same create
     again: Stripe then answers with the PaymentIntent that create made (or makes it now),
     because the Idempotency-Key is the same and so are the parameters (Stripe refuses a
-    key sent again with other parameters). localstripe ignores Idempotency-Key and makes a
-    second PaymentIntent, so what this shows is the adapter's side: the same key, the
-    same bytes, even with the payment's metadata read back in another order."""
+    key sent again with other parameters), as the launcher's front door answers for
+    localstripe: the same key, the same bytes, even with the payment's metadata read back
+    in another order, hence one PaymentIntent."""
     request = charge_request("pm_card_visa")
-    await gateway.charge(request)
+    charged = await gateway.charge(request)
     read_back = charge_request(
         "pm_card_visa",
         transaction_id=request.transaction_id,
@@ -353,10 +358,33 @@ async def test_status_without_reference_sends_the_same_create_under_the_same_key
     )
 
     status = await gateway.charge_status(read_back)
-    assert status.outcome is ChargeOutcome.APPROVED
+    assert status == charged and status.outcome is ChargeOutcome.APPROVED
     first, again = await creates_of(localstripe, request.transaction_id)
     assert first["idempotency_key"] == again["idempotency_key"] == str(request.transaction_id)
     assert first["body"] == again["body"]
+    [intent] = await localstripe.payment_intents(request.transaction_id)
+    assert intent["id"] == charged.reference
+
+
+async def test_the_front_door_keeps_stripes_promise_on_idempotency_keys(
+    localstripe: LocalStripe,
+) -> None:
+    """What the test above relies on: a POST sent again under its key is answered as the
+    first was, without running again; other parameters under it are Stripe's 400."""
+    key = str(uuid.uuid4())
+    form = {"amount": "1000", "currency": "jpy", "payment_method": "pm_card_visa"}
+    replays_before = (await localstripe.stats())["replayed"]
+    answers = [
+        await localstripe.post("/v1/payment_intents", form, idempotency_key=key) for _ in range(2)
+    ]
+    other = await localstripe.post(
+        "/v1/payment_intents", form | {"amount": "2000"}, idempotency_key=key
+    )
+    assert [a.status_code for a in answers] == [200, 200]
+    assert answers[0].json() == answers[1].json()
+    assert answers[1].headers["Idempotent-Replayed"] == "true"
+    assert (await localstripe.stats())["replayed"] == replays_before + 1
+    assert other.status_code == 400 and other.json()["error"]["type"] == "idempotency_error"
 
 
 # Refunds
@@ -437,39 +465,6 @@ async def test_a_refund_of_a_failed_payment_fails_with_stripes_message(
 # Loopback servers for what localstripe never answers
 
 
-class ScriptedStripe:
-    """A loopback server that answers every request with `answer` (status, JSON body,
-    headers), or with the next of `answers` while there are some, as Stripe documents
-    its answers. It records what it received."""
-
-    def __init__(self) -> None:
-        self.answer: tuple[int, dict[str, Any], dict[str, str]] = (200, {}, {})
-        self.answers: list[tuple[int, dict[str, Any], dict[str, str]]] = []
-        self.received: list[tuple[str, str, dict[str, str]]] = []
-        self.url = ""
-        self._runner: web.AppRunner | None = None
-
-    async def _handle(self, request: web.Request) -> web.Response:
-        self.received.append((request.method, request.path, dict(request.headers)))
-        status, body, headers = self.answers.pop(0) if self.answers else self.answer
-        return web.json_response(body, status=status, headers=headers)
-
-    async def __aenter__(self) -> ScriptedStripe:
-        app = web.Application()
-        app.router.add_route("*", "/{path:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = self._runner.addresses[0][1]
-        self.url = f"http://127.0.0.1:{port}"
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._runner is not None
-        await self._runner.cleanup()
-
-
 def succeeded_intent(reference: str = "pi_scripted") -> dict[str, Any]:
     return {"id": reference, "object": "payment_intent", "status": "succeeded"}
 
@@ -490,37 +485,15 @@ async def adapter_of(url: str, **options: Any) -> AsyncIterator[StripeGateway]:
         await adapter.aclose()
 
 
-@pytest.mark.parametrize(
-    ("code", "decline_code", "expected"),
-    [
-        ("card_declined", "insufficient_funds", "insufficient_funds"),
-        ("card_declined", "lost_card", "lost_or_stolen_card"),
-        ("card_declined", "stolen_card", "lost_or_stolen_card"),
-        ("expired_card", None, "expired_card"),
-        ("incorrect_cvc", None, "incorrect_cvc"),
-        ("processing_error", None, "processing_error"),
-        ("card_declined", "try_again_later", "processing_error"),
-        ("card_declined", "generic_decline", "card_declined"),
-        ("card_declined", "fraudulent", "card_declined"),
-        ("card_declined", None, "card_declined"),
-        ("card_declined", "authentication_required", "authentication_required"),
-    ],
-)
+@pytest.mark.parametrize(("code", "decline_code", "expected"), STRIPE_DECLINES)
 async def test_each_stripe_decline_is_mapped_to_the_services_failure_code(
     code: str, decline_code: str | None, expected: str
 ) -> None:
     """Stripe's card errors (402, `card_error`) as its API reference words them:
     localstripe declines with card_declined alone."""
     message = f"Stripe says {decline_code or code}."
-    error = {
-        "type": "card_error",
-        "code": code,
-        "decline_code": decline_code,
-        "message": message,
-        "payment_intent": {"id": "pi_declined", "status": "requires_payment_method"},
-    }
     async with ScriptedStripe() as server, adapter_of(server.url) as adapter:
-        server.answer = (402, {"error": error}, {})
+        server.answer = (402, card_error(code, decline_code, message), {})
         decision = await adapter.charge(charge_request("pm_card_visa"))
     assert decision == ChargeDecision(ChargeOutcome.DECLINED, "pi_declined", expected, message)
 
@@ -747,24 +720,6 @@ async def test_a_batch_over_the_servers_limit_is_sent_again_and_approved() -> No
 
 
 # Events
-
-
-def signature(body: bytes, secret: str, timestamp: int | None = None) -> str:
-    t = int(time.time()) if timestamp is None else timestamp
-    digest = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={t},v1={digest}"
-
-
-def event_body(event_type: str, data_object: dict[str, Any]) -> bytes:
-    """An event as Stripe sends it, around an object as Stripe's API gives it."""
-    event = {
-        "id": "evt_" + secrets.token_hex(8),
-        "object": "event",
-        "type": event_type,
-        "created": int(time.time()),
-        "data": {"object": data_object},
-    }
-    return json.dumps(event).encode()
 
 
 class Receiver:

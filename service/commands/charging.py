@@ -14,7 +14,8 @@ each a list of charges, and each goes through the design's sequence (section 4):
    settlement that arrives meanwhile: COMPLETED or FAILED (with the webhook), or PENDING
    while the buyer authenticates (3-D Secure: the payment carries what the buyer's page
    does next, and its webhook waits for the outcome). A gateway that has not decided
-   (PROCESSING) leaves the payment as it is, for its event or the reconciler. The
+   (PROCESSING) leaves the payment PROCESSING, with the gateway's reference of the
+   charge when it gave one, for its event or the reconciler to settle. The
    gateway's events and the reconciler settle through the same step (`settlement_of`,
    then Session.settle_many).
 
@@ -221,8 +222,8 @@ async def _charge(
     for charge, answer in zip(charges, answers, strict=True):
         if isinstance(answer, BaseException):
             results.append(PaymentResult(error=_gateway_unavailable(charge.payment, answer)))
-        elif answer.outcome is ChargeOutcome.PROCESSING:
-            # Nothing to write: its event (or the reconciler) settles it, reference and all.
+        elif answer.outcome is ChargeOutcome.PROCESSING and answer.reference is None:
+            # Nothing to write: its event (or the reconciler) settles it.
             results.append(PaymentResult(charge.payment))
         else:
             decided.append((len(results), settlement_of(charge.payment, answer, request_id)))

@@ -22,6 +22,10 @@ from service.gateway import GatewayEvent
 Id = Annotated[int, Meta(ge=1, le=MAX_ORDER_ID)]
 
 
+# Text PostgreSQL can store: no NUL (U+0000). Stated in the schema only; the API refuses a
+# NUL itself, naming where it is (service/api/nul_characters.py).
+WITHOUT_NUL = {"pattern": "^[^\\u0000]*$"}
+
 # Metadata (CONTRACT.md, "Metadata"): Stripe's limits, lengths in characters.
 MAX_METADATA_KEYS = 20
 MAX_METADATA_KEY_LENGTH = 40
@@ -39,7 +43,11 @@ Metadata = Annotated[
         extra_json_schema={
             "maxProperties": MAX_METADATA_KEYS,
             "propertyNames": {"pattern": f"^{METADATA_KEY.pattern}$"},
-            "additionalProperties": {"type": "string", "maxLength": MAX_METADATA_VALUE_LENGTH},
+            "additionalProperties": {
+                "type": "string",
+                "maxLength": MAX_METADATA_VALUE_LENGTH,
+                **WITHOUT_NUL,
+            },
         },
     ),
 ]
@@ -118,7 +126,12 @@ class RefundPayment(msgspec.Struct, frozen=True):
 
     payment_id: Id
     reason: Annotated[
-        str, Meta(max_length=MAX_REASON_LENGTH, examples=["Order cancelled by customer"])
+        str,
+        Meta(
+            max_length=MAX_REASON_LENGTH,
+            examples=["Order cancelled by customer"],
+            extra_json_schema=WITHOUT_NUL,
+        ),
     ]
     amount: Annotated[
         Yen | None,

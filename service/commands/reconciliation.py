@@ -83,6 +83,14 @@ async def reconcile_stuck_payments(
         decision = await _ask(question, lease_ends, payment.id)
         if decision is None or decision.outcome is ChargeOutcome.PROCESSING:
             async with uow.connection() as session:
+                if decision is not None and decision.reference not in (
+                    None,
+                    payment.gateway_reference,
+                ):
+                    # Undecided, but now known by the gateway's reference: the next
+                    # question reads the charge instead of sending it again.
+                    settlement = settlement_of(payment, decision, RECONCILER_REQUEST_ID)
+                    await session.settle_many([settlement])
                 await _flag_if_overdue(session, payment, command.manual_review_after_seconds)
             continue
         [result] = await uow.settle([settlement_of(payment, decision, RECONCILER_REQUEST_ID)])

@@ -80,8 +80,9 @@ class SimulatedGateway:
 
     async def charge(self, request: ChargeRequest) -> ChargeDecision:
         if self._asynchronous:
-            reference = f"sim_{request.transaction_id}"
-            return ChargeDecision(ChargeOutcome.PROCESSING, reference)
+            # Undecided, and nothing to store meanwhile: the reference comes with the
+            # callback (or the reconciler's question) that decides.
+            return ChargeDecision(ChargeOutcome.PROCESSING)
         return self._decide(request)
 
     async def charge_status(self, request: ChargeRequest) -> ChargeDecision:

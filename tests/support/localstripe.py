@@ -5,7 +5,10 @@ Run as `python -m tests.support.localstripe [--rate-limit N]` this module is the
 it serves localstripe's own aiohttp app, with its store kept in memory only
 (`keep_store_in_memory`), behind a front door that records every API request and, with
 `--rate-limit N`, answers Stripe's 429 `rate_limit` error past N requests in any second
-(localstripe itself never answers 429). It prints its port, then serves until stopped.
+(localstripe itself never answers 429), and keeps Stripe's promise on Idempotency-Key that
+localstripe ignores: a POST sent again under a key answers what the first one did, without
+running again (one with other parameters is Stripe's 400 `idempotency_error`). It prints
+its port, then serves until stopped.
 """
 
 from __future__ import annotations
@@ -59,14 +62,18 @@ def keep_store_in_memory() -> None:
 
 
 def front_door(rate_limit: int) -> Any:
-    """An aiohttp middleware in front of localstripe's own: records each API request, and
-    past `rate_limit` requests (0: no limit) with the secret key in the last second answers
-    as Stripe does when an account sends too many. `/_launcher/requests` and
-    `/_launcher/stats` tell a test what it saw."""
+    """An aiohttp middleware in front of localstripe's own: records each API request; past
+    `rate_limit` requests (0: no limit) with the secret key in the last second answers as
+    Stripe does when an account sends too many; answers a POST sent again under its
+    Idempotency-Key with the first one's answer, as Stripe does (it keeps keys 24 hours;
+    here, for the life of the process). `/_launcher/requests` and `/_launcher/stats` tell
+    a test what it saw."""
     from aiohttp import web
 
     recorded: list[dict[str, Any]] = []
-    stats = {"requests": 0, "answered_429": 0}
+    stats = {"requests": 0, "answered_429": 0, "replayed": 0}
+    # Idempotency-Key -> (the first request's parameters, its answer's status and body).
+    answered: dict[str, tuple[str, int, bytes]] = {}
     # Send times of the requests let through in the last second: a sliding window, so
     # that no second whatever its start holds more than `rate_limit`.
     window: collections.deque[float] = collections.deque()
@@ -110,7 +117,34 @@ def front_door(rate_limit: int) -> Any:
                     status=429,
                 )
             window.append(now)
-        return await handler(request)
+        key = request.headers.get("Idempotency-Key")
+        if request.method != "POST" or key is None:
+            return await handler(request)
+        parameters = await request.text()
+        if key in answered:
+            first_parameters, status, body = answered[key]
+            if first_parameters != parameters:
+                return web.json_response(
+                    {
+                        "error": {
+                            "type": "idempotency_error",
+                            "message": "Keys for idempotent requests can only be used with "
+                            "the same parameters they were first used with.",
+                        }
+                    },
+                    status=400,
+                )
+            stats["replayed"] += 1
+            return web.Response(
+                body=body,
+                status=status,
+                content_type="application/json",
+                headers={"Idempotent-Replayed": "true", "Idempotency-Key": key},
+            )
+        response = await handler(request)
+        if isinstance(response, web.Response) and response.body is not None:
+            answered[key] = (parameters, response.status, bytes(response.body))  # type: ignore[arg-type]
+        return response
 
     return middleware
 
@@ -193,8 +227,18 @@ class LocalStripe:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    async def _call(self, method: str, path: str, *, key: bool = True, **kwargs: Any) -> Any:
-        headers = {"Authorization": f"Bearer {self.api_key}"} if key else {}
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        key: bool = True,
+        headers: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        headers = dict(headers or {})
+        if key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
         async with httpx.AsyncClient(base_url=self.url, timeout=10.0) as client:
             response = await client.request(method, path, headers=headers, **kwargs)
         return response
@@ -246,6 +290,14 @@ class LocalStripe:
         )
         response.raise_for_status()
 
+    async def post(
+        self, path: str, form: dict[str, str], idempotency_key: str | None = None
+    ) -> httpx.Response:
+        """A POST with the secret key, as the service's Stripe library sends one."""
+        headers = {} if idempotency_key is None else {"Idempotency-Key": idempotency_key}
+        response: httpx.Response = await self._call("POST", path, data=form, headers=headers)
+        return response
+
     async def get(self, path: str, **params: Any) -> Any:
         """An object (or list) as Stripe's API gives it to the secret key."""
         response = await self._call("GET", path, params=params)
@@ -271,7 +323,8 @@ class LocalStripe:
         return await self.get("/_launcher/requests")
 
     async def stats(self) -> dict[str, int]:
-        """{"requests": API requests seen, "answered_429": of them turned away}."""
+        """{"requests": API requests seen, "answered_429": of them turned away,
+        "replayed": answered again under their Idempotency-Key}."""
         return await self.get("/_launcher/stats")
 
 

@@ -13,10 +13,15 @@ from service.domain.rules import RETRY_SOURCES, UNDECIDED, PaymentStatus, source
 
 
 async def insert_processing(
-    conn: asyncpg.Connection, order_id: int, amount: Decimal = Decimal(1000)
+    conn: asyncpg.Connection,
+    order_id: int,
+    amount: Decimal = Decimal(1000),
+    payment_method_token: str | None = None,
 ) -> asyncpg.Record:
     """A PROCESSING payment, as a create alone in its group commit inserts it."""
     payment = {"order_id": order_id, "amount": str(amount), "currency": "JPY"}
+    if payment_method_token is not None:
+        payment["payment_method_token"] = payment_method_token
     rows = load_queries().insert_processing_many(conn, items=json.dumps([{"payment": payment}]))
     [row] = [row async for row in rows]
     return row
