@@ -1,86 +1,98 @@
-"""Charges per second through the Stripe adapter, against localstripe on loopback.
+"""Payments per second through the service with Stripe the gateway, against localstripe.
 
-    .venv/bin/python -m bench.stripe_rate                # 25, 50 and 100 requests/s
+    .venv/bin/python -m bench.stripe_rate                # max_requests_per_second 25, 50, 100
     .venv/bin/python -m bench.stripe_rate --rates 25 0   # 0: no client-side limit
 
-For each `max_requests_per_second`, `--seconds` worth of charges (at least 200) go through
-a fresh localstripe and one StripeGateway with `--in-flight` calls at once, each a
-PaymentIntent created and confirmed with `pm_card_visa`. It prints the charges per
-second, each charge's time (p50, p99: mostly its wait for a turn under the limit) and any
-charge not approved. The rate with no limit is localstripe's own ceiling on this machine,
-not Stripe's; it falls as its store grows (every export of a charge scans the whole store
-for its refunds), which is why each rate gets a fresh server and only a few seconds'
-worth of charges. Traffic goes to 127.0.0.1 only; every run is bounded in count and time.
+For each `max_requests_per_second`, a fresh localstripe that answers 429 past that many
+requests in any second, as Stripe's account limit does (none for 0), a fresh database, and
+the service in this process ([gateway] kind = "stripe", a charge time limit long enough
+for every charge of a batch to wait its turn); then `--seconds` worth of orders (at least
+200) go through `POST /api/v1/payments/batch`, `--batch` orders a call, one call at a
+time, each order a PaymentIntent created and confirmed with `pm_card_visa`. It prints
+payments per second (orders over the time of all calls), how many were not 201, the 429s
+localstripe answered, and the requests it saw (one per order when nothing was sent again).
+
+The rate with no limit is localstripe's own ceiling on this machine, not Stripe's; it
+falls as its store grows (every export of a charge scans the whole store for its refunds),
+which is why each rate gets a fresh server and only a few seconds' worth of orders.
+Traffic goes to 127.0.0.1 only; every run is bounded in count and time.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import time
-import uuid
-from decimal import Decimal
 
-from service.gateway.contract import ChargeOutcome, ChargeRequest, GatewayUnavailable
-from service.gateway.stripe import StripeGateway
 from tests.support.localstripe import LocalStripe
+from tests.support.order_stub import OrderServiceStub
+from tests.support.postgres import TestPostgres
+from tests.support.service import serve
+from tests.support.settings import make_settings
 
 # With no client-side limit, a rate high enough never to be the one that binds.
 UNLIMITED = 1_000_000.0
+# Seconds a call may take beyond its orders' share of the rate.
+MARGIN_SECONDS = 60.0
 
 
-async def measure(url: str, api_key: str, rate: float, charges: int, in_flight: int) -> str:
-    adapter = StripeGateway(
-        api_key=api_key,
-        api_base=url,
-        timeout_seconds=60.0,
-        max_requests_per_second=rate or UNLIMITED,
-    )
-    slots = asyncio.Semaphore(in_flight)
-    durations: list[float] = []
-    not_approved = 0
-
-    async def one(order_id: int) -> None:
-        nonlocal not_approved
-        async with slots:
-            started = time.perf_counter()
-            try:
-                decision = await adapter.charge(
-                    ChargeRequest(uuid.uuid4(), order_id, order_id, Decimal(1000), "pm_card_visa")
-                )
-                if decision.outcome is not ChargeOutcome.APPROVED:
-                    not_approved += 1
-            except GatewayUnavailable:
-                not_approved += 1
-            durations.append(time.perf_counter() - started)
-
-    started = time.perf_counter()
+async def measure(postgres: TestPostgres, rate: float, orders: int, batch: int) -> str:
+    database, url = postgres.create_database()
+    stub = OrderServiceStub().start()
     try:
-        await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(charges))), 600)
+        with LocalStripe(rate_limit=int(rate)) as stripe_api:
+            time_limit = batch / (rate or 100) + MARGIN_SECONDS
+            gateway = {
+                "kind": "stripe",
+                "stripe_api_key": stripe_api.api_key,
+                "stripe_api_base": stripe_api.url,
+                "max_requests_per_second": rate or UNLIMITED,
+                "charge_timeout_seconds": time_limit,
+                "reconcile_after_seconds": time_limit + MARGIN_SECONDS,
+            }
+            settings = make_settings(url, stub.url, gateway=gateway)
+            not_created = 0
+            async with serve(settings) as svc:
+                started = time.perf_counter()
+                for first in range(1, orders + 1, batch):
+                    items = [
+                        {"order_id": n, "amount": 1000, "payment_method_token": "pm_card_visa"}
+                        for n in range(first, min(first + batch, orders + 1))
+                    ]
+                    answer = await svc.client.post(
+                        "/api/v1/payments/batch",
+                        json={"payments": items},
+                        timeout=time_limit + MARGIN_SECONDS,
+                    )
+                    answer.raise_for_status()
+                    not_created += sum(r["status"] != 201 for r in answer.json()["results"])
+                elapsed = time.perf_counter() - started
+            stats = await stripe_api.stats()
     finally:
-        await adapter.aclose()
-    elapsed = time.perf_counter() - started
-    cuts = statistics.quantiles(durations, n=100)
+        stub.stop()
+        postgres.drop_database(database)
     return (
-        f"| {rate or 'none':>6} | {charges:>7} | {charges / elapsed:>9.1f} "
-        f"| {cuts[49] * 1000:>7.0f} | {cuts[98] * 1000:>7.0f} | {not_approved:>12} |"
+        f"| {rate or 'none':>7} | {orders:>6} | {orders / elapsed:>10.1f} | {not_created:>11} "
+        f"| {stats['answered_429']:>4} | {stats['requests']:>8} |"
     )
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rates", type=float, nargs="+", default=[25, 50, 100])
-    parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--in-flight", type=int, default=64)
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--batch", type=int, default=500)
     options = parser.parse_args()
-    print(f"{options.in_flight} in flight, against localstripe on 127.0.0.1")
-    print("| limit/s | charges | charges/s | p50 ms | p99 ms | not approved |")
+    print(f"batches of {options.batch}, against localstripe on 127.0.0.1")
+    print("| limit/s | orders | payments/s | not created | 429s | requests |")
     print("|---|---|---|---|---|---|")
-    for rate in options.rates:
-        charges = max(200, int((rate or 100) * options.seconds))
-        with LocalStripe() as server:
-            print(await measure(server.url, server.api_key, rate, charges, options.in_flight))
+    postgres = TestPostgres()
+    try:
+        for rate in options.rates:
+            orders = max(200, int((rate or 100) * options.seconds))
+            print(await measure(postgres, rate, orders, options.batch), flush=True)
+    finally:
+        postgres.close()
 
 
 if __name__ == "__main__":

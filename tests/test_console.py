@@ -20,7 +20,7 @@ from service.domain.rules import PaymentStatus
 from service.settings import Settings
 from tests.support.console import FULL, READ_ONLY, TOKENS, csrf_of, figure, forms, sign_in
 from tests.support.order_stub import OrderServiceStub
-from tests.support.payments import payment_in
+from tests.support.payments import insert_processing, payment_in, settle, start_refund
 from tests.support.relay_helpers import FAST_OUTBOX, wait_until
 from tests.support.service import RunningService, serve
 from tests.support.settings import make_settings
@@ -272,6 +272,40 @@ async def test_the_payment_page_shows_every_field_of_the_resource_and_escapes_me
     assert set(resource) - {"refunds", "attempts", "metadata"} <= shown
     assert "&lt;script&gt;document.title=&#39;owned&#39;&lt;/script&gt;" in page
     assert script not in page
+
+
+async def test_the_payment_page_keeps_the_buyers_client_secret_to_the_buyer(
+    service: RunningService, db: asyncpg.Connection
+) -> None:
+    secret = "pi_3DS_secret_for-the-buyer-only"
+    created = await insert_processing(db, 1)
+    await settle(
+        db,
+        created["id"],
+        created["transaction_id"],
+        PaymentStatus.PENDING,
+        next_action={"type": "authenticate", "client_secret": secret},
+    )
+    page = (await service.client.get(f"/console/payments/{created['id']}")).text
+    resource = (await service.client.get(f"/api/v1/payments/{created['id']}")).json()
+
+    assert resource["next_action"]["client_secret"] == secret  # the API gives it
+    assert secret not in page
+    shown = re.search(r'data-field="next_action">([^<]*)<', page)
+    assert shown is not None and shown[1].startswith("authenticate")
+
+
+async def test_a_refund_pending_at_the_gateway_takes_the_refund_button_away(
+    service: RunningService, db: asyncpg.Connection
+) -> None:
+    payment_id = await paid(service, 1)
+    before = (await service.client.get(f"/console/payments/{payment_id}")).text
+    refund_id = await start_refund(db, payment_id)
+    during = (await service.client.get(f"/console/payments/{payment_id}")).text
+
+    assert 'id="refund"' in before and 'id="refund-in-progress"' not in before
+    assert 'id="refund"' not in during
+    assert f"Refund {refund_id} is pending at the gateway" in during
 
 
 async def test_the_overview_counts_payments_by_status_and_the_webhooks(

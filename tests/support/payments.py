@@ -45,6 +45,7 @@ async def settle(
     status: PaymentStatus,
     request_id: str | None = None,
     failure_code: str | None = None,
+    next_action: dict[str, str] | None = None,
 ) -> asyncpg.Record | None:
     """The service's settle statement for one payment: its row, or None when it did not
     apply (the payment had moved on, or `transaction_id` is not its latest attempt's)."""
@@ -54,7 +55,7 @@ async def settle(
         transaction_ids=[transaction_id],
         statuses=[status.value],
         gateway_references=[None],
-        next_actions=[None],
+        next_actions=[None if next_action is None else json.dumps(next_action)],
         failure_codes=[failure_code],
         failure_messages=[None if failure_code is None else "declined for the test"],
         request_ids=[request_id],
@@ -64,11 +65,12 @@ async def settle(
     return settled[0] if settled else None
 
 
-async def refund(conn: asyncpg.Connection, payment_id: int, request_id: str | None = None) -> int:
-    """A full refund of a COMPLETED payment the gateway made at once, through the service's
-    two statements (the refund PENDING, then COMPLETED with the payment REFUNDED); its id."""
-    queries = load_queries()
-    started = await queries.start_refund(
+async def start_refund(
+    conn: asyncpg.Connection, payment_id: int, request_id: str | None = None
+) -> int:
+    """A full refund of a COMPLETED payment committed PENDING, as before the gateway is
+    asked (the service's first statement of a refund); its id."""
+    started = await load_queries().start_refund(
         conn,
         payment_id=payment_id,
         from_statuses=sources_of(PaymentStatus.REFUNDED),
@@ -77,9 +79,17 @@ async def refund(conn: asyncpg.Connection, payment_id: int, request_id: str | No
         request_id=request_id,
     )
     assert started is not None, "the payment could not be refunded"
-    settled = queries.settle_refunds(
+    refund_id: int = started["id"]
+    return refund_id
+
+
+async def refund(conn: asyncpg.Connection, payment_id: int, request_id: str | None = None) -> int:
+    """A full refund of a COMPLETED payment the gateway made at once, through the service's
+    two statements (the refund PENDING, then COMPLETED with the payment REFUNDED); its id."""
+    refund_id = await start_refund(conn, payment_id, request_id)
+    settled = load_queries().settle_refunds(
         conn,
-        refund_ids=[started["id"]],
+        refund_ids=[refund_id],
         statuses=["COMPLETED"],
         gateway_references=[None],
         failure_codes=[None],
@@ -87,7 +97,6 @@ async def refund(conn: asyncpg.Connection, payment_id: int, request_id: str | No
         from_statuses=sources_of(PaymentStatus.REFUNDED),
     )
     assert [row async for row in settled], "the refund was not settled"
-    refund_id: int = started["id"]
     return refund_id
 
 

@@ -19,6 +19,7 @@ from service.api.console.charts import delivery_lag_chart, payments_chart
 from service.api.console.rendering import page
 from service.api.dependencies import ReadSide
 from service.api.path_ids import parse_metadata_filter, parse_timestamp
+from service.domain.model import RefundStatus
 from service.domain.rules import MAX_ORDER_ID, PaymentStatus
 from service.queries.console import overview, replay_job, replay_jobs, stuck_events
 from service.queries.events import EventFilter, EventPage, list_events
@@ -65,6 +66,16 @@ def fields_of(struct: msgspec.Struct, *leave_out: str) -> dict[str, Any]:
         for name, value in msgspec.structs.asdict(struct).items()
         if name not in leave_out
     }
+
+
+def payment_fields(view: PaymentView) -> dict[str, Any]:
+    """The payment's own fields, as its page lists them. Of what its buyer must do next,
+    only the kind: the client secret lets whoever holds it confirm the charge, and belongs
+    to that buyer's page alone."""
+    fields = fields_of(view, "refunds", "attempts", "metadata")
+    if view.next_action is not None:
+        fields["next_action"] = f"{view.next_action.type} (the buyer's page holds the secret)"
+    return fields
 
 
 class ConsolePages(Controller):
@@ -150,7 +161,12 @@ class ConsolePages(Controller):
             request,
             "payment.html",
             payment=view,
-            fields=fields_of(view, "refunds", "attempts", "metadata"),
+            fields=payment_fields(view),
+            # A second refund waits for the gateway's word on this one.
+            refund_in_progress=next(
+                (refund for refund in view.refunds if refund.status is RefundStatus.PENDING),
+                None,
+            ),
             refunds=[fields_of(refund) for refund in view.refunds],
             attempts=[fields_of(attempt) for attempt in view.attempts],
             events=list(reversed(events.data)),
