@@ -399,6 +399,13 @@ def with_gateway(svc: RunningService, wrap: type[GatewayAround]) -> None:
     )
 
 
+async def wait_refunded(client: httpx.AsyncClient, payment_id: int, what: str) -> None:
+    async def refunded() -> bool:
+        return (await get_payment(client, payment_id))["status"] == "REFUNDED"
+
+    await wait_until(refunded, what=what)
+
+
 async def refund_statuses(client: httpx.AsyncClient, payment_id: int) -> list[str]:
     return [r["status"] for r in (await get_payment(client, payment_id))["refunds"]]
 
@@ -445,10 +452,7 @@ async def test_a_refund_the_gateway_decides_later_is_202_pending_then_settled(
         while_pending = await get_payment(svc.client, payment["id"])
         second = await refund(svc.client, payment["id"], reason="again")
 
-        async def refunded() -> bool:
-            return (await get_payment(svc.client, payment["id"]))["status"] == "REFUNDED"
-
-        await wait_until(refunded, what="the reconciler settling the PENDING refund")
+        await wait_refunded(svc.client, payment["id"], "the reconciler settling the PENDING refund")
         settled = await get_payment(svc.client, payment["id"])
 
     assert response.status_code == 202, response.text
@@ -474,10 +478,9 @@ async def test_a_refund_the_gateway_does_not_answer_is_503_pending_then_reconcil
         )
         left = await refund_statuses(svc.client, payment["id"])
 
-        async def refunded() -> bool:
-            return (await get_payment(svc.client, payment["id"]))["status"] == "REFUNDED"
-
-        await wait_until(refunded, what="the reconciler settling the unanswered refund")
+        await wait_refunded(
+            svc.client, payment["id"], "the reconciler settling the unanswered refund"
+        )
         settled = await get_payment(svc.client, payment["id"])
 
     assert problem["payment_id"] == payment["id"]

@@ -114,6 +114,24 @@ async def stripe_service(
         yield svc
 
 
+@asynccontextmanager
+async def scripted_service(
+    database_url: str, order_stub: OrderServiceStub, **gateway: Any
+) -> AsyncIterator[tuple[ScriptedStripe, RunningService]]:
+    """The service charging through a loopback server that answers as scripted."""
+    async with ScriptedStripe() as stripe_api:
+        settings = stripe_settings(stripe_api.url, "sk_test_scripted", **gateway)
+        async with serve(make_settings(database_url, order_stub.url, gateway=settings)) as svc:
+            yield stripe_api, svc
+
+
+async def paid_through(stripe_api: ScriptedStripe, svc: RunningService) -> Any:
+    """Order 1 paid: the server answers its create with a succeeded PaymentIntent."""
+    intent = {"id": "pi_scripted", "object": "payment_intent", "status": "succeeded"}
+    stripe_api.answer = (200, intent, {})
+    return (await create(svc.client, 1, VISA)).json()
+
+
 async def create(
     client: httpx.AsyncClient, order_id: int, token: str | None, amount: int = AMOUNT
 ) -> httpx.Response:
@@ -239,19 +257,17 @@ async def test_each_stripe_decline_reaches_the_client_as_the_services_code_and_s
 ) -> None:
     """Through the service's API, against a server answering Stripe's card errors as its
     API reference words them (localstripe declines with card_declined alone)."""
-    async with ScriptedStripe() as stripe_api:
-        gateway = stripe_settings(stripe_api.url, "sk_test_scripted")
-        async with serve(make_settings(database_url, order_stub.url, gateway=gateway)) as svc:
-            answers = []
-            for order_id, (code, decline_code, _) in enumerate(STRIPE_DECLINES, start=1):
-                message = f"Stripe says {decline_code or code} ({order_id})."
-                stripe_api.answer = (402, card_error(code, decline_code, message), {})
-                answers.append(await create(svc.client, order_id, VISA))
-            stored = [
-                await get_payment(svc.client, a.json()["payment_id"])
-                for a in answers
-                if a.status_code == 402
-            ]
+    async with scripted_service(database_url, order_stub) as (stripe_api, svc):
+        answers = []
+        for order_id, (code, decline_code, _) in enumerate(STRIPE_DECLINES, start=1):
+            message = f"Stripe says {decline_code or code} ({order_id})."
+            stripe_api.answer = (402, card_error(code, decline_code, message), {})
+            answers.append(await create(svc.client, order_id, VISA))
+        stored = [
+            await get_payment(svc.client, a.json()["payment_id"])
+            for a in answers
+            if a.status_code == 402
+        ]
 
     for order_id, (answer, (code, decline_code, expected)) in enumerate(
         zip(answers, STRIPE_DECLINES, strict=True), start=1
@@ -390,27 +406,20 @@ async def test_a_refund_stripe_refuses_is_402_and_the_payment_stays_completed(
 ) -> None:
     """Stripe's answer to a refund it cannot make (an invalid request about the charge),
     from a server answering as its API reference words it."""
-    async with ScriptedStripe() as stripe_api:
-        gateway = stripe_settings(stripe_api.url, "sk_test_scripted")
-        async with serve(make_settings(database_url, order_stub.url, gateway=gateway)) as svc:
-            stripe_api.answer = (
-                200,
-                {"id": "pi_scripted", "object": "payment_intent", "status": "succeeded"},
-                {},
-            )
-            payment = (await create(svc.client, 1, VISA)).json()
-            refusal = {
-                "error": {
-                    "type": "invalid_request_error",
-                    "code": "charge_disputed",
-                    "message": "This charge has been disputed and cannot be refunded.",
-                }
+    async with scripted_service(database_url, order_stub) as (stripe_api, svc):
+        payment = await paid_through(stripe_api, svc)
+        refusal = {
+            "error": {
+                "type": "invalid_request_error",
+                "code": "charge_disputed",
+                "message": "This charge has been disputed and cannot be refunded.",
             }
-            stripe_api.answers = [(400, refusal, {})]
-            response = await svc.client.post(
-                REFUND, json={"payment_id": payment["id"], "reason": "cancelled"}
-            )
-            stored = await get_payment(svc.client, payment["id"])
+        }
+        stripe_api.answers = [(400, refusal, {})]
+        response = await svc.client.post(
+            REFUND, json={"payment_id": payment["id"], "reason": "cancelled"}
+        )
+        stored = await get_payment(svc.client, payment["id"])
 
     problem = assert_problem(response, 402, "refund-failed")
     assert problem["failure_message"] == "This charge has been disputed and cannot be refunded."
@@ -535,39 +544,32 @@ async def test_stripes_refund_event_settles_a_pending_refund(
     """A refund Stripe accepted for later (status pending), then refund.updated succeeded.
     localstripe refunds at once and sends no refund events: the Stripe API answers are a
     scripted server's, the event is Stripe's envelope around the refund it names."""
-    async with ScriptedStripe() as stripe_api:
-        gateway = stripe_settings(stripe_api.url, "sk_test_scripted", **NO_RECONCILER)
-        async with serve(make_settings(database_url, order_stub.url, gateway=gateway)) as svc:
-            stripe_api.answer = (
-                200,
-                {"id": "pi_scripted", "object": "payment_intent", "status": "succeeded"},
-                {},
-            )
-            payment = (await create(svc.client, 1, VISA)).json()
-            refund_object = {
-                "id": "re_scripted",
-                "object": "refund",
-                "amount": AMOUNT,
-                "payment_intent": "pi_scripted",
-                "status": "pending",
-            }
-            stripe_api.answers = [(200, refund_object, {})]
-            accepted = await svc.client.post(
-                REFUND, json={"payment_id": payment["id"], "reason": "cancelled"}
-            )
-            refund_id = accepted.json()["id"]
-            metadata = {
-                "order_id": "1",
-                "payment_id": str(payment["id"]),
-                "transaction_id": payment["transaction_id"],
-                "refund_id": str(refund_id),
-            }
-            body = event_body(
-                "refund.updated", refund_object | {"status": "succeeded", "metadata": metadata}
-            )
-            applied = await stripe_signed(svc.client, body, WEBHOOK_SECRET)
-            refunded = await get_payment(svc.client, payment["id"])
-            await order_stub.wait_for_accepted(2)
+    async with scripted_service(database_url, order_stub, **NO_RECONCILER) as (stripe_api, svc):
+        payment = await paid_through(stripe_api, svc)
+        refund_object = {
+            "id": "re_scripted",
+            "object": "refund",
+            "amount": AMOUNT,
+            "payment_intent": "pi_scripted",
+            "status": "pending",
+        }
+        stripe_api.answers = [(200, refund_object, {})]
+        accepted = await svc.client.post(
+            REFUND, json={"payment_id": payment["id"], "reason": "cancelled"}
+        )
+        refund_id = accepted.json()["id"]
+        metadata = {
+            "order_id": "1",
+            "payment_id": str(payment["id"]),
+            "transaction_id": payment["transaction_id"],
+            "refund_id": str(refund_id),
+        }
+        body = event_body(
+            "refund.updated", refund_object | {"status": "succeeded", "metadata": metadata}
+        )
+        applied = await stripe_signed(svc.client, body, WEBHOOK_SECRET)
+        refunded = await get_payment(svc.client, payment["id"])
+        await order_stub.wait_for_accepted(2)
 
     assert accepted.status_code == 202, accepted.text
     assert accepted.json()["status"] == "PENDING"
@@ -640,15 +642,13 @@ async def test_a_charge_stripe_is_still_processing_is_201_processing_then_read_n
     """Stripe's `processing` (localstripe never answers it): the payment stays PROCESSING
     with its PaymentIntent, which the reconciler then reads instead of sending the create
     again."""
-    async with ScriptedStripe() as stripe_api:
-        gateway = stripe_settings(stripe_api.url, "sk_test_scripted", **FAST_RECONCILER)
-        async with serve(make_settings(database_url, order_stub.url, gateway=gateway)) as svc:
-            intent = {"id": "pi_slow", "object": "payment_intent", "status": "processing"}
-            stripe_api.answers = [(200, intent, {})]
-            stripe_api.answer = (200, intent | {"status": "succeeded"}, {})
-            response = await create(svc.client, 1, VISA)
-            await wait_for_status(svc.client, response.json()["id"], "COMPLETED")
-            await order_stub.wait_for_accepted(1)
+    async with scripted_service(database_url, order_stub, **FAST_RECONCILER) as (stripe_api, svc):
+        intent = {"id": "pi_slow", "object": "payment_intent", "status": "processing"}
+        stripe_api.answers = [(200, intent, {})]
+        stripe_api.answer = (200, intent | {"status": "succeeded"}, {})
+        response = await create(svc.client, 1, VISA)
+        await wait_for_status(svc.client, response.json()["id"], "COMPLETED")
+        await order_stub.wait_for_accepted(1)
 
     assert response.status_code == 201, response.text
     assert (response.json()["status"], response.json()["gateway_reference"]) == (
