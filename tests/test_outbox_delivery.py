@@ -12,6 +12,8 @@ import asyncpg
 import msgspec
 import pytest
 
+from service.outbox.relay import SENDS_WHILE_BATCHING
+from service.request_context import answering_a_batch
 from service.signing import secret_key, verify
 from tests.support.order_stub import Answer, OrderServiceStub, ReceivedWebhook
 from tests.support.payments import find_payment
@@ -203,3 +205,34 @@ async def test_the_stored_body_is_sent_and_signed_byte_for_byte(
             call.headers["webhook-signature"],
             call.raw_body,
         )
+
+
+def most_in_flight(received: list[ReceivedWebhook], answer_seconds: float) -> int:
+    """The most webhooks the stub was answering at once, each taking `answer_seconds`."""
+    arrivals = sorted(webhook.received_at for webhook in received)
+    return max(
+        (sum(1 for t in arrivals if start <= t < start + answer_seconds) for start in arrivals),
+        default=0,
+    )
+
+
+async def test_while_a_batch_is_answered_the_relay_sends_few_webhooks_at_once(
+    database_url: str, order_stub: OrderServiceStub
+) -> None:
+    """A batch's answer comes first: while one is answered in the relay's process, it
+    keeps SENDS_WHILE_BATCHING sends going instead of `concurrency`, then all again."""
+    answer_seconds = 0.4
+    order_stub.answer = lambda _: Answer(delay=answer_seconds)
+    await create_payments(database_url, list(range(1, 41)))
+    settings = relay_settings(database_url, order_stub.url, concurrency=32)
+    async with running_relay(database_url, settings):
+        with answering_a_batch():  # as the batch endpoint does around its work
+            await order_stub.wait_for_accepted(8, within=15)
+            while_batching = most_in_flight(order_stub.received, answer_seconds)
+            with_all_slots = len(order_stub.received)
+        # The batch answered: the sends held back go, with every slot.
+        await order_stub.wait_for_accepted(40, within=15)
+    after = most_in_flight(order_stub.received[with_all_slots:], answer_seconds)
+
+    assert while_batching == SENDS_WHILE_BATCHING
+    assert after > SENDS_WHILE_BATCHING

@@ -67,6 +67,7 @@ from service.queries.payments import (
     payment_by_id,
     payment_by_order,
 )
+from service.request_context import answering_a_batch
 from service.settings import Settings
 
 COMMON_WRITE_PROBLEMS = (
@@ -301,11 +302,12 @@ class PaymentBatchController(PaymentsAPI):
         """
         entries = [_decode_entry(entry) for entry in data.payments]
         commands = tuple(entry for entry in entries if not isinstance(entry, _Refused))
-        paid = iter(
-            await create_payments(
-                CreatePayments(commands), write.uow, write.gateway, current_claim()
+        with answering_a_batch():
+            paid = iter(
+                await create_payments(
+                    CreatePayments(commands), write.uow, write.gateway, current_claim()
+                )
             )
-        )
         results = [
             _result(index, entry, None if isinstance(entry, _Refused) else next(paid))
             for index, entry in enumerate(entries)

@@ -40,7 +40,7 @@ from service.metrics import WEBHOOK_ATTEMPTS
 from service.outbox.breaker import EndpointBreaker
 from service.outbox.delivery import WebhookSender
 from service.outbox.listener import NotifyListener
-from service.request_context import request_id_var
+from service.request_context import batches_in_flight, request_id_var
 from service.settings import Settings
 from service.waiting import wait_for_event
 
@@ -55,6 +55,12 @@ RETENTION_INTERVAL_SECONDS = 300.0
 
 # Claims, outcome records and retention each need at most one connection.
 RELAY_POOL_SIZE = 3
+# Sends at once while the process answers a batch call (measured on 2 cores: 10,000
+# orders in batches of 500 answered in 0.84-0.89 s instead of 0.99-1.07 s with every
+# `concurrency` send going; the last webhook as soon: 2.1 s).
+SENDS_WHILE_BATCHING = 4
+# How often a send held back looks whether the batch has been answered.
+BATCH_CHECK_SECONDS = 0.05
 # Beyond the send grace: writing the last outcomes and releasing the claims.
 STOP_BOOKKEEPING_SECONDS = 10.0
 # A relay that crashed (a bug, a statement the database refuses) starts again after
@@ -99,6 +105,7 @@ class OutboxRelay:
         # again once no more than this many are held (that wakes it), so under load one
         # claim and one record serve a batch of sends.
         self._claim_when_held = max(outbox.batch_size, outbox.concurrency)
+        self._while_batching = asyncio.Semaphore(SENDS_WHILE_BATCHING)
         # Set by notifications, by a send ending (when that leaves room for a claim, or
         # while few are held: its outcome is recorded at once), and by stop.
         self._wake = asyncio.Event()
@@ -271,7 +278,12 @@ class OutboxRelay:
                     # Handed back untouched, due as before.
                     outcome = Outcome(event.id, Result.RELEASED)
                 else:
-                    outcome = await sender.send(event)
+                    held_back = await self._turn_while_batching()
+                    try:
+                        outcome = await sender.send(event)
+                    finally:
+                        if held_back:
+                            self._while_batching.release()
         except Exception:  # a bug: the event stays claimed until its lease ends
             log.exception("sending webhook %s failed unexpectedly", event.id)
             return
@@ -287,6 +299,20 @@ class OutboxRelay:
             self.delivered += 1
         else:
             self.failed += 1
+
+    async def _turn_while_batching(self) -> bool:
+        """A batch's answer comes first: while this process answers one, a send waits for
+        one of SENDS_WHILE_BATCHING turns (True: taken, to be released), so that the
+        batch's work is not queued behind the relay's; once no batch is answered it goes
+        at once (False). Bulk bursts only: a steady stream of single creates never slows
+        the relay, whatever the Order Service's pace."""
+        while batches_in_flight():
+            try:
+                await asyncio.wait_for(self._while_batching.acquire(), BATCH_CHECK_SECONDS)
+            except TimeoutError:
+                continue
+            return True
+        return False
 
     async def _record(self, stop: asyncio.Event | None, retries: Backoff | None) -> None:
         """Write the outcomes of the sends that ended, in one statement. On failure they
