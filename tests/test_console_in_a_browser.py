@@ -68,14 +68,23 @@ async def pay(service: RunningService, order_id: int, **extra: Any) -> int:
 
 
 def follow(driver: Any, element: Any) -> None:
-    """Click what leads to another page, and wait until that page is the one shown."""
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ready
+    """Click what leads to another page, and wait until that page is the one shown.
+
+    The page left is marked, and the wait is for a loaded document without the mark:
+    asking an element of the old page whether it is stale, chromedriver sometimes
+    answers with an inspector error of its own instead of "stale" while the new page
+    replaces it."""
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    page = driver.find_element(By.TAG_NAME, "html")
+    driver.execute_script("document.documentElement.dataset.left = 'yes'")
     element.click()
-    WebDriverWait(driver, WAIT).until(ready.staleness_of(page))
+    WebDriverWait(driver, WAIT, ignored_exceptions=(WebDriverException,)).until(
+        lambda d: d.execute_script(
+            "return document.readyState === 'complete'"
+            " && document.documentElement.dataset.left === undefined"
+        )
+    )
 
 
 def sign_in(driver: Any, base: str, token: str) -> str:

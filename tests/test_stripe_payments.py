@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Any
+from urllib.parse import parse_qs
 
 import asyncpg
 import httpx
@@ -250,6 +252,36 @@ async def test_a_card_declined_at_charge_is_402_failed_with_stripes_message(
         payment["failure_message"],
     )
     assert webhook_statuses(order_stub, 1) == ["failed"]
+
+
+async def test_a_declined_payment_retried_with_another_card_is_paid_by_it(
+    database_url: str, order_stub: OrderServiceStub, localstripe: LocalStripe
+) -> None:
+    """`{}` charges the card of the previous attempt again (declined again); naming
+    another payment method charges that one, under the new attempt's own key."""
+    token = await localstripe.payment_method(DECLINED_AT_CHARGE)
+    async with stripe_service(database_url, order_stub, localstripe) as svc:
+        declined = assert_problem(await create(svc.client, 1, token), 402, "payment-declined")
+        retry = f"/api/v1/payments/{declined['payment_id']}/retry"
+        again = await svc.client.post(retry, json={})
+        paid = await svc.client.post(retry, json={"payment_method_token": VISA})
+        payment = await get_payment(svc.client, declined["payment_id"])
+        await order_stub.wait_for_accepted(3)
+
+    assert_problem(again, 402, "payment-declined")
+    assert paid.status_code == 201, paid.text
+    assert (paid.json()["status"], payment["status"]) == ("COMPLETED", "COMPLETED")
+    attempts = payment["attempts"]
+    assert [a["status"] for a in attempts] == ["FAILED", "FAILED", "COMPLETED"]
+    charged_with = []
+    for attempt in attempts:
+        [sent] = await creates_of(localstripe, attempt["transaction_id"])
+        assert sent["idempotency_key"] == attempt["transaction_id"]
+        charged_with.append(parse_qs(sent["body"])["payment_method"])
+    assert charged_with == [[token], [token], [VISA]]
+    [intent] = await localstripe.payment_intents(attempts[-1]["transaction_id"])
+    assert payment["gateway_reference"] == intent["id"]
+    assert webhook_statuses(order_stub, 1) == ["failed", "failed", "completed"]
 
 
 async def test_each_stripe_decline_reaches_the_client_as_the_services_code_and_stripes_message(
@@ -582,6 +614,29 @@ async def test_stripes_refund_event_settles_a_pending_refund(
     assert refunded["status"] == "REFUNDED"
     assert [r["status"] for r in refunded["refunds"]] == ["COMPLETED"]
     assert webhook_statuses(order_stub, 1) == ["completed", "refunded"]
+
+
+async def test_the_keys_appear_in_no_answer_log_or_metric(
+    database_url: str, order_stub: OrderServiceStub, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Stripe refusing the key (401) is the gateway unavailable to the client, and neither
+    the secret key nor the webhook secret shows anywhere the service writes."""
+    api_key, webhook_secret = "sk_test_" + uuid.uuid4().hex, "whsec_" + uuid.uuid4().hex
+    caplog.set_level(logging.DEBUG)
+    async with ScriptedStripe() as stripe_api:
+        gateway = stripe_settings(stripe_api.url, api_key, stripe_webhook_secret=webhook_secret)
+        settings = make_settings(database_url, order_stub.url, gateway=gateway)
+        async with serve(settings) as svc:
+            stripe_api.answer = (401, {"error": {"message": f"Invalid API Key: {api_key}"}}, {})
+            refused = await create(svc.client, 1, VISA)
+            forged = await stripe_signed(svc.client, b"{}", "whsec_other")
+            metrics = (await svc.client.get("/metrics")).text
+            shown = [refused.text, forged.text, metrics, caplog.text, repr(settings)]
+
+    assert_problem(refused, 503, "gateway-unavailable")
+    assert caplog.records, "nothing was logged: the check would prove nothing"
+    for text in shown:
+        assert api_key not in text and webhook_secret not in text
 
 
 # --- the reconciler ----------------------------------------------------------------------------
