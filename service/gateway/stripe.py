@@ -154,15 +154,23 @@ class _Refused(Exception):
         self.error = error
 
 
+# How much later one request may reach the gateway than the next ones, sent evenly spaced:
+# an event loop busy with a batch, or the network, delays a send after its turn. Spaced at
+# exactly the limit, one such request puts `per_second + 1` arrivals in a second and meets
+# a 429; spaced over a second and this, none does up to this delay.
+ARRIVAL_JITTER_SECONDS = 0.05
+
+
 class RequestPacer:
     """At most `per_second` requests a second over every call that shares it, one at a
     time and evenly spaced: a token bucket of one token, so that no burst reaches the
-    gateway either.
+    gateway either. `per_second` requests are spread over a second and
+    ARRIVAL_JITTER_SECONDS, so that they arrive at most `per_second` a second too.
 
-    Each request waits its turn in line, then for `1 / per_second` after the one before it
+    Each request waits its turn in line, then for that spacing after the one before it
     was let go, as measured when it was: an event loop held up for a while lets the
     requests due meanwhile go one by one afterwards, not all at once (the price: each
-    sleep's lateness adds up, and the rate reached is a few percent under `per_second`).
+    sleep's lateness adds up too).
     A request whose turn would come after its call's deadline does not queue and fails at
     once, instead of waiting to be cut off.
     """
@@ -170,7 +178,7 @@ class RequestPacer:
     def __init__(self, per_second: float) -> None:
         if per_second <= 0:
             raise ValueError("max_requests_per_second must be positive")
-        self._interval = 1.0 / per_second
+        self._interval = (1.0 + ARRIVAL_JITTER_SECONDS) / per_second
         self._next_send = 0.0
         self._line = asyncio.Lock()
         self._waiting = 0
