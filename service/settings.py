@@ -256,7 +256,8 @@ class ConfigError(Exception):
 
 def config_path(env: Mapping[str, str] | None = None) -> Path:
     env = os.environ if env is None else env
-    return Path(env.get("PAYMENTS_CONFIG", "litestar.toml"))
+    # Empty is unset, as a shell's `PAYMENTS_CONFIG=` means: not the working directory.
+    return Path(env.get("PAYMENTS_CONFIG") or "litestar.toml")
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -264,6 +265,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: {exc}") from exc
+    except OSError as exc:  # a directory, no permission
+        raise ConfigError(f"{path} cannot be read: {exc.strerror or exc}") from exc
 
 
 def _override(raw: dict[str, Any], section: str, key: str, value: object) -> None:
@@ -311,7 +314,7 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
     if path.exists():
         raw = _read_toml(path)
         base = path.parent
-    elif "PAYMENTS_CONFIG" in env:
+    elif env.get("PAYMENTS_CONFIG"):
         raise ConfigError(f"PAYMENTS_CONFIG names {path}, which does not exist")
     for variable, (section, key) in ENV_OVERRIDES.items():
         if variable in env:

@@ -142,6 +142,21 @@ def test_payments_config_naming_a_missing_file_is_an_error(
         load_settings()
 
 
+def test_payments_config_naming_a_directory_is_an_error_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PAYMENTS_CONFIG", str(tmp_path))
+    with pytest.raises(ConfigError, match=f"{tmp_path} cannot be read: Is a directory"):
+        load_settings()
+
+
+def test_an_empty_payments_config_is_unset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(tmp_path, "[server]\nport = 9556\n", "litestar.toml")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PAYMENTS_CONFIG", "")
+    assert load_settings().server.port == 9556
+
+
 def test_without_payments_config_the_file_is_litestar_toml_of_the_working_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
