@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from service.db.migrate import migrate
+from tests.support.localstripe import LocalStripe
 from tests.support.order_stub import OrderServiceStub
 from tests.support.postgres import TestPostgres, before_workers_start
 from tests.support.service import RunningService, serve
@@ -59,6 +60,13 @@ def order_stub() -> Iterator[OrderServiceStub]:
     stub = OrderServiceStub().start()
     yield stub
     stub.stop()
+
+
+@pytest.fixture(scope="module")
+def localstripe() -> Iterator[LocalStripe]:
+    """A localstripe server (tests/support/localstripe.py) for the module's tests."""
+    with LocalStripe() as server:
+        yield server
 
 
 @pytest.fixture

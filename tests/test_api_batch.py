@@ -17,9 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
-from service.api.dependencies import WriteSide
 from service.gateway import ChargeDecision, ChargeRequest, Gateway
-from tests.support.gateways import GatewayAround
+from tests.support.gateways import GatewayAround, wrap_api_gateway
 from tests.support.order_stub import OrderServiceStub
 from tests.support.problems import PROBLEMS, assert_problem
 from tests.support.relay_helpers import wait_until
@@ -389,11 +388,8 @@ async def test_items_the_gateway_failed_stay_processing_until_the_reconciler_set
         "reconcile_interval_seconds": 0.1,
     }
     async with running(database_url, order_stub, gateway=reconciler) as svc:
-        write: WriteSide = svc.app.state.write_side
         # Create's gateway fails for 4040; the reconciler keeps asking the simulator.
-        svc.app.state.write_side = WriteSide(
-            uow=write.uow, gateway=FailingGateway(write.gateway, 4040), settings=write.settings
-        )
+        wrap_api_gateway(svc, lambda inner: FailingGateway(inner, 4040))
         results = await results_of(svc.client, envelope(entry(1), entry(2, 4040), entry(3, 4040)))
         left = [await payment_of_order(svc.client, n) for n in (2, 3)]
 

@@ -19,6 +19,7 @@ import asyncpg
 import httpx
 import pytest
 
+from tests.support.listing import get_payment
 from tests.support.order_stub import OrderServiceStub
 from tests.support.problems import assert_problem
 from tests.support.service import RunningService, serve
@@ -84,13 +85,6 @@ async def create_ok(
 ) -> dict[str, Any]:
     response = await create(client, order_id, amount)
     assert response.status_code == 201, response.text
-    payment: dict[str, Any] = response.json()
-    return payment
-
-
-async def get_payment(client: httpx.AsyncClient, payment_id: int) -> dict[str, Any]:
-    response = await client.get(f"/api/v1/payments/{payment_id}")
-    assert response.status_code == 200, response.text
     payment: dict[str, Any] = response.json()
     return payment
 

@@ -13,12 +13,11 @@ import asyncpg
 import httpx
 import pytest
 
-from service.api.dependencies import WriteSide
 from service.gateway import RefundDecision, RefundOutcome, RefundRequest
-from tests.support.gateways import GatewayAround
+from tests.support.gateways import GatewayAround, wrap_api_gateway
+from tests.support.listing import get_payment, wait_for_status
 from tests.support.order_stub import OrderServiceStub
 from tests.support.problems import assert_problem
-from tests.support.relay_helpers import wait_until
 from tests.support.service import RunningService, serve
 from tests.support.settings import make_settings
 from tests.support.sql import load_test_queries
@@ -66,13 +65,6 @@ async def refund(
     client: httpx.AsyncClient, payment_id: Any, reason: Any = REASON, **extra: Any
 ) -> httpx.Response:
     return await client.post(REFUND, json={"payment_id": payment_id, "reason": reason, **extra})
-
-
-async def get_payment(client: httpx.AsyncClient, payment_id: int) -> dict[str, Any]:
-    response = await client.get(f"/api/v1/payments/{payment_id}")
-    assert response.status_code == 200, response.text
-    payment: dict[str, Any] = response.json()
-    return payment
 
 
 async def webhook_statuses(db: asyncpg.Connection, payment_id: int) -> list[str]:
@@ -391,21 +383,6 @@ class RefundsUnanswered(GatewayAround):
         raise ConnectionError("gateway unreachable")
 
 
-def with_gateway(svc: RunningService, wrap: type[GatewayAround]) -> None:
-    """The API's gateway wrapped; the reconciler keeps the service's own."""
-    write: WriteSide = svc.app.state.write_side
-    svc.app.state.write_side = WriteSide(
-        uow=write.uow, gateway=wrap(write.gateway), settings=write.settings
-    )
-
-
-async def wait_refunded(client: httpx.AsyncClient, payment_id: int, what: str) -> None:
-    async def refunded() -> bool:
-        return (await get_payment(client, payment_id))["status"] == "REFUNDED"
-
-    await wait_until(refunded, what=what)
-
-
 async def refund_statuses(client: httpx.AsyncClient, payment_id: int) -> list[str]:
     return [r["status"] for r in (await get_payment(client, payment_id))["refunds"]]
 
@@ -445,14 +422,16 @@ async def test_a_refund_the_gateway_decides_later_is_202_pending_then_settled(
     database_url: str, order_stub: OrderServiceStub, db: asyncpg.Connection
 ) -> None:
     async with running(database_url, order_stub, gateway=FAST_RECONCILER) as svc:
-        with_gateway(svc, RefundsLater)
+        wrap_api_gateway(svc, RefundsLater)
         payment = await create_payment(svc.client, order_id=1)
 
         response = await refund(svc.client, payment["id"])
         while_pending = await get_payment(svc.client, payment["id"])
         second = await refund(svc.client, payment["id"], reason="again")
 
-        await wait_refunded(svc.client, payment["id"], "the reconciler settling the PENDING refund")
+        await wait_for_status(
+            svc.client, payment["id"], "REFUNDED", "the reconciler settling the PENDING refund"
+        )
         settled = await get_payment(svc.client, payment["id"])
 
     assert response.status_code == 202, response.text
@@ -470,7 +449,7 @@ async def test_a_refund_the_gateway_does_not_answer_is_503_pending_then_reconcil
     database_url: str, order_stub: OrderServiceStub, db: asyncpg.Connection
 ) -> None:
     async with running(database_url, order_stub, gateway=FAST_RECONCILER) as svc:
-        with_gateway(svc, RefundsUnanswered)
+        wrap_api_gateway(svc, RefundsUnanswered)
         payment = await create_payment(svc.client, order_id=1)
 
         problem = assert_problem(
@@ -478,8 +457,8 @@ async def test_a_refund_the_gateway_does_not_answer_is_503_pending_then_reconcil
         )
         left = await refund_statuses(svc.client, payment["id"])
 
-        await wait_refunded(
-            svc.client, payment["id"], "the reconciler settling the unanswered refund"
+        await wait_for_status(
+            svc.client, payment["id"], "REFUNDED", "the reconciler settling the unanswered refund"
         )
         settled = await get_payment(svc.client, payment["id"])
 

@@ -175,6 +175,8 @@ async def test_a_full_token_finds_refunds_and_redelivers(
     seen = await asyncio.to_thread(full_token_session, browser, console.url, str(dead["id"]))
 
     assert seen["who"].startswith("full token")
+    # The overview's two charts (service/api/console/templates/overview.html), each drawn.
+    assert len(seen["overview"]) == 2
     assert all(chart for chart in seen["overview"])
     assert seen["status"] == "COMPLETED"
     assert len(seen["attempts"]) == 1 and "COMPLETED" in seen["attempts"][0]

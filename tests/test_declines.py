@@ -15,14 +15,13 @@ import msgspec
 import pytest
 
 from service.commands.reconciliation import reconcile_stuck_payments
-from service.db.codecs import prepare_connection
 from service.db.migrate import migration_files
-from service.db.pool import BoundedPool
+from service.db.pool import create_pool
 from service.db.sql import load_queries
 from service.db.unit_of_work import UnitOfWork
 from service.domain.failures import FAILURE_MESSAGES, GENERIC_DECLINE, failure_message
 from service.gateway import ChargeOutcome, ChargeRequest, SimulatedGateway
-from service.settings import GatewaySettings
+from service.settings import DatabaseSettings, GatewaySettings
 from tests.support.callbacks import signed_headers
 from tests.support.listing import listed
 from tests.support.order_stub import OrderServiceStub
@@ -181,10 +180,10 @@ async def test_the_reconciler_stores_the_code_the_gateway_gives_for_a_stuck_paym
 ) -> None:
     row = await insert_processing(db, order_id=1, amount=Decimal(5001))
     await checks.age_payment(db, payment_id=row["id"], seconds=90)
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2, init=prepare_connection)
+    pool = await create_pool(database_url, DatabaseSettings(pool_min_size=1, pool_max_size=2))
     try:
         gateway = SimulatedGateway(GatewaySettings(decline_codes=CODES))
-        uow = UnitOfWork(BoundedPool(pool, acquire_timeout=5.0), sql)
+        uow = UnitOfWork(pool, sql)
         [settled] = await reconcile_stuck_payments(command(), uow, gateway)
     finally:
         await pool.close()

@@ -14,7 +14,6 @@ import itertools
 import json
 import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -22,11 +21,9 @@ import httpx
 import pytest
 
 from tests.support.callbacks import signed_headers
-from tests.support.order_stub import OrderServiceStub
 from tests.support.postgres import TestPostgres
 from tests.support.problems import PROBLEMS, assert_problem
-from tests.support.service import RunningService, serve
-from tests.support.settings import make_settings
+from tests.support.service import Shared, shared_service
 from tests.support.sql import load_test_queries
 
 PAYMENTS = "/api/v1/payments/"
@@ -76,32 +73,12 @@ async def pay(client: httpx.AsyncClient) -> dict[str, Any]:
     return payment
 
 
-@dataclass
-class Shared:
-    """One service for the cases that only need a refusal: a fresh database per module.
-    Payment 1 (order 1, 1,000 JPY) is COMPLETED, so refund bodies naming it reach the rules."""
-
-    service: RunningService
-    db: asyncpg.Connection
-    client: httpx.AsyncClient
-
-
 @pytest.fixture(scope="module")
 async def shared(postgres: TestPostgres, template_database: str) -> AsyncIterator[Shared]:
-    name, url = postgres.create_database(template=template_database)
-    stub = OrderServiceStub().start()
-    try:
-        async with serve(make_settings(url, stub.url)) as svc:
-            db = await asyncpg.connect(url)
-            try:
-                first = await svc.client.post(PAYMENTS, json={"order_id": 1, "amount": 1000})
-                assert first.status_code == 201 and first.json()["id"] == 1, first.text
-                yield Shared(service=svc, db=db, client=svc.client)
-            finally:
-                await db.close()
-    finally:
-        stub.stop()
-        postgres.drop_database(name)
+    """One service for the cases that only need a refusal: a fresh database per module.
+    Payment 1 (order 1, 1,000 JPY) is COMPLETED, so refund bodies naming it reach the rules."""
+    async with shared_service(postgres, template_database) as running:
+        yield running
 
 
 # --- body size: the exact limit, chunked bodies ----------------------------------------------
@@ -228,18 +205,10 @@ async def test_deep_json_is_400(shared: Shared, path: str, body: bytes) -> None:
 @pytest.fixture(scope="module")
 async def async_gateway(postgres: TestPostgres, template_database: str) -> AsyncIterator[Shared]:
     """A service whose gateway leaves payments PROCESSING until a signed callback comes."""
-    name, url = postgres.create_database(template=template_database)
-    stub = OrderServiceStub().start()
-    try:
-        async with serve(make_settings(url, stub.url, gateway={"mode": "async"})) as svc:
-            db = await asyncpg.connect(url)
-            try:
-                yield Shared(service=svc, db=db, client=svc.client)
-            finally:
-                await db.close()
-    finally:
-        stub.stop()
-        postgres.drop_database(name)
+    async with shared_service(
+        postgres, template_database, first_payment=False, gateway={"mode": "async"}
+    ) as running:
+        yield running
 
 
 async def processing_payment(client: httpx.AsyncClient) -> dict[str, Any]:

@@ -20,7 +20,6 @@ import asyncpg
 import httpx
 import pytest
 
-from service.api.dependencies import WriteSide
 from service.commands import CreatePayment
 from service.db.codecs import prepare_connection
 from service.db.session import KeyClaim, NewPayment, Session
@@ -28,7 +27,7 @@ from service.db.sql import load_queries
 from service.domain.model import Yen
 from service.domain.rules import PaymentStatus
 from service.gateway import ChargeDecision, ChargeRequest, Gateway
-from tests.support.gateways import GatewayAround
+from tests.support.gateways import GatewayAround, wrap_api_gateway
 from tests.support.order_stub import OrderServiceStub
 from tests.support.payments import settle
 from tests.support.problems import PROBLEMS, assert_problem
@@ -66,12 +65,7 @@ async def controlled(
     database_url: str, order_stub: OrderServiceStub, before_charge: BeforeCharge, **sections: Any
 ) -> AsyncIterator[RunningService]:
     async with serve(make_settings(database_url, order_stub.url, **sections)) as svc:
-        write: WriteSide = svc.app.state.write_side
-        svc.app.state.write_side = WriteSide(
-            uow=write.uow,
-            gateway=ControlledGateway(write.gateway, before_charge),
-            settings=write.settings,
-        )
+        wrap_api_gateway(svc, lambda inner: ControlledGateway(inner, before_charge))
         yield svc
 
 

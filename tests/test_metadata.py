@@ -9,9 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from service.api.dependencies import WriteSide
 from service.gateway import ChargeDecision, ChargeRequest, Gateway
-from tests.support.gateways import GatewayAround
+from tests.support.gateways import GatewayAround, wrap_api_gateway
 from tests.support.listing import LIST, listed
 from tests.support.order_stub import OrderServiceStub
 from tests.support.problems import assert_problem
@@ -42,19 +41,12 @@ async def svc(database_url: str, order_stub: OrderServiceStub) -> AsyncIterator[
         yield running
 
 
-def gateway_of(svc: RunningService) -> RecordingGateway:
-    write: WriteSide = svc.app.state.write_side
-    recording = RecordingGateway(write.gateway)
-    svc.app.state.write_side = WriteSide(uow=write.uow, gateway=recording, settings=write.settings)
-    return recording
-
-
 async def create(client: httpx.AsyncClient, body: dict[str, Any]) -> httpx.Response:
     return await client.post(PAYMENTS, json=body)
 
 
 async def test_metadata_goes_round_trip_on_a_single_create(svc: RunningService) -> None:
-    gateway = gateway_of(svc)
+    gateway = wrap_api_gateway(svc, RecordingGateway)
     created = await create(svc.client, {"order_id": 1, "amount": 1000, "metadata": TAGS})
 
     assert created.status_code == 201, created.text

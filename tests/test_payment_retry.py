@@ -21,13 +21,12 @@ import httpx
 import pytest
 
 from service.commands.reconciliation import reconcile_stuck_payments
-from service.db.codecs import prepare_connection
-from service.db.pool import BoundedPool
+from service.db.pool import create_pool
 from service.db.sql import load_queries
 from service.db.unit_of_work import UnitOfWork
 from service.domain.rules import RETRY_SOURCES, PaymentStatus, sources_of
 from service.gateway import SimulatedGateway
-from service.settings import GatewaySettings
+from service.settings import DatabaseSettings, GatewaySettings
 from tests.support.callbacks import signed_headers
 from tests.support.order_stub import OrderServiceStub
 from tests.support.payments import payment_in, settle, start_retry
@@ -264,9 +263,9 @@ async def test_a_crash_between_the_steps_of_a_retry_is_reconciled(
     # The retry's first step committed, then the process died before the gateway answered.
     started = await start_retry(db, payment_id)
     await checks.age_payment(db, payment_id=payment_id, seconds=90)
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2, init=prepare_connection)
+    pool = await create_pool(database_url, DatabaseSettings(pool_min_size=1, pool_max_size=2))
     try:
-        uow = UnitOfWork(BoundedPool(pool, acquire_timeout=5.0), sql)
+        uow = UnitOfWork(pool, sql)
         [settled] = await reconcile_stuck_payments(
             command(), uow, SimulatedGateway(GatewaySettings())
         )

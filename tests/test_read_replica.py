@@ -18,11 +18,11 @@ import httpx
 import pytest
 from prometheus_client import REGISTRY
 
-from service.db.pool import BoundedPool
+from service.db.pool import create_pool
 from service.db.reader import Reader, ReadSession
 from service.db.replica_probe import ReplicaProbe
 from service.db.sql import load_queries
-from service.settings import ConfigError, load_settings
+from service.settings import ConfigError, DatabaseSettings, load_settings
 from tests.support.order_stub import OrderServiceStub
 from tests.support.postgres import TestPostgres
 from tests.support.relay_helpers import wait_until
@@ -114,24 +114,33 @@ async def pay(client: httpx.AsyncClient, order_id: int) -> dict[str, Any]:
     return payment
 
 
+@asynccontextmanager
+async def reader_on(standby: Standby, database_url: str) -> AsyncIterator[Reader]:
+    """A Reader over pools of the primary and of the standby (as the service makes them,
+    service/lifespan.py), once its probe found the standby current."""
+    pools = DatabaseSettings(pool_min_size=1, pool_max_size=2)
+    primary = await create_pool(database_url, pools)
+    try:
+        replica = await create_pool(standby.url_like(database_url), pools)
+        try:
+            reader = Reader(primary, load_queries(), replica=replica)
+            probe = ReplicaProbe(reader, max_lag_seconds=30, timeout=5)
+
+            async def current() -> bool:
+                await probe.check()  # a round finds it current once it replayed an earlier one's
+                return reader.status.state == "ok"
+
+            await wait_until(current, 30, "the standby found current")
+            yield reader
+        finally:
+            await replica.close()
+    finally:
+        await primary.close()
+
+
 @pytest.mark.slow  # a streaming standby: a second PostgreSQL server
 async def test_reads_are_served_by_the_standby(database_url: str, standby: Standby) -> None:
-    queries = load_queries()
-    primary = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
-    replica = await asyncpg.create_pool(standby.url_like(database_url), min_size=1, max_size=2)
-    try:
-        reader = Reader(
-            BoundedPool(primary, acquire_timeout=5.0),
-            queries,
-            replica=BoundedPool(replica, acquire_timeout=5.0),
-        )
-        probe = ReplicaProbe(reader, max_lag_seconds=30, timeout=5)
-
-        async def current() -> bool:
-            await probe.check()  # a round finds it current once it replayed an earlier one's
-            return reader.status.state == "ok"
-
-        await wait_until(current, 30, "the standby found current")
+    async with reader_on(standby, database_url) as reader:
         assert reader.source == "replica"
 
         # The connection that served each kind of read is the standby's.
@@ -146,9 +155,6 @@ async def test_reads_are_served_by_the_standby(database_url: str, standby: Stand
         # A row the standby lacks is asked of the primary, which is not in recovery.
         unless_standby = checks.in_recovery_unless_standby
         assert await reader.one(lambda session: unless_standby(session.connection)) is False
-    finally:
-        await replica.close()
-        await primary.close()
 
 
 @pytest.mark.slow  # a streaming standby: a second PostgreSQL server
@@ -157,22 +163,7 @@ async def test_a_value_no_server_can_take_is_an_error_of_its_own_not_of_the_stan
 ) -> None:
     # One caller's bad value must not make every reader skip the standby until the next
     # probe (over and over, if it keeps sending it), nor be sent again to the primary.
-    queries = load_queries()
-    primary = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
-    replica = await asyncpg.create_pool(standby.url_like(database_url), min_size=1, max_size=2)
-    try:
-        reader = Reader(
-            BoundedPool(primary, acquire_timeout=5.0),
-            queries,
-            replica=BoundedPool(replica, acquire_timeout=5.0),
-        )
-        probe = ReplicaProbe(reader, max_lag_seconds=30, timeout=5)
-
-        async def current() -> bool:
-            await probe.check()
-            return reader.status.state == "ok"
-
-        await wait_until(current, 30, "the standby found current")
+    async with reader_on(standby, database_url) as reader:
         before = reads("primary"), fallbacks("failed")
         # asyncpg cannot encode it (an id past bigint) ...
         with pytest.raises(asyncpg.DataError):
@@ -193,9 +184,6 @@ async def test_a_value_no_server_can_take_is_an_error_of_its_own_not_of_the_stan
 
         assert (reader.status.state, reader.source) == ("ok", "replica")
         assert (reads("primary"), fallbacks("failed")) == before
-    finally:
-        await replica.close()
-        await primary.close()
 
 
 @pytest.mark.slow  # a streaming standby: a second PostgreSQL server

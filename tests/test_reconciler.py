@@ -9,26 +9,25 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 import asyncpg
-import httpx
 import pytest
 from prometheus_client import REGISTRY
 
 from service.commands import ReconcileStuckPayments
 from service.commands.reconciliation import reconcile_stuck_payments
-from service.db.codecs import prepare_connection
-from service.db.pool import BoundedPool
+from service.db.pool import create_pool
 from service.db.sql import load_queries
 from service.db.unit_of_work import UnitOfWork
 from service.domain.rules import PaymentStatus
 from service.gateway import ChargeDecision, ChargeRequest, SimulatedGateway
-from service.settings import GatewaySettings
+from service.settings import DatabaseSettings, GatewaySettings
+from tests.support.listing import wait_for_status
 from tests.support.order_stub import OrderServiceStub
 from tests.support.payments import insert_processing as insert_processing_row
 from tests.support.payments import payment_in
@@ -47,12 +46,20 @@ FAST_RECONCILER = {
 DECLINED = 4040
 
 
+@asynccontextmanager
+async def unit_of_work(database_url: str) -> AsyncIterator[UnitOfWork]:
+    """A unit of work over a pool of its own on the test's database, as a process has."""
+    pool = await create_pool(database_url, DatabaseSettings(pool_min_size=1, pool_max_size=4))
+    try:
+        yield UnitOfWork(pool, load_queries())
+    finally:
+        await pool.close()
+
+
 @pytest.fixture
 async def uow(database_url: str) -> AsyncIterator[UnitOfWork]:
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4, init=prepare_connection)
-    assert pool is not None
-    yield UnitOfWork(BoundedPool(pool, acquire_timeout=5.0), load_queries())
-    await pool.close()
+    async with unit_of_work(database_url) as unit:
+        yield unit
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -84,22 +91,6 @@ async def stored_status(db: asyncpg.Connection, payment_id: int) -> str:
     return status
 
 
-async def wait_for_status(
-    client: httpx.AsyncClient, payment_id: int, wanted: str, within: float = 10.0
-) -> None:
-    """Poll GET until the payment has `wanted`; fail the test after `within` seconds."""
-    deadline = time.monotonic() + within
-    status = None
-    while time.monotonic() < deadline:
-        response = await client.get(f"/api/v1/payments/{payment_id}")
-        assert response.status_code == 200, response.text
-        status = response.json()["status"]
-        if status == wanted:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"payment {payment_id} is still {status} after {within}s, not {wanted}")
-
-
 def command(
     older_than_seconds: float = 60.0,
     max_payments: int = 100,
@@ -122,6 +113,8 @@ def simulator(**settings: Any) -> SimulatedGateway:
 class ScriptedGateway:
     """Answers status() from a table by order id (raising for an exception), after
     `delay` seconds (so that concurrent reconcilers overlap)."""
+
+    resend_window_seconds = None
 
     def __init__(
         self,
@@ -168,7 +161,7 @@ async def test_the_service_settles_a_payment_no_callback_settled(
         payment = created.json()
         assert payment["status"] == "PROCESSING"
 
-        await wait_for_status(svc.client, payment["id"], status)
+        await wait_for_status(svc.client, payment["id"], status, within=10.0)
 
     assert await outbox_bodies(db, payment["id"]) == [
         settlement_body(body_status, payment["transaction_id"])
@@ -183,7 +176,7 @@ async def test_the_service_settles_a_payment_left_processing_by_a_crash(
     gateway = {"reconcile_after_seconds": 60.0, "reconcile_interval_seconds": 0.1}
 
     async with serve(make_settings(database_url, order_stub.url, gateway=gateway)) as svc:
-        await wait_for_status(svc.client, stuck["id"], "COMPLETED")
+        await wait_for_status(svc.client, stuck["id"], "COMPLETED", within=10.0)
 
     assert await outbox_bodies(db, stuck["id"]) == [
         settlement_body("completed", stuck["transaction_id"])
@@ -203,7 +196,7 @@ async def test_two_services_reconciling_one_database_settle_once(
         created = await first.client.post("/api/v1/payments/", json={"order_id": 5, "amount": 700})
         assert created.status_code == 201, created.text
         payment = created.json()
-        await wait_for_status(second.client, payment["id"], "COMPLETED")
+        await wait_for_status(second.client, payment["id"], "COMPLETED", within=10.0)
 
     assert await outbox_bodies(db, payment["id"]) == [
         settlement_body("completed", payment["transaction_id"])
@@ -306,10 +299,8 @@ async def test_running_the_reconciler_twice_settles_once(
 @pytest.fixture
 async def second_uow(database_url: str) -> AsyncIterator[UnitOfWork]:
     """Another process's unit of work: its own pool on the same database."""
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4, init=prepare_connection)
-    assert pool is not None
-    yield UnitOfWork(BoundedPool(pool, acquire_timeout=5.0), load_queries())
-    await pool.close()
+    async with unit_of_work(database_url) as unit:
+        yield unit
 
 
 async def test_two_reconcilers_racing_ask_about_each_stuck_payment_once(

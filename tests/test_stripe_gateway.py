@@ -19,7 +19,7 @@ import socket
 import time
 import traceback
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs
@@ -43,6 +43,7 @@ from service.gateway.stripe import RequestPacer, StripeGateway
 from service.signing import SignatureError
 from tests.support import localstripe as launcher
 from tests.support.localstripe import LocalStripe
+from tests.support.relay_helpers import wait_until
 from tests.support.stripe_fakes import (
     STRIPE_DECLINES,
     ScriptedStripe,
@@ -62,12 +63,6 @@ VISA = "4242424242424242"
 DECLINED_AT_CHARGE = "4000000000000341"
 THREE_D_SECURE = "4000002500003155"
 THREE_D_SECURE_THEN_DECLINED = "4000008260003178"
-
-
-@pytest.fixture(scope="module")
-def localstripe() -> Iterator[LocalStripe]:
-    with LocalStripe() as server:
-        yield server
 
 
 @pytest.fixture
@@ -120,17 +115,6 @@ def refund_request(
         "transaction_id": charge.transaction_id,
     }
     return RefundRequest(**(values | fields))
-
-
-async def creates_of(localstripe: LocalStripe, transaction_id: uuid.UUID) -> list[dict[str, Any]]:
-    """The PaymentIntent creates localstripe received for a charge attempt."""
-    return [
-        request
-        for request in await localstripe.requests()
-        if request["method"] == "POST"
-        and request["path"] == "/v1/payment_intents"
-        and parse_qs(request["body"]).get("metadata[transaction_id]") == [str(transaction_id)]
-    ]
 
 
 # The launcher
@@ -208,7 +192,7 @@ async def test_an_approved_charge_is_one_payment_intent_created_and_confirmed(
         "payment_id": "7",
         "transaction_id": str(request.transaction_id),
     }
-    [create] = await creates_of(localstripe, request.transaction_id)
+    [create] = await localstripe.creates(request.transaction_id)
     assert create["idempotency_key"] == str(request.transaction_id)
     sent = parse_qs(create["body"])
     assert sent["confirm"] == ["true"]
@@ -337,7 +321,7 @@ async def test_status_by_reference_reads_the_payment_intent_and_makes_nothing(
 
     status = await gateway.charge_status(answered(request, decision))
     assert status == decision
-    assert len(await creates_of(localstripe, request.transaction_id)) == 1
+    assert len(await localstripe.creates(request.transaction_id)) == 1
 
 
 async def test_status_without_reference_sends_the_same_create_under_the_same_key(
@@ -359,7 +343,7 @@ async def test_status_without_reference_sends_the_same_create_under_the_same_key
 
     status = await gateway.charge_status(read_back)
     assert status == charged and status.outcome is ChargeOutcome.APPROVED
-    first, again = await creates_of(localstripe, request.transaction_id)
+    first, again = await localstripe.creates(request.transaction_id)
     assert first["idempotency_key"] == again["idempotency_key"] == str(request.transaction_id)
     assert first["body"] == again["body"]
     [intent] = await localstripe.payment_intents(request.transaction_id)
@@ -404,12 +388,7 @@ async def test_a_refund_is_one_stripe_refund_of_the_payment_intent(
     assert (made["payment_intent"], made["amount"]) == (charged.reference, 89800)
     assert made["metadata"]["refund_id"] == "31"
     assert made["metadata"]["transaction_id"] == str(charge.transaction_id)
-    [create] = [
-        sent
-        for sent in await localstripe.requests()
-        if (sent["method"], sent["path"]) == ("POST", "/v1/refunds")
-        and parse_qs(sent["body"])["metadata[transaction_id]"] == [str(charge.transaction_id)]
-    ]
+    [create] = await localstripe.creates(charge.transaction_id, "/v1/refunds")
     assert create["idempotency_key"] == f"refund-{charge.transaction_id}-31"
 
     status = await gateway.refund_status(
@@ -722,49 +701,17 @@ async def test_a_batch_over_the_servers_limit_is_sent_again_and_approved() -> No
 # Events
 
 
-class Receiver:
-    """A webhook endpoint on loopback that keeps what it receives."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[bytes, dict[str, str]]] = []
-        self.url = ""
-        self._runner: web.AppRunner | None = None
-
-    async def _handle(self, request: web.Request) -> web.Response:
-        self.received.append((await request.read(), dict(request.headers)))
-        return web.Response()
-
-    async def __aenter__(self) -> Receiver:
-        app = web.Application()
-        app.router.add_post("/stripe", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}/stripe"
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._runner is not None
-        await self._runner.cleanup()
-
-    async def wait_for(self, count: int, within: float = 15.0) -> None:
-        deadline = time.monotonic() + within
-        while len(self.received) < count:
-            assert time.monotonic() < deadline, f"{count} events not received within {within}s"
-            await asyncio.sleep(0.05)
-
-
 async def test_the_events_localstripe_sends_are_verified_and_read() -> None:
     """localstripe signs and sends payment_intent.succeeded and .payment_failed to a
     registered URL as Stripe does (a second after the charge)."""
     with LocalStripe() as server:
         async with (
-            Receiver() as receiver,
+            ScriptedStripe() as receiver,
             adapter_of(server.url, api_key=server.api_key) as adapter,
         ):
             await server.register_webhook(
                 "test",
-                receiver.url,
+                f"{receiver.url}/stripe",
                 WEBHOOK_SECRET,
                 ["payment_intent.succeeded", "payment_intent.payment_failed"],
             )
@@ -772,8 +719,15 @@ async def test_the_events_localstripe_sends_are_verified_and_read() -> None:
             declined = charge_request(await server.payment_method(DECLINED_AT_CHARGE))
             charged = await adapter.charge(approved)
             await adapter.charge(declined)
-            await receiver.wait_for(2)
-            events = [adapter.parse_event(body, headers) for body, headers in receiver.received]
+
+            async def both_received() -> bool:
+                return len(receiver.bodies) >= 2
+
+            await wait_until(both_received, 15.0, "2 events received")
+            events = [
+                adapter.parse_event(body, headers)
+                for body, (_, _, headers) in zip(receiver.bodies, receiver.received, strict=True)
+            ]
 
     by_attempt = {event.transaction_id: event for event in events if event is not None}
     assert by_attempt[approved.transaction_id] == GatewayEvent(

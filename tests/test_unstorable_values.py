@@ -17,7 +17,6 @@ import json
 import random
 import string
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -30,11 +29,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support.callbacks import signed_headers
-from tests.support.order_stub import OrderServiceStub
 from tests.support.postgres import TestPostgres
 from tests.support.problems import assert_problem
-from tests.support.service import RunningService, serve
-from tests.support.settings import make_settings
+from tests.support.service import RunningService, Shared, shared_service
 from tests.support.sql import load_test_queries
 
 checks: Any = load_test_queries()
@@ -51,36 +48,11 @@ NUL = "NUL character (U+0000)"
 _order_ids = itertools.count(100_000)
 
 
-@dataclass
-class Shared:
-    """One service for the module. Payment 1 (order 1, 1,000 JPY) is COMPLETED."""
-
-    service: RunningService
-    db: asyncpg.Connection
-    client: httpx.AsyncClient
-    # The app itself, past the HTTP server: uvicorn refuses a NUL in a header before the
-    # app sees it (so may another server), so only this way does one reach the app.
-    asgi: httpx.AsyncClient
-
-
 @pytest.fixture(scope="module")
 async def shared(postgres: TestPostgres, template_database: str) -> AsyncIterator[Shared]:
-    name, url = postgres.create_database(template=template_database)
-    stub = OrderServiceStub().start()
-    try:
-        async with serve(make_settings(url, stub.url)) as svc:
-            db = await asyncpg.connect(url)
-            transport = httpx.ASGITransport(app=svc.app)
-            try:
-                first = await svc.client.post(PAYMENTS, json={"order_id": 1, "amount": 1000})
-                assert first.status_code == 201 and first.json()["id"] == 1, first.text
-                async with httpx.AsyncClient(transport=transport, base_url=svc.url) as asgi:
-                    yield Shared(service=svc, db=db, client=svc.client, asgi=asgi)
-            finally:
-                await db.close()
-    finally:
-        stub.stop()
-        postgres.drop_database(name)
+    """One service for the module. Payment 1 (order 1, 1,000 JPY) is COMPLETED."""
+    async with shared_service(postgres, template_database) as running:
+        yield running
 
 
 async def stored(db: asyncpg.Connection) -> tuple[int, int, int]:

@@ -24,6 +24,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import httpx
 
@@ -317,6 +318,19 @@ class LocalStripe:
                 if intent["metadata"].get("transaction_id") == str(transaction_id)
             ]
         return found
+
+    async def creates(
+        self, transaction_id: object, path: str = "/v1/payment_intents"
+    ) -> list[dict[str, Any]]:
+        """The POSTs to `path` (PaymentIntent creates; "/v1/refunds": refund creates) the
+        front door saw for a charge attempt (by their `metadata[transaction_id]`), oldest
+        first."""
+        return [
+            request
+            for request in await self.requests()
+            if (request["method"], request["path"]) == ("POST", path)
+            and parse_qs(request["body"]).get("metadata[transaction_id]") == [str(transaction_id)]
+        ]
 
     async def requests(self) -> list[dict[str, Any]]:
         """Every API request the front door saw, oldest first."""

@@ -9,7 +9,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
+import asyncpg
 import httpx
 import msgspec
 import uvicorn
@@ -18,6 +20,9 @@ from litestar import Litestar
 from service.app import create_app
 from service.log_config import configure_logging
 from service.settings import Settings
+from tests.support.order_stub import OrderServiceStub
+from tests.support.postgres import TestPostgres
+from tests.support.settings import make_settings
 
 
 @dataclass
@@ -130,3 +135,48 @@ async def stop(server: uvicorn.Server) -> None:
     if server.server_state.tasks:
         await asyncio.wait(set(server.server_state.tasks), timeout=5)
     await server.lifespan.shutdown()
+
+
+@dataclass
+class Shared:
+    """One service for a module's tests, on a database of its own (see shared_service)."""
+
+    service: RunningService
+    db: asyncpg.Connection
+    client: httpx.AsyncClient
+    # The app itself, past the HTTP server: uvicorn refuses a NUL in a header before the
+    # app sees it (so may another server), so only this way does one reach the app.
+    asgi: httpx.AsyncClient
+
+
+@asynccontextmanager
+async def shared_service(
+    postgres: TestPostgres,
+    template_database: str,
+    *,
+    first_payment: bool = True,
+    **sections: dict[str, Any],
+) -> AsyncIterator[Shared]:
+    """One service (settings `sections` as make_settings takes them) on a fresh database
+    of its own and an Order Service stub of its own, for a module's cases that only need
+    its answers. With `first_payment`, payment 1 (order 1, 1,000 JPY) is made first
+    (COMPLETED with the default gateway), so that bodies naming it reach the rules."""
+    name, url = postgres.create_database(template=template_database)
+    stub = OrderServiceStub().start()
+    try:
+        async with serve(make_settings(url, stub.url, **sections)) as svc:
+            db = await asyncpg.connect(url)
+            try:
+                if first_payment:
+                    first = await svc.client.post(
+                        "/api/v1/payments/", json={"order_id": 1, "amount": 1000}
+                    )
+                    assert first.status_code == 201 and first.json()["id"] == 1, first.text
+                transport = httpx.ASGITransport(app=svc.app)
+                async with httpx.AsyncClient(transport=transport, base_url=svc.url) as asgi:
+                    yield Shared(service=svc, db=db, client=svc.client, asgi=asgi)
+            finally:
+                await db.close()
+    finally:
+        stub.stop()
+        postgres.drop_database(name)

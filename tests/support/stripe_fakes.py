@@ -45,17 +45,21 @@ def card_error(code: str, decline_code: str | None, message: str) -> dict[str, A
 class ScriptedStripe:
     """A loopback server that answers every request with `answer` (status, JSON body,
     headers), or with the next of `answers` while there are some, as Stripe documents
-    its answers. It records what it received."""
+    its answers. It records what it received: each request's method, path and headers in
+    `received`, its body in `bodies` (in the same order)."""
 
     def __init__(self) -> None:
         self.answer: tuple[int, dict[str, Any], dict[str, str]] = (200, {}, {})
         self.answers: list[tuple[int, dict[str, Any], dict[str, str]]] = []
         self.received: list[tuple[str, str, dict[str, str]]] = []
+        self.bodies: list[bytes] = []
         self.url = ""
         self._runner: web.AppRunner | None = None
 
     async def _handle(self, request: web.Request) -> web.Response:
+        content = await request.read()
         self.received.append((request.method, request.path, dict(request.headers)))
+        self.bodies.append(content)
         status, body, headers = self.answers.pop(0) if self.answers else self.answer
         return web.json_response(body, status=status, headers=headers)
 
