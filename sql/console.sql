@@ -84,10 +84,10 @@ INSERT INTO console_jobs (kind, started_by, dead_since, event_ids)
 VALUES ('replay_dead_events', :started_by, :dead_since, CAST(:event_ids AS uuid[]))
 RETURNING id;
 
--- name: console_replay_jobs(max_rows)
--- The latest replay jobs, newest first, each with how far it got, read live from the
--- outbox: its events delivered (or deleted since, which only delivered events are, after
--- retention), dead again, or still pending.
+-- name: console_replay_jobs(job_id, max_rows)
+-- The latest replay jobs, newest first (one job: job_id; every job: NULL), each with how
+-- far it got, read live from the outbox: its events delivered (or deleted since, which
+-- only delivered events are, after retention), dead again, or still pending.
 SELECT j.id, j.started_at, j.started_by, j.dead_since, cardinality(j.event_ids) AS events,
        cardinality(j.event_ids) - s.dead - s.pending AS delivered, s.dead, s.pending
   FROM console_jobs AS j
@@ -96,17 +96,6 @@ SELECT j.id, j.started_at, j.started_by, j.dead_since, cardinality(j.event_ids) 
                count(*) FILTER (WHERE o.delivered_at IS NULL AND o.dead_at IS NULL) AS pending
           FROM outbox AS o
          WHERE o.id = ANY (j.event_ids)) AS s
+ WHERE (CAST(:job_id AS bigint) IS NULL OR j.id = CAST(:job_id AS bigint))
  ORDER BY j.id DESC
  LIMIT :max_rows;
-
--- name: console_replay_job(job_id)^
--- One replay job with how far it got (as console_replay_jobs).
-SELECT j.id, j.started_at, j.started_by, j.dead_since, cardinality(j.event_ids) AS events,
-       cardinality(j.event_ids) - s.dead - s.pending AS delivered, s.dead, s.pending
-  FROM console_jobs AS j
- CROSS JOIN LATERAL (
-        SELECT count(*) FILTER (WHERE o.delivered_at IS NULL AND o.dead_at IS NOT NULL) AS dead,
-               count(*) FILTER (WHERE o.delivered_at IS NULL AND o.dead_at IS NULL) AS pending
-          FROM outbox AS o
-         WHERE o.id = ANY (j.event_ids)) AS s
- WHERE j.id = :job_id;

@@ -22,7 +22,7 @@ WITH page AS (
      LIMIT :max_rows
 )
 SELECT p.id, p.order_id, p.payment_id, 'payment.' || (p.body->>'payment_status') AS type,
-       p.body::text AS data, p.created_at,
+       p.body AS data, p.created_at,
        CASE WHEN p.delivered_at IS NOT NULL THEN 'delivered'
             WHEN p.dead_at IS NOT NULL THEN 'dead'
             WHEN b.id IS NOT NULL THEN 'blocked'

@@ -3,48 +3,21 @@
 -- are its delivery attempts (sends that counted), not a payment's charge attempts.
 
 -- name: claim_due_events(relay_id, lease_seconds, max_events)
--- Leases up to max_events due events to one relay, oldest first. An event is
--- due when undelivered, not dead, past its next_attempt_at, unclaimed (or its
--- lease expired), and the earliest undelivered event of its order: a later one
--- waits for it, dead ones included, so an order's events never overtake each
--- other. Nor while a later event of its order is claimed (a redelivery reopened
--- this one while that one was being sent): an order has one send in flight at a
--- time. Both checks in one NOT EXISTS, a range of outbox_order each, which stays a
--- probe per candidate: as two, the planner scanned the whole table for live claims.
--- An event a redelivery marked send_again is checked again afresh
--- (outbox_next_of_order, migrations/0016), since this statement reads the earlier
--- events as of its start and a redelivery committed since may have reopened one;
--- the claim clears the mark. SKIP LOCKED lets any number of relays claim at once
--- without waiting. The body is the exact text to send (migrations/0023; rendered from
--- the jsonb for events queued before body_text existed).
+-- Leases up to max_events due events (view outbox_due, migrations/0027: undelivered,
+-- live, past next_attempt_at, unclaimed, the next of their order to send) to one relay,
+-- oldest first. The claim clears send_again, the mark of a redelivery that made the
+-- event go again. SKIP LOCKED lets any number of relays claim at once without waiting.
+-- The body is the exact text to send (migrations/0023; rendered from the jsonb for events
+-- queued before body_text existed).
 UPDATE outbox AS o
    SET claimed_until = now() + make_interval(secs => CAST(:lease_seconds AS float8)),
        claimed_by = :relay_id,
        send_again = false
- WHERE o.id IN (
-        SELECT c.id
-          FROM outbox AS c
-         WHERE c.delivered_at IS NULL
-           AND c.dead_at IS NULL
-           AND c.next_attempt_at <= now()
-           AND (c.claimed_until IS NULL OR c.claimed_until < now())
-           AND NOT EXISTS (
-                SELECT 1
-                  FROM outbox AS e
-                 WHERE e.order_id = c.order_id
-                   AND e.seq < c.seq
-                   AND e.delivered_at IS NULL
-                 UNION ALL
-                SELECT 1
-                  FROM outbox AS l
-                 WHERE l.order_id = c.order_id
-                   AND l.seq > c.seq
-                   AND l.claimed_until > now())
-           AND CASE WHEN c.send_again THEN outbox_next_of_order(c.order_id, c.seq)
-                    ELSE true END
-         ORDER BY c.seq
-         LIMIT :max_events
-           FOR UPDATE SKIP LOCKED)
+ WHERE o.id IN (SELECT id
+                  FROM outbox_due
+                 ORDER BY seq
+                 LIMIT :max_events
+                   FOR UPDATE SKIP LOCKED)
 RETURNING o.id, o.order_id,
           COALESCE(o.body_text,
                    order_webhook_text(o.body->>'payment_status',
@@ -54,38 +27,19 @@ RETURNING o.id, o.order_id,
 -- name: claim_probe_event(relay_id, lease_seconds)
 -- Leases one due event to a relay that holds the Order Service for down, to probe it
 -- with (every other probe; the others take the oldest, claim_due_events): the one due
--- the longest, by the same rules as claim_due_events. A failed probe is due again only
--- after its scheduled delay (record_outcomes), so these probes take the due events in
--- turn, and one the Order Service refuses on its own (a bug for that order) cannot keep
--- the relay paused while the others would get through.
+-- the longest, among the same due events (outbox_due) as claim_due_events. A failed probe
+-- is due again only after its scheduled delay (record_outcomes), so these probes take the
+-- due events in turn, and one the Order Service refuses on its own (a bug for that order)
+-- cannot keep the relay paused while the others would get through.
 UPDATE outbox AS o
    SET claimed_until = now() + make_interval(secs => CAST(:lease_seconds AS float8)),
        claimed_by = :relay_id,
        send_again = false
- WHERE o.id IN (
-        SELECT c.id
-          FROM outbox AS c
-         WHERE c.delivered_at IS NULL
-           AND c.dead_at IS NULL
-           AND c.next_attempt_at <= now()
-           AND (c.claimed_until IS NULL OR c.claimed_until < now())
-           AND NOT EXISTS (
-                SELECT 1
-                  FROM outbox AS e
-                 WHERE e.order_id = c.order_id
-                   AND e.seq < c.seq
-                   AND e.delivered_at IS NULL
-                 UNION ALL
-                SELECT 1
-                  FROM outbox AS l
-                 WHERE l.order_id = c.order_id
-                   AND l.seq > c.seq
-                   AND l.claimed_until > now())
-           AND CASE WHEN c.send_again THEN outbox_next_of_order(c.order_id, c.seq)
-                    ELSE true END
-         ORDER BY c.next_attempt_at, c.seq
-         LIMIT 1
-           FOR UPDATE SKIP LOCKED)
+ WHERE o.id IN (SELECT id
+                  FROM outbox_due
+                 ORDER BY next_attempt_at, seq
+                 LIMIT 1
+                   FOR UPDATE SKIP LOCKED)
 RETURNING o.id, o.order_id,
           COALESCE(o.body_text,
                    order_webhook_text(o.body->>'payment_status',

@@ -107,10 +107,10 @@ class ReadSession:
     async def payment_totals(self) -> list[Row]:
         return [row async for row in self._sql.console_payment_totals(self.connection)]
 
-    async def waiting_for_buyers(self) -> int:
+    async def count_waiting_for_buyer(self) -> int:
         return await self._sql.count_waiting_for_buyer(self.connection)
 
-    async def manual_review_count(self) -> int:
+    async def count_manual_review(self) -> int:
         return await self._sql.count_manual_review(self.connection)
 
     async def manual_review(self, max_rows: int) -> list[Row]:
@@ -128,12 +128,13 @@ class ReadSession:
         rows = self._sql.console_stuck_events(self.connection, max_rows=max_rows)
         return [row async for row in rows]
 
-    async def replay_jobs(self, max_rows: int) -> list[Row]:
-        rows = self._sql.console_replay_jobs(self.connection, max_rows=max_rows)
+    async def replay_jobs(self, max_rows: int, job_id: int | None = None) -> list[Row]:
+        rows = self._sql.console_replay_jobs(self.connection, job_id=job_id, max_rows=max_rows)
         return [row async for row in rows]
 
     async def replay_job(self, job_id: int) -> Row | None:
-        return await self._sql.console_replay_job(self.connection, job_id=job_id)
+        found = await self.replay_jobs(1, job_id)
+        return found[0] if found else None
 
 
 # What a query handler reads of a session: one answer (a row, or what a few statements

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
@@ -64,10 +63,6 @@ async def run_query(
 ) -> OpsResult:
     connection = await connect(url, database, server_settings={"application_name": "payments ops"})
     try:
-        for json_type in ("json", "jsonb"):
-            await connection.set_type_codec(
-                json_type, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
-            )
         # Read-only by construction: an ops query never changes anything.
         async with connection.transaction(readonly=True):
             method = getattr(cast(Any, load_queries()), query.name)

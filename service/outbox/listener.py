@@ -11,7 +11,8 @@ import asyncpg
 from service.backoff import Backoff
 from service.db.errors import DATABASE_ERRORS
 from service.db.relay_store import RelayStore
-from service.outbox.wakeup import OPERATOR_SENDER, PROCESS_SENDER
+from service.db.session import OPERATOR_WAKEUP
+from service.outbox.wakeup import PROCESS_SENDER
 from service.waiting import wait_for_event
 
 log = logging.getLogger(__name__)
@@ -93,7 +94,7 @@ class NotifyListener:
             connection.terminate()
 
     def _notified(self, _connection: object, _pid: int, _channel: str, payload: object) -> None:
-        if payload == OPERATOR_SENDER:
+        if payload == OPERATOR_WAKEUP:
             self._on_operator()
         elif payload != PROCESS_SENDER:  # this process's relay was woken directly
             self._on_notify()

@@ -18,7 +18,6 @@ from collections.abc import Callable
 from service.db.database import Database
 from service.db.errors import DATABASE_ERRORS
 from service.db.relay_store import RelayStore
-from service.db.session import OPERATOR_WAKEUP
 
 log = logging.getLogger(__name__)
 # At most one NOTIFY per this many seconds while rows keep committing: a relay in another
@@ -26,8 +25,6 @@ log = logging.getLogger(__name__)
 NOTIFY_EVERY_SECONDS = 0.002
 # The payload of this process's NOTIFYs: its own relay, woken directly, skips them.
 PROCESS_SENDER = uuid.uuid4().hex
-# The payload of an operator's retry or replay (service/db/session.py).
-OPERATOR_SENDER = OPERATOR_WAKEUP
 
 
 class OutboxWakeup:

@@ -77,5 +77,5 @@ async def list_events(reader: Reader, wanted: EventFilter, page: type[Page]) -> 
 
 
 def event_fields(row: Any) -> dict[str, Any]:
-    # The columns of one row make both the event and its delivery; jsonb comes as text.
-    return {**row, "data": msgspec.json.decode(row["data"]), "delivery": row_as(row, Delivery)}
+    # The columns of one row make both the event and its delivery.
+    return {**row, "delivery": row_as(row, Delivery)}
