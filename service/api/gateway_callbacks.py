@@ -64,13 +64,14 @@ class GatewayCallbackController(Controller):
         except MalformedEvent as exc:
             raise ValidationException(str(exc)) from exc
         if event is None:
-            return GatewayCallbackResponse(ignored="an event type the service does not act on")
+            # Of another type, or about a payment of another system sharing the account.
+            return GatewayCallbackResponse(ignored="an event the service does not act on")
         try:
             result = await apply_gateway_event(ApplyGatewayEvent(event), write.uow)
         except PaymentNotFound as exc:
-            if write.settings.gateway.kind == "simulator":
+            if not gateway.ignores_unknown_payments:
                 raise  # the callback named a transaction_id: the caller's mistake, a 404
-            # A PaymentIntent of the same Stripe account that is not the service's.
+            # A payment of another system sharing the gateway's account (Stripe's).
             log.info("gateway event %s ignored: %s", event.event_id, exc.detail)
             return GatewayCallbackResponse(ignored="not about a payment of this service")
         if isinstance(result, Refund):

@@ -51,7 +51,7 @@ from service.domain.errors import (
     PaymentNotFound,
 )
 from service.domain.failures import GENERIC_DECLINE, failure_message
-from service.domain.model import Payment
+from service.domain.model import BuyerAction, Payment
 from service.domain.rules import PaymentStatus, payment_amount, retry_refusal
 from service.gateway import ChargeDecision, ChargeOutcome, ChargeRequest, Gateway
 from service.metrics import PAYMENTS
@@ -201,7 +201,8 @@ def settlement_of(payment: Payment, decision: ChargeDecision, request_id: str | 
         message = decision.failure_message or failure_message(code)
         return settlement._replace(failure_code=code, failure_message=message)
     if status is PaymentStatus.PENDING and decision.next_action is not None:
-        return settlement._replace(next_action=msgspec.structs.asdict(decision.next_action))
+        action = msgspec.convert(decision.next_action, BuyerAction, from_attributes=True)
+        return settlement._replace(next_action=action)
     return settlement
 
 

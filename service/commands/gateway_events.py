@@ -35,8 +35,6 @@ async def apply_gateway_event(command: ApplyGatewayEvent, uow: UnitOfWork) -> Pa
     that charge never completed.
     """
     event = command.event
-    if event.transaction_id is None:
-        raise PaymentNotFound(f"event {event.event_id} names no charge attempt of this service")
     if event.charge is not None:
         return await _apply_charge(event, event.charge, uow)
     assert event.refund is not None
@@ -44,7 +42,6 @@ async def apply_gateway_event(command: ApplyGatewayEvent, uow: UnitOfWork) -> Pa
 
 
 async def _apply_charge(event: GatewayEvent, decision: ChargeDecision, uow: UnitOfWork) -> Payment:
-    assert event.transaction_id is not None
     reported = STATUS_OF[decision.outcome]
     async with uow.transaction() as session:
         found = await session.lock_payment_by_transaction(event.transaction_id)
@@ -72,7 +69,6 @@ async def _apply_charge(event: GatewayEvent, decision: ChargeDecision, uow: Unit
 
 
 async def _apply_refund(event: GatewayEvent, decision: RefundDecision, uow: UnitOfWork) -> Refund:
-    assert event.transaction_id is not None
     async with uow.transaction() as session:
         found = await session.lock_refund_of_event(event.transaction_id, event.refund_id)
         if found is None:

@@ -29,10 +29,6 @@ from service.metrics import MANUAL_REVIEW, PAYMENTS_RECONCILED, WAITING_FOR_BUYE
 log = logging.getLogger(__name__)
 # The webhooks of what the reconciler settles carry this in place of an API call's id.
 RECONCILER_REQUEST_ID = "reconciler"
-# A gateway keeps a request's idempotency key this long (Stripe: 24 hours). A charge that
-# never got an answer is asked about by sending it again under its key, which past this
-# age could make a second charge: then it is left to manual review instead.
-IDEMPOTENCY_WINDOW_SECONDS = 23 * 3600.0
 T = TypeVar("T")
 
 
@@ -71,7 +67,7 @@ async def reconcile_stuck_payments(
             log.warning("reconciler lease ended; %d payments wait for the next round", asked)
             break
         payment = charge.payment
-        if _cannot_ask(charge):
+        if _cannot_ask(charge, gateway.resend_window_seconds):
             async with uow.connection() as session:
                 await _flag_if_overdue(session, payment, command.manual_review_after_seconds)
             continue
@@ -115,14 +111,17 @@ async def reconcile_stuck_payments(
     return settled
 
 
-def _cannot_ask(charge: Charge) -> bool:
-    """A charge that never got an answer, older than the gateway keeps its key: asking
-    by sending it again could charge twice."""
+def _cannot_ask(charge: Charge, resend_window_seconds: float | None) -> bool:
+    """A charge that never got an answer, older than the gateway keeps its key
+    (Gateway.resend_window_seconds): asking by sending it again could charge twice, so
+    it is left to manual review instead."""
     payment = charge.payment
     if payment.gateway_reference is not None or payment.status is not PaymentStatus.PROCESSING:
         return False
+    if resend_window_seconds is None:
+        return False
     age = datetime.now(UTC) - payment.updated_at
-    return age.total_seconds() > IDEMPOTENCY_WINDOW_SECONDS
+    return age.total_seconds() > resend_window_seconds
 
 
 async def _ask(question: Coroutine[Any, Any, T], lease_ends: float, about: int) -> T | None:

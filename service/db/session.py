@@ -9,7 +9,7 @@ outside service/db/ names a query; the read side has its own sessions
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, NamedTuple, Protocol, TypeAlias
@@ -19,7 +19,7 @@ import msgspec
 
 from service.db.queries import Queries, Row
 from service.db.rows import row_as
-from service.domain.model import Payment, Refund, RefundStatus
+from service.domain.model import BuyerAction, Payment, Refund, RefundStatus
 from service.domain.rules import RETRY_SOURCES, UNDECIDED, PaymentStatus, sources_of
 
 if TYPE_CHECKING:
@@ -95,7 +95,7 @@ class Settlement(NamedTuple):
     failure_code: str | None = None
     failure_message: str | None = None
     gateway_reference: str | None = None
-    next_action: Mapping[str, str] | None = None
+    next_action: BuyerAction | None = None
 
 
 class RefundInFlight(NamedTuple):

@@ -115,9 +115,9 @@ class GatewayEvent(msgspec.Struct, frozen=True):
     event_id: str
     kind: Literal["charge", "refund"]
     charge_reference: str | None
-    # The charge attempt's id, from what the service sent with the charge: None when the
-    # charge is not one the service made.
-    transaction_id: UUID | None
+    # The charge attempt's id, from what the service sent with the charge (an event
+    # without one is none of the service's: parse_event gives None for it).
+    transaction_id: UUID
     charge: ChargeDecision | None = None
     refund_reference: str | None = None
     # The refund's own id the service gave the gateway with it, when the event carries it.
@@ -143,6 +143,14 @@ class Gateway(Protocol):
     # Whether a charge needs the buyer's payment method (`payment_method_token`): a
     # request without one is the client's 400 before anything is stored.
     needs_payment_method: bool
+    # Whether an event about a payment the service does not know is one to ignore (a
+    # gateway account shared with other systems, as Stripe's is) rather than the
+    # sender's mistake (the simulator's callback, naming a transaction_id: a 404).
+    ignores_unknown_payments: bool
+    # How long the gateway keeps a request's idempotency key, so that sending it again
+    # answers about the first instead of making a second charge; None: for ever. A
+    # charge never answered and older than this is left to manual review, not re-sent.
+    resend_window_seconds: float | None
 
     async def charge(self, request: ChargeRequest) -> ChargeDecision:
         """Charge the buyer's payment method, once, under the attempt's transaction_id."""
@@ -168,8 +176,9 @@ class Gateway(Protocol):
         ...
 
     def parse_event(self, body: bytes, headers: Mapping[str, str]) -> GatewayEvent | None:
-        """The event of a signed request body, or None for an event type the service does
-        not act on. Raises service.signing.SignatureError for a missing, stale or wrong
+        """The event of a signed request body, or None for an event the service does not
+        act on (of another type, or about an object that carries no id of the service's).
+        Raises service.signing.SignatureError for a missing, stale or wrong
         signature, MalformedEvent for a signed body that is no event."""
         ...
 

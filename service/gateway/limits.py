@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from typing import TypeVar
 
 from service.gateway.contract import (
@@ -11,6 +12,7 @@ from service.gateway.contract import (
     ChargeRequest,
     Gateway,
     GatewayEvent,
+    GatewayUnavailable,
     RefundDecision,
     RefundRequest,
 )
@@ -18,6 +20,12 @@ from service.gateway.contract import (
 # Gateway calls in flight at once per process (a batch of 1,000 must not open 1,000).
 MAX_CALLS_IN_FLIGHT = 64
 T = TypeVar("T")
+
+# The deadline (event loop time) of the gateway call running in this context, set by
+# LimitedGateway for the adapter under it: an adapter that refuses early (no turn of its
+# rate limit left, a Retry-After past the end) tests against the one deadline the call is
+# cut off at, not a later one of its own. None when an adapter is called bare.
+call_deadline: ContextVar[float | None] = ContextVar("call_deadline", default=None)
 
 
 class LimitedGateway:
@@ -27,7 +35,7 @@ class LimitedGateway:
     the limit of its PROCESSING commit, however many calls queue before it, which is
     what lets the reconciler (whose age exceeds the limit, see GatewaySettings) know
     that no charge of a payment it asks about is still in flight. A call cut off
-    raises TimeoutError: to the caller, the gateway did not answer.
+    raises GatewayUnavailable: to the caller, the gateway did not answer.
     """
 
     def __init__(self, gateway: Gateway, timeout_seconds: float) -> None:
@@ -35,10 +43,21 @@ class LimitedGateway:
         self._timeout = timeout_seconds
         self._slots = asyncio.Semaphore(MAX_CALLS_IN_FLIGHT)
         self.needs_payment_method = gateway.needs_payment_method
+        self.ignores_unknown_payments = gateway.ignores_unknown_payments
+        self.resend_window_seconds = gateway.resend_window_seconds
 
     async def _limited(self, call: Callable[[], Awaitable[T]]) -> T:
-        async with asyncio.timeout(self._timeout), self._slots:
-            return await call()
+        deadline = asyncio.get_running_loop().time() + self._timeout
+        token = call_deadline.set(deadline)
+        try:
+            async with asyncio.timeout_at(deadline), self._slots:
+                return await call()
+        except TimeoutError:
+            raise GatewayUnavailable(
+                f"no answer within the gateway's time limit of {self._timeout:g} s"
+            ) from None
+        finally:
+            call_deadline.reset(token)
 
     async def charge(self, request: ChargeRequest) -> ChargeDecision:
         return await self._limited(lambda: self._gateway.charge(request))

@@ -61,6 +61,10 @@ class SimulatedGateway:
 
     # The simulator takes a charge without a payment method of the buyer's.
     needs_payment_method = False
+    # A callback names a transaction_id: one of no payment is the sender's mistake.
+    ignores_unknown_payments = False
+    # Nothing asked expires: a charge is asked about again however old.
+    resend_window_seconds: float | None = None
 
     def __init__(self, settings: GatewaySettings) -> None:
         self._asynchronous = settings.mode == "async"

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import random
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -26,6 +25,7 @@ from uuid import UUID
 import msgspec
 import stripe
 
+from service.backoff import Backoff, parse_retry_after
 from service.gateway.contract import (
     ChargeDecision,
     ChargeOutcome,
@@ -38,6 +38,7 @@ from service.gateway.contract import (
     RefundOutcome,
     RefundRequest,
 )
+from service.gateway.limits import call_deadline
 from service.signing import UNIX_SECONDS, SignatureError
 
 STRIPE_API_BASE = "https://api.stripe.com"
@@ -79,10 +80,10 @@ REFUND_FAILURE_CODES: dict[str, str] = {
 REFUND_FAILED = "refund_failed"
 
 # Waits between sends of a request Stripe asked to be sent again (429) and that named no
-# wait of its own (Retry-After): doubling from the first, never above the last, each
-# shortened at random so that calls turned away together do not come back together.
-RETRY_FIRST_WAIT = 0.1
-RETRY_LONGEST_WAIT = 2.0
+# wait of its own (Retry-After): the service's one retry policy (service/backoff.py),
+# doubling from 0.1 s up to 2 s, jittered so that calls turned away together do not come
+# back together.
+RETRY_BACKOFF = Backoff(first=0.1, cap=2.0)
 
 T = TypeVar("T")
 
@@ -210,7 +211,8 @@ class StripeGateway:
     """The Gateway (service/gateway/contract.py) of Stripe, or of a server that speaks its
     API (`api_base`, such as localstripe).
 
-    Every call ends within `timeout_seconds`, the wait for its turn under
+    Every call ends within `timeout_seconds` (under the service, LimitedGateway's deadline,
+    which counts the wait for a call slot), the wait for its turn under
     `max_requests_per_second` and its sends again after a 429 included: with a decision,
     or with GatewayUnavailable. The API key and the webhook secrets appear in no message,
     log line or repr of the adapter.
@@ -218,6 +220,10 @@ class StripeGateway:
 
     # A PaymentIntent is confirmed with the buyer's PaymentMethod (pm_…).
     needs_payment_method = True
+    # The account's events include PaymentIntents of other systems sharing it.
+    ignores_unknown_payments = True
+    # Stripe keeps an Idempotency-Key 24 hours; an hour short of it, to be safe.
+    resend_window_seconds: float | None = 23 * 3600.0
 
     def __init__(
         self,
@@ -404,20 +410,26 @@ class StripeGateway:
                     | "payment_intent.canceled"
                 ):
                     intent = msgspec.json.decode(event.data.object, type=_PaymentIntent)
+                    transaction_id = _transaction_id(intent.metadata)
+                    if transaction_id is None:
+                        return None  # a PaymentIntent the service did not create
                     return GatewayEvent(
                         event_id=event.id,
                         kind="charge",
                         charge_reference=intent.id,
-                        transaction_id=_transaction_id(intent.metadata),
+                        transaction_id=transaction_id,
                         charge=charge_decision(intent),
                     )
                 case "refund.updated":
                     made = msgspec.json.decode(event.data.object, type=_Refund)
+                    transaction_id = _transaction_id(made.metadata)
+                    if transaction_id is None:
+                        return None  # a refund the service did not ask for
                     return GatewayEvent(
                         event_id=event.id,
                         kind="refund",
                         charge_reference=made.payment_intent,
-                        transaction_id=_transaction_id(made.metadata),
+                        transaction_id=transaction_id,
                         refund_reference=made.id,
                         refund_id=_refund_id(made.metadata),
                         refund=refund_decision(made),
@@ -473,8 +485,12 @@ class StripeGateway:
 
     @asynccontextmanager
     async def _time_limit(self) -> AsyncIterator[float]:
-        """The call's deadline (event loop time), and GatewayUnavailable once it passes."""
-        deadline = asyncio.get_running_loop().time() + self._timeout
+        """The call's deadline (event loop time), and GatewayUnavailable once it passes:
+        LimitedGateway's, whose clock started before the wait for a call slot, or one of
+        `timeout_seconds` from now when the adapter is called bare."""
+        deadline = call_deadline.get()
+        if deadline is None:
+            deadline = asyncio.get_running_loop().time() + self._timeout
         try:
             async with asyncio.timeout_at(deadline):
                 yield deadline
@@ -626,11 +642,14 @@ def _refunded_charge_event(event_id: str, charge: _Charge) -> GatewayEvent | Non
     if made is None and not charge.refunded:
         # Part of the amount, by someone else: the service refunds whole payments only.
         return None
+    transaction_id = _transaction_id(made.metadata if made else charge.metadata)
+    if transaction_id is None:
+        return None  # a charge or a refund the service did not make
     return GatewayEvent(
         event_id=event_id,
         kind="refund",
         charge_reference=charge.payment_intent,
-        transaction_id=_transaction_id(made.metadata if made else charge.metadata),
+        transaction_id=transaction_id,
         refund_reference=made.id if made else None,
         refund_id=_refund_id(made.metadata) if made else None,
         refund=refund_decision(made) if made else RefundDecision(RefundOutcome.SUCCEEDED),
@@ -696,14 +715,10 @@ def _wait_before_sending_again(exc: stripe.StripeError, sends: int) -> float | N
         return None
     if exc.http_status != 429 and should_retry != "true":
         return None
-    retry_after = _header(exc.headers or {}, "retry-after")
+    retry_after = parse_retry_after(_header(exc.headers or {}, "retry-after"))
     if retry_after is not None:
-        try:
-            return max(0.0, float(retry_after))
-        except ValueError:
-            pass
-    longest = min(RETRY_LONGEST_WAIT, RETRY_FIRST_WAIT * 2 ** (sends - 1))
-    return random.uniform(longest / 2, longest)
+        return retry_after
+    return RETRY_BACKOFF.delay(sends)
 
 
 def _what(exc: stripe.StripeError) -> str:
