@@ -75,12 +75,10 @@ async def _serving(
         # This process's relay hears of its commits directly, not through a NOTIFY.
         wakeup.subscribe(relay.relay.wake)
     app.state.update(
-        database=db,
         write_side=WriteSide(uow=uow, gateway=gateway, settings=settings),
         read_side=ReadSide(
             backlog=SharedBacklog(reader), reader=reader, settings=settings, relay=relay
         ),
-        database_url=url,
     )
 
     stop = asyncio.Event()

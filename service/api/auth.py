@@ -56,11 +56,18 @@ def token_is_valid(presented: bytes, tokens: tuple[str, ...]) -> bool:
     return valid
 
 
+def fingerprint(token: bytes) -> str:
+    """How a token is named where what its caller stores is scoped (Idempotency-Keys): its
+    SHA-256, never the token itself. The console names a session's token alike, so that a
+    key is the token's whether sent to the API or through the console."""
+    return hashlib.sha256(token).hexdigest()
+
+
 def caller_fingerprint(scope: Scope) -> str:
     """Who is calling, for scoping what callers store (Idempotency-Keys): the SHA-256 of
     their token, never the token itself; '' when authentication is off."""
-    fingerprint: str = scope.get("state", {}).get(CALLER_STATE_KEY, "")
-    return fingerprint
+    caller: str = scope.get("state", {}).get(CALLER_STATE_KEY, "")
+    return caller
 
 
 class BearerAuthMiddleware(ASGIMiddleware):
@@ -81,7 +88,7 @@ class BearerAuthMiddleware(ASGIMiddleware):
             method = cast(HTTPScope, scope)["method"]
             if not full and method not in READ_METHODS:
                 raise ReadOnlyToken(detail=f"a read-only token may only read, not {method}")
-            scope["state"][CALLER_STATE_KEY] = hashlib.sha256(presented).hexdigest()
+            scope["state"][CALLER_STATE_KEY] = fingerprint(presented)
         await next_app(scope, receive, send)
 
 

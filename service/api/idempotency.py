@@ -40,7 +40,7 @@ from service.api.nul_characters import check_text
 from service.db.errors import DATABASE_ERRORS
 from service.db.session import KeyClaim, StoredKey
 from service.db.unit_of_work import UnitOfWork
-from service.settings import Settings
+from service.settings import IdempotencySettings, Settings
 
 log = logging.getLogger(__name__)
 
@@ -69,15 +69,67 @@ MAX_KEY_LENGTH = 255
 MAX_ENDPOINT_BYTES = 1024
 
 
+def is_valid_key(key: str) -> bool:
+    """Whether `key` can be an Idempotency-Key (of the API's header, of a console form)."""
+    # ASCII only: other bytes have no agreed text (latin-1? UTF-8?), so a retry
+    # through another client could name another key.
+    return 0 < len(key) <= MAX_KEY_LENGTH and key.isascii() and key.isprintable()
+
+
+async def claim_key(
+    uow: UnitOfWork,
+    settings: IdempotencySettings,
+    caller: str,
+    endpoint: str,
+    key: str,
+    request_hash: bytes,
+) -> tuple[KeyClaim | None, StoredKey | None]:
+    """Claim the caller's key for this request: (the claim, None); or, when another
+    request holds it or has answered, (None, what it holds: its request's hash and any
+    answer); (None, None) when it expired and was purged in between (rare, retryable)."""
+    async with uow.connection() as session:
+        claim = await session.claim_key(
+            caller,
+            endpoint,
+            key,
+            request_hash,
+            token=uuid.uuid4(),
+            ttl_seconds=settings.ttl_hours * 3600.0,
+            lock_seconds=settings.lock_seconds,
+        )
+        stored = None if claim is not None else await session.find_key(caller, endpoint, key)
+    return claim, stored
+
+
+async def keep_answer(
+    uow: UnitOfWork, claim: KeyClaim, status: int, content_type: str, body: bytes
+) -> None:
+    """Store the answer to replay; after a 5xx let the key go for a retry (forgotten if it
+    created no payment). Nothing if the key was taken over meanwhile.
+
+    Never raises a database error: the answer (say a 503 during an outage) stands, and a
+    failure of the key's own bookkeeping only leaves the key to expire with its lock."""
+    try:
+        async with uow.connection() as session:
+            if status >= 500:
+                await session.release_key(claim)
+                return
+            stored = await session.store_answer(claim, status, content_type, body)
+    except DATABASE_ERRORS as exc:
+        log.warning("idempotency key %r not stored on %s: %r", claim.key, claim.endpoint, exc)
+        return
+    if not stored:
+        # Our lock expired and another request took the key: its answer stands.
+        log.warning("idempotency key %r was taken over; this answer is not stored", claim.key)
+
+
 def _key(scope: Scope) -> str | None:
     for name, value in scope["headers"]:
         if name == HEADER:
             # The IETF draft sends a structured-field string ("..."); Stripe a bare token.
             key = value.decode("latin-1").strip().strip('"')
             check_text(key, "header Idempotency-Key")
-            # ASCII only: other bytes have no agreed text (latin-1? UTF-8?), so a retry
-            # through another client could name another key.
-            if not key or len(key) > MAX_KEY_LENGTH or not (key.isascii() and key.isprintable()):
+            if not is_valid_key(key):
                 raise ClientException(
                     f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable ASCII characters"
                 )
@@ -140,17 +192,7 @@ class IdempotencyMiddleware(ASGIMiddleware):
         caller = caller_fingerprint(scope)
         digest = hashlib.sha256(body).digest()
         uow: UnitOfWork = app_state.write_side.uow
-        async with uow.connection() as session:
-            claim = await session.claim_key(
-                caller,
-                endpoint,
-                key,
-                digest,
-                token=uuid.uuid4(),
-                ttl_seconds=settings.idempotency.ttl_hours * 3600.0,
-                lock_seconds=settings.idempotency.lock_seconds,
-            )
-            stored = None if claim is not None else await session.find_key(caller, endpoint, key)
+        claim, stored = await claim_key(uow, settings.idempotency, caller, endpoint, key, digest)
         if claim is None:
             await _replay(stored, digest, send)
             return
@@ -171,34 +213,18 @@ class IdempotencyMiddleware(ASGIMiddleware):
             await next_app(scope, _replaying(body), capture)
         finally:
             claim_var.reset(serving)
-            try:
-                await _keep_answer(uow, claim, response)
-            # The handler's answer (say its 503 during an outage) stands: a failure of the
-            # key's own bookkeeping must not turn it into a 500, only leave the key to
-            # expire with its lock.
-            except DATABASE_ERRORS as exc:
-                log.warning("idempotency key %r not stored on %s: %r", key, endpoint, exc)
+            content_type = response.get("content_type") or b"application/json"
+            await keep_answer(
+                uow,
+                claim,
+                response.get("status", 500),
+                content_type.decode("latin-1"),
+                bytes(response["body"]),
+            )
         # Held back until the key is stored: a client retrying the moment it has the
         # answer must find it stored (or released after a 5xx), never still locked.
         for message in messages:
             await send(message)
-
-
-async def _keep_answer(uow: UnitOfWork, claim: KeyClaim, response: dict[str, Any]) -> None:
-    """Store the answer to replay; after a 5xx let the key go for a retry (forgotten if it
-    created no payment). Nothing if the key was taken over meanwhile."""
-    status = response.get("status", 500)
-    async with uow.connection() as session:
-        if status >= 500:
-            await session.release_key(claim)
-            return
-        content_type = response.get("content_type") or b"application/json"
-        stored = await session.store_answer(
-            claim, status, content_type.decode("latin-1"), bytes(response["body"])
-        )
-    if not stored:
-        # Our lock expired and another request took the key: its answer stands.
-        log.warning("idempotency key %r was taken over; this answer is not stored", claim.key)
 
 
 async def _replay(stored: StoredKey | None, digest: bytes, send: Send) -> None:

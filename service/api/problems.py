@@ -129,17 +129,25 @@ def _message(item: dict[str, Any]) -> str:
     return str(item.get("message", ""))
 
 
-def unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+def unexpected_problem(request: Request[Any, Any, Any], exc: Exception) -> dict[str, Any]:
+    """The problem an error no handler expected is answered with (by the API and the
+    console), logged: 503 while the database is unreachable, else 500 with its traceback."""
     if isinstance(exc, DATABASE_DOWN):
         log.warning("database unavailable during %s %s: %r", request.method, request.url.path, exc)
-        return problem(
+        return problem_document(
             503,
             "database-unavailable",
             "Database unavailable",
             "the database is unreachable; retry",
         )
     log.exception("unexpected error during %s %s", request.method, request.url.path)
-    return problem(500, "internal-error", "Internal server error", "an unexpected error occurred")
+    return problem_document(
+        500, "internal-error", "Internal server error", "an unexpected error occurred"
+    )
+
+
+def unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    return respond(unexpected_problem(request, exc))
 
 
 EXCEPTION_HANDLERS: dict[int | type[Exception], Any] = {

@@ -4,10 +4,10 @@ Litestar converts bodies with msgspec's lax rules (strict=False), which would
 turn "100" into 100 and accept a string where the contract demands a JSON
 number. These DTOs parse the raw bytes once, exactly (service.api.exact_json:
 duplicate keys refused, fractions kept as Decimal), refuse a string holding NUL
-(service.api.nul_characters), then check the result against the Structs in
-msgspec's strict mode, keeping the Structs as the documented OpenAPI request
-schemas. `amount` reaches the handlers exactly as the client wrote it (an exact
-Yen), never a rounded float.
+(service.api.nul_characters; looked for only when the body holds the escape `\\u0000`),
+then check the result against the Structs in msgspec's strict mode, keeping the
+Structs as the documented OpenAPI request schemas. `amount` reaches the handlers
+exactly as the client wrote it (an exact Yen), never a rounded float.
 """
 
 from __future__ import annotations
@@ -61,12 +61,13 @@ def decode_json(value: bytes, content_type: str | None) -> Any:
 class StrictJSON(MsgspecDTO[T]):
     def decode_bytes(self, value: bytes) -> Any:
         data = decode_json(value, self.asgi_connection.headers.get("content-type"))
-        return strictly(self.storable(data), self.model_type)
+        if nul_characters.may_hold_nul(value):
+            self.refuse_nul(data)
+        return strictly(data, self.model_type)
 
-    def storable(self, data: Any) -> Any:
-        """`data`, once no string of it holds NUL (a 400 naming where)."""
+    def refuse_nul(self, data: Any) -> None:
+        """A 400 naming where, when a string of `data` holds NUL."""
         nul_characters.check_json(data)
-        return data
 
     @classmethod
     def create_openapi_schema(
@@ -155,11 +156,10 @@ class CreatePaymentsBody(StrictJSON[CreatePaymentsRequest]):
     """Only the envelope is decoded here; each entry is converted on its own, so that a
     malformed one fails alone (service/api/payments.py). The schema says what an entry must be."""
 
-    def storable(self, data: Any) -> Any:
+    def refuse_nul(self, data: Any) -> None:
         # A NUL inside an entry is that entry's own 400 (service/api/payments.py), not the batch's.
         entries = data.get("payments") if isinstance(data, dict) else None
         nul_characters.check_json({**data, "payments": []} if isinstance(entries, list) else data)
-        return data
 
     @classmethod
     def create_openapi_schema(

@@ -13,7 +13,6 @@ import msgspec
 
 from service.db.reader import Reader, ReadSession
 from service.db.rows import row_as
-from service.queries.outbox_health import OutboxStatus, outbox_status
 
 # How many rows a console list shows at most: what fits on a page a person reads.
 MAX_LISTED = 100
@@ -45,14 +44,19 @@ class MinuteOfPayments(msgspec.Struct, frozen=True):
     by_status: dict[str, int]
 
 
-class MinuteOfDeliveries(msgspec.Struct, frozen=True):
-    """Webhooks delivered in a minute (None: the whole hour), and how long they took from
-    being queued to being delivered."""
+class Deliveries(msgspec.Struct, frozen=True):
+    """Webhooks delivered in the last hour, and how long they took from being queued to
+    being delivered."""
 
-    minute: datetime | None
     delivered: int
     p50_seconds: float | None
     p99_seconds: float | None
+
+
+class MinuteOfDeliveries(Deliveries, frozen=True):
+    """Webhooks delivered in one minute of the last hour, and how long they took."""
+
+    minute: datetime
 
 
 class Overview(msgspec.Struct, frozen=True):
@@ -61,10 +65,9 @@ class Overview(msgspec.Struct, frozen=True):
     waiting_for_buyers: int
     manual_review_count: int
     manual_review: list[FlaggedPayment]
-    outbox: OutboxStatus
     per_minute: list[MinuteOfPayments]
     deliveries_per_minute: list[MinuteOfDeliveries]
-    deliveries_in_the_hour: MinuteOfDeliveries
+    deliveries_in_the_hour: Deliveries
 
 
 class StuckEvent(msgspec.Struct, frozen=True):
@@ -101,7 +104,9 @@ class ReplayJobProgress(msgspec.Struct, frozen=True):
 
 
 async def overview(reader: Reader) -> Overview:
-    """Every figure of the overview, read on one connection (one server, one moment)."""
+    """Every figure of the overview, read on one connection (one server, one moment), but
+    the outbox's backlog: the console reads that as readiness and the metrics do
+    (service/queries/outbox_health.py, SharedBacklog)."""
     found = await reader.one(_overview)
     assert found is not None
     return found
@@ -113,20 +118,22 @@ async def _overview(session: ReadSession) -> Overview:
         counts = per_minute.setdefault(row["minute"], {})
         if row["status"] is not None:
             counts[row["status"]] = row["count"]
-    deliveries = [
-        row_as(row, MinuteOfDeliveries) for row in await session.delivery_lag_per_minute()
-    ]
+    deliveries = await session.delivery_lag_per_minute()
     return Overview(
         totals=[row_as(row, StatusTotals) for row in await session.payment_totals()],
-        waiting_for_buyers=await session.waiting_for_buyers(),
-        manual_review_count=await session.manual_review_count(),
+        waiting_for_buyers=await session.count_waiting_for_buyer(),
+        manual_review_count=await session.count_manual_review(),
         manual_review=[
             row_as(row, FlaggedPayment) for row in await session.manual_review(MAX_LISTED)
         ],
-        outbox=await outbox_status(session),
         per_minute=[MinuteOfPayments(minute, counts) for minute, counts in per_minute.items()],
-        deliveries_per_minute=[minute for minute in deliveries if minute.minute is not None],
-        deliveries_in_the_hour=next(minute for minute in deliveries if minute.minute is None),
+        deliveries_per_minute=[
+            row_as(row, MinuteOfDeliveries) for row in deliveries if row["minute"] is not None
+        ],
+        # The row without a minute is the whole hour's.
+        deliveries_in_the_hour=next(
+            row_as(row, Deliveries) for row in deliveries if row["minute"] is None
+        ),
     )
 
 

@@ -1,5 +1,5 @@
-"""The outbox's backlog (view `outbox_backlog`), for readiness, the metrics gauges and the
-operators' `payments outbox status`."""
+"""The outbox's backlog (view `outbox_backlog`), for readiness, the metrics gauges, the
+console and the operators' `payments outbox status`."""
 
 from __future__ import annotations
 
@@ -20,7 +20,15 @@ class OutboxBacklog(msgspec.Struct, frozen=True):
     pending: int
     oldest_age_seconds: float
     dead: int
+    # Waiting behind an earlier undelivered event of their order: a part of pending.
     blocked: int
+    # Being sent now (claimed by a relay): a part of pending.
+    in_flight: int
+
+    @property
+    def oldest_pending_seconds(self) -> float | None:
+        """How long the oldest waiting event has waited; None when none waits."""
+        return self.oldest_age_seconds if self.pending else None
 
 
 class OutboxStatus(msgspec.Struct, frozen=True):
@@ -52,8 +60,8 @@ async def outbox_backlog(reader: Reader) -> OutboxBacklog:
 
 
 class SharedBacklog:
-    """The backlog as readiness and each metrics scrape see it: read at most once per
-    MAX_AGE_SECONDS, one read at a time.
+    """The backlog as readiness, each metrics scrape and the console's pages see it: read
+    at most once per MAX_AGE_SECONDS, one read at a time.
 
     Both endpoints are open to anyone, and the view's cost grows with the backlog (an
     Order Service outage): each request reading it on the pool the payments use would

@@ -27,6 +27,7 @@ import msgspec
 from litestar import Request
 from litestar.datastructures import Cookie
 
+from service.api.auth import fingerprint
 from service.settings import AuthSettings, Settings
 
 COOKIE = "payments_console"
@@ -71,12 +72,6 @@ def signing_key(auth: AuthSettings) -> bytes:
     return hmac.new(b"payments console session", material, hashlib.sha256).digest()
 
 
-def fingerprint(token: bytes) -> str:
-    # As service.api.auth names callers: an Idempotency-Key of the console and of the API
-    # belongs to the same token.
-    return hashlib.sha256(token).hexdigest()
-
-
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
@@ -112,13 +107,19 @@ def decode(value: str, auth: AuthSettings, now: float) -> Visitor | None:
     return visitor
 
 
+@cache
+def _fingerprints(tokens: tuple[str, ...]) -> frozenset[str]:
+    # Once per configured list, as the signing key: every console request asks kind_of.
+    return frozenset(fingerprint(token.encode()) for token in tokens)
+
+
 def kind_of(fingerprint_: str, auth: AuthSettings) -> Kind:
     """What a session with this token fingerprint is under the configured tokens."""
     if not auth.enabled:
         return "open"
-    if fingerprint_ in {fingerprint(token.encode()) for token in auth.tokens}:
+    if fingerprint_ in _fingerprints(auth.tokens):
         return "full"
-    if fingerprint_ in {fingerprint(token.encode()) for token in auth.read_only_tokens}:
+    if fingerprint_ in _fingerprints(auth.read_only_tokens):
         return "read-only"
     return "signed-out"
 

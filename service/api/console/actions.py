@@ -13,7 +13,6 @@ sent again.
 from __future__ import annotations
 
 import hashlib
-import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -29,19 +28,17 @@ from litestar.response import Template
 from service.api.console.access import CSRF_FIELD
 from service.api.console.rendering import page, visitor
 from service.api.dependencies import WriteSide
-from service.api.idempotency import MAX_KEY_LENGTH
+from service.api.idempotency import claim_key, is_valid_key, keep_answer
 from service.api.path_ids import parse_timestamp
+from service.api.payments import refund_status_code
 from service.api.problems import domain_problem
 from service.commands import RedeliverEvent, RefundPayment, RetryPayment, StartReplayJob
 from service.commands.charging import retry_payment
 from service.commands.outbox_operations import redeliver_event, start_replay_job
 from service.commands.refunding import refund_payment
-from service.db.errors import DATABASE_ERRORS
 from service.db.session import KeyClaim
 from service.domain.errors import DomainError
 from service.domain.model import Payment, Refund
-
-log = logging.getLogger(__name__)
 
 KEY_FIELD = "idempotency_key"
 
@@ -82,40 +79,31 @@ def _form_text(form: FormMultiDict, name: str) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _key(form: FormMultiDict) -> str:
-    key = _form_text(form, KEY_FIELD).strip()
-    if not key or len(key) > MAX_KEY_LENGTH or not (key.isascii() and key.isprintable()):
-        raise ValidationException(
-            "the form has no valid idempotency key: reload the page and send it again"
-        )
-    return key
-
-
 Act = Callable[[KeyClaim], Awaitable[Outcome]]
 
 
 async def once(
-    request: Request[Any, Any, Any], write: WriteSide, form: FormMultiDict, act: Act
+    request: Request[Any, Any, Any],
+    write: WriteSide,
+    form: FormMultiDict,
+    act: Act,
+    payment_id: int | None = None,
 ) -> Template:
-    """Run `act` under the form's Idempotency-Key, or show the outcome stored for it."""
-    settings = write.settings
-    key = _key(form)
+    """Run `act` under the form's Idempotency-Key, or show the outcome stored for it. A
+    domain error of `act` is its outcome, as the API answers it (about `payment_id`)."""
+    key = _form_text(form, KEY_FIELD).strip()
+    if not is_valid_key(key):
+        raise ValidationException(
+            "the form has no valid idempotency key: reload the page and send it again"
+        )
     # What was asked: the form's fields but its CSRF token, which is the session's.
     asked = sorted((k, v) for k, v in form.multi_items() if k not in (CSRF_FIELD, KEY_FIELD))
     digest = hashlib.sha256(msgspec.json.encode(asked)).digest()
     caller = visitor(request).fingerprint
     endpoint = f"POST {request.url.path.rstrip('/')}"
-    async with write.uow.connection() as session:
-        claim = await session.claim_key(
-            caller,
-            endpoint,
-            key,
-            digest,
-            token=uuid.uuid4(),
-            ttl_seconds=settings.idempotency.ttl_hours * 3600.0,
-            lock_seconds=settings.idempotency.lock_seconds,
-        )
-        stored = None if claim is not None else await session.find_key(caller, endpoint, key)
+    claim, stored = await claim_key(
+        write.uow, write.settings.idempotency, caller, endpoint, key, digest
+    )
     if claim is None:
         if stored is None or stored.response_body is None:
             outcome = Outcome(409, "Already being sent", "this form is being sent; wait and reload")
@@ -128,33 +116,22 @@ async def once(
         return page(request, "outcome.html", outcome.status, outcome=outcome)
     try:
         outcome = await act(claim)
+    except DomainError as exc:
+        outcome = _problem_outcome(exc, payment_id)
     except BaseException:
-        await _let_go(write, claim)
+        # An error the service did not expect: a 500, so the key is let go.
+        await keep_answer(write.uow, claim, 500, "application/json", b"")
         raise
-    if outcome.status >= 500:
-        await _let_go(write, claim)
-    else:
-        async with write.uow.connection() as session:
-            await session.store_answer(
-                claim, outcome.status, "application/json", msgspec.json.encode(outcome)
-            )
+    answer = msgspec.json.encode(outcome)
+    await keep_answer(write.uow, claim, outcome.status, "application/json", answer)
     return page(request, "outcome.html", outcome.status, outcome=outcome)
-
-
-async def _let_go(write: WriteSide, claim: KeyClaim) -> None:
-    try:
-        async with write.uow.connection() as session:
-            await session.release_key(claim)
-    except DATABASE_ERRORS as exc:  # the key expires with its lock
-        log.warning("console: idempotency key %r not released: %r", claim.key, exc)
 
 
 def _refunded(refund: Refund) -> Outcome:
     facts = _plain(msgspec.structs.asdict(refund))
-    # A refund the gateway settles later is accepted, not done (CONTRACT.md, refunds).
-    status = 202 if refund.status == "PENDING" else 201
     detail = f"refund {refund.id} of payment {refund.payment_id}: {refund.status}"
-    return Outcome(status, f"Refund {refund.status.lower()}", detail, facts, refund.payment_id)
+    title = f"Refund {refund.status.lower()}"
+    return Outcome(refund_status_code(refund), title, detail, facts, refund.payment_id)
 
 
 def _charged(payment: Payment) -> Outcome:
@@ -179,12 +156,9 @@ class ConsoleActions(Controller):
 
         async def act(claim: KeyClaim) -> Outcome:
             command = RefundPayment(payment_id=payment_id, reason=_form_text(form, "reason"))
-            try:
-                return _refunded(await refund_payment(command, write.uow, write.gateway))
-            except DomainError as exc:
-                return _problem_outcome(exc, payment_id)
+            return _refunded(await refund_payment(command, write.uow, write.gateway))
 
-        return await once(request, write, form, act)
+        return await once(request, write, form, act, payment_id)
 
     @post("/payments/{payment_id:int}/retry")
     async def retry(
@@ -198,12 +172,9 @@ class ConsoleActions(Controller):
 
         async def act(claim: KeyClaim) -> Outcome:
             command = RetryPayment(payment_id=payment_id)
-            try:
-                return _charged(await retry_payment(command, write.uow, write.gateway, claim))
-            except DomainError as exc:
-                return _problem_outcome(exc, payment_id)
+            return _charged(await retry_payment(command, write.uow, write.gateway, claim))
 
-        return await once(request, write, form, act)
+        return await once(request, write, form, act, payment_id)
 
     @post("/events/{event_id:uuid}/redeliver")
     async def redeliver(

@@ -46,17 +46,18 @@ class Tick(NamedTuple):
 
 
 class Chart(NamedTuple):
-    width: float
-    height: float
-    left: float
-    top: float
-    plot_width: float
-    plot_height: float
     y_ticks: list[Tick]
     x_ticks: list[Tick]
     bars: list[Bar]
     lines: list[Line]
     empty: bool
+    # Every chart's drawing area.
+    width: float = WIDTH
+    height: float = HEIGHT
+    left: float = LEFT
+    top: float = TOP
+    plot_width: float = PLOT_WIDTH
+    plot_height: float = PLOT_HEIGHT
 
 
 def nice_ceiling(value: float) -> float:
@@ -93,12 +94,6 @@ def payments_chart(per_minute: Sequence[MinuteOfPayments], statuses: Sequence[st
                 Bar(LEFT + index * slot + 1, base, slot - 2, height, status, count, minute.minute)
             )
     return Chart(
-        WIDTH,
-        HEIGHT,
-        LEFT,
-        TOP,
-        PLOT_WIDTH,
-        PLOT_HEIGHT,
         y_ticks=[Tick(TOP, f"{top:g}"), Tick(TOP + PLOT_HEIGHT / 2, f"{top / 2:g}")],
         x_ticks=_x_ticks([m.minute for m in per_minute], slot),
         bars=bars,
@@ -113,7 +108,7 @@ def _duration(value: float) -> str:
 
 def delivery_lag_chart(per_minute: Sequence[MinuteOfDeliveries]) -> Chart:
     """Order webhooks' delivery lag per minute over the last hour: p50 and p99 lines."""
-    minutes = [m.minute for m in per_minute if m.minute is not None]
+    minutes = [m.minute for m in per_minute]
     slot = PLOT_WIDTH / max(len(per_minute), MINUTES)
     top = nice_ceiling(max((m.p99_seconds or 0.0 for m in per_minute), default=0.0))
     lines = []
@@ -122,7 +117,7 @@ def delivery_lag_chart(per_minute: Sequence[MinuteOfDeliveries]) -> Chart:
         dots = []
         for index, minute in enumerate(per_minute):
             value = getattr(minute, f"{name}_seconds")
-            if value is None or minute.minute is None:
+            if value is None:
                 pieces.append([])
                 continue
             x = LEFT + index * slot + slot / 2
@@ -131,12 +126,6 @@ def delivery_lag_chart(per_minute: Sequence[MinuteOfDeliveries]) -> Chart:
             dots.append((x, y, value, minute.minute))
         lines.append(Line(name, [" ".join(piece) for piece in pieces if len(piece) > 1], dots))
     return Chart(
-        WIDTH,
-        HEIGHT,
-        LEFT,
-        TOP,
-        PLOT_WIDTH,
-        PLOT_HEIGHT,
         y_ticks=[Tick(TOP, _duration(top)), Tick(TOP + PLOT_HEIGHT / 2, _duration(top / 2))],
         x_ticks=_x_ticks(minutes, slot),
         bars=[],

@@ -23,7 +23,6 @@ from service.domain.model import RefundStatus
 from service.domain.rules import MAX_ORDER_ID, PaymentStatus
 from service.queries.console import overview, replay_job, replay_jobs, stuck_events
 from service.queries.events import EventFilter, EventPage, list_events
-from service.queries.outbox_health import outbox_status
 from service.queries.payments import (
     PaymentFilter,
     PaymentView,
@@ -88,6 +87,7 @@ class ConsolePages(Controller):
     ) -> Template:
         """The last hour and day of payments, what waits, the webhooks and their relay."""
         figures = await overview(read.reader)
+        outbox = await read.backlog.read()
         statuses = [str(status) for status in PaymentStatus]
         statuses += sorted({t.status for t in figures.totals} - set(statuses))
         by_status = {totals.status: totals for totals in figures.totals}
@@ -95,6 +95,7 @@ class ConsolePages(Controller):
             request,
             "overview.html",
             figures=figures,
+            outbox=outbox,
             statuses=statuses,
             by_status=by_status,
             payments_chart=payments_chart(figures.per_minute, statuses),
@@ -200,7 +201,7 @@ class ConsolePages(Controller):
         return page(
             request,
             "events.html",
-            outbox=await read.reader.one(outbox_status),
+            outbox=await read.backlog.read(),
             stuck=await stuck_events(read.reader),
             jobs=await replay_jobs(read.reader),
             key=new_idempotency_key(),

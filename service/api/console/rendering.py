@@ -32,7 +32,7 @@ from service.api.console.access import (
     session_cookie,
     visitor_of,
 )
-from service.api.problems import DATABASE_DOWN, domain_problem, http_problem
+from service.api.problems import domain_problem, http_problem, unexpected_problem
 from service.domain.errors import DomainError
 from service.settings import Settings
 
@@ -187,15 +187,7 @@ def on_domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Respon
 
 
 def on_unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    if isinstance(exc, DATABASE_DOWN):
-        log.warning("database unavailable during %s %s: %r", request.method, request.url, exc)
-        detail = "the database is unreachable; try again in a moment"
-        problem = {"status": 503, "title": "Database unavailable", "detail": detail}
-    else:
-        log.exception("unexpected error during %s %s", request.method, request.url.path)
-        detail = "an unexpected error occurred (the service's log has it)"
-        problem = {"status": 500, "title": "Internal server error", "detail": detail}
-    return error_page(request, problem)
+    return error_page(request, unexpected_problem(request, exc))
 
 
 EXCEPTION_HANDLERS: dict[int | type[Exception], Any] = {
