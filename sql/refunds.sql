@@ -37,12 +37,22 @@ SELECT refund.*, payment.order_id, payment.transaction_id,
 -- FAILED keeps why; PENDING keeps the gateway's reference of a refund it has not
 -- decided. Returns a row per refund changed; one settled before (by the gateway's event
 -- or the reconciler) returns none: settling is idempotent.
+-- Each payment is locked before its refund is changed, the order start_refund takes them
+-- in: a refund started meanwhile holds the payment and waits on the refund's index entry,
+-- so changing the refund first and the payment then would deadlock with it.
 WITH decided AS (
     SELECT *
       FROM unnest(CAST(:refund_ids AS bigint[]), CAST(:statuses AS text[]),
                   CAST(:gateway_references AS text[]), CAST(:failure_codes AS text[]),
                   CAST(:failure_messages AS text[]))
            AS item(id, status, gateway_reference, failure_code, failure_message)
+), locked AS (
+    SELECT refunds.id AS refund_id
+      FROM decided
+      JOIN refunds ON refunds.id = decided.id
+      JOIN payments ON payments.id = refunds.payment_id
+     ORDER BY payments.id
+       FOR NO KEY UPDATE OF payments
 ), settled AS (
     UPDATE refunds
        SET status = decided.status,
@@ -50,8 +60,9 @@ WITH decided AS (
            failure_code = decided.failure_code,
            failure_message = decided.failure_message,
            settled_at = CASE WHEN decided.status <> 'PENDING' THEN now() END
-      FROM decided
+      FROM decided, locked
      WHERE refunds.id = decided.id
+       AND locked.refund_id = decided.id
        AND refunds.status = 'PENDING'
  RETURNING refunds.*
 ), refunded AS (

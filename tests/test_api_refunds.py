@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from decimal import Decimal
@@ -13,11 +14,14 @@ import asyncpg
 import httpx
 import pytest
 
-from service.gateway import RefundDecision, RefundOutcome, RefundRequest
+from service.db.session import Session
+from service.db.sql import load_queries
+from service.gateway import Gateway, RefundDecision, RefundOutcome, RefundRequest
 from tests.support.gateways import GatewayAround, wrap_api_gateway
 from tests.support.listing import get_payment, wait_for_status
 from tests.support.order_stub import OrderServiceStub
 from tests.support.problems import assert_problem
+from tests.support.relay_helpers import wait_until
 from tests.support.service import RunningService, serve
 from tests.support.settings import make_settings
 from tests.support.sql import load_test_queries
@@ -354,6 +358,56 @@ async def test_twenty_concurrent_refunds_of_one_payment_refund_it_exactly_once(
     stored = await get_payment(service.client, payment_id)
     assert stored["status"] == "REFUNDED"
     assert [r["id"] for r in stored["refunds"]] == [winner["id"]]
+
+
+class RefundsWhenLetGo(GatewayAround):
+    """The simulator's refund, once the test lets it go."""
+
+    def __init__(self, inner: Gateway) -> None:
+        super().__init__(inner)
+        self.asked = asyncio.Event()
+        self.go = asyncio.Event()
+
+    async def refund(self, request: RefundRequest) -> RefundDecision:
+        self.asked.set()
+        await self.go.wait()
+        decision: RefundDecision = await self._inner.refund(request)
+        return decision
+
+
+async def test_a_refund_settled_while_another_is_being_started_waits_for_it_not_a_deadlock(
+    database_url: str, order_stub: OrderServiceStub, db: asyncpg.Connection
+) -> None:
+    """Starting a refund holds the payment, then meets the refund PENDING in the index;
+    settling that refund takes the payment before changing the refund, so it waits for
+    the start to end instead of each waiting for the other (deadlock: one of them a 500)."""
+    async with running(database_url, order_stub) as svc:
+        gateway = wrap_api_gateway(svc, RefundsWhenLetGo)
+        payment_id = (await create_payment(svc.client, order_id=600))["id"]
+        first = asyncio.create_task(refund(svc.client, payment_id))
+        async with asyncio.timeout(10):
+            await gateway.asked.wait()
+        async with db.transaction():
+            await checks.lock_payment(db, payment_id=payment_id)
+            gateway.go.set()  # the first refund is settled now: it waits for the payment
+            await wait_until(waiting_on_a_lock(db), 10.0, "the settle waiting for the payment")
+            second = await Session(db, load_queries()).start_refund(
+                payment_id, None, "started meanwhile", None
+            )
+        answer = await first
+
+    assert second is None  # the first refund was still PENDING: this one did not start
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["status"] == "COMPLETED"
+    assert await refund_count(db, payment_id) == 1
+    assert await webhook_statuses(db, payment_id) == ["completed", "refunded"]
+
+
+def waiting_on_a_lock(db: asyncpg.Connection) -> Callable[[], Awaitable[bool]]:
+    async def waiting() -> bool:
+        return bool(await checks.count_sessions_waiting_on_locks(db) == 1)
+
+    return waiting
 
 
 # --- the gateway's word on a refund ----------------------------------------------------------

@@ -29,3 +29,8 @@ SELECT r.id, r.payment_id, p.status
 INSERT INTO refunds (payment_id, amount, reason)
 VALUES (:payment_id, CAST(:amount AS numeric), :reason)
 RETURNING id;
+
+-- name: lock_payment(payment_id)$
+-- Holds a payment's row as starting a refund does (start_refund's first step), until the
+-- caller's transaction ends.
+SELECT id FROM payments WHERE id = :payment_id FOR UPDATE;
